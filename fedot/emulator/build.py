@@ -1,0 +1,104 @@
+"""Build an emulator artifact from a model directory and a :class:`~fedot.split.Split`.
+
+Tensors are read one at a time from the checkpoint and only the kept ones are
+written, so building never holds even one full copy of the model in memory.
+Compression methods plug in as a per-tensor ``transform`` of emulator blocks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from ..models import load_config
+from ..registry import architecture, num_layers, ties_head
+from ..split import Split, SplitError
+from ..weights import WeightReader, model_state_names, sha256_file
+from .artifact import WEIGHTS, write_manifest
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                    "merges.txt", "tokenizer.model", "chat_template.jinja", "generation_config.json")
+# Config fields that hold one entry per block and must follow the kept blocks.
+_PER_LAYER_FIELDS = ("layer_types",)
+
+Transform = Callable[[str, torch.Tensor], torch.Tensor]
+
+
+def reduced_config(config, kept: list[int]):
+    """The full model's config with only the ``kept`` blocks."""
+    arch = architecture(config)
+    reduced = config.__class__.from_dict(config.to_dict())
+    setattr(reduced, arch.num_layers_key, len(kept))
+    for field in _PER_LAYER_FIELDS:
+        values = getattr(reduced, field, None)
+        if isinstance(values, list) and len(values) == num_layers(config):
+            setattr(reduced, field, [values[i] for i in kept])
+    return reduced
+
+
+def build(
+    model_dir: str | Path,
+    split: Split,
+    out: str | Path,
+    *,
+    source_model: str,
+    method: str = "uniform",
+    params: dict | None = None,
+    transform: Transform | None = None,
+) -> Path:
+    """Write the emulator artifact for ``split`` to ``out`` and return ``out``.
+
+    ``transform(name, tensor)`` (names in full-model numbering) compresses emulator
+    blocks; adapter blocks are always copied unchanged because the data owner
+    trains them and the model owner plugs them back.
+    """
+    model_dir, out = Path(model_dir), Path(out)
+    if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
+        raise FileExistsError(f"{out} exists and is not an emulator artifact; choose an empty or new --out directory")
+    config = load_config(model_dir)
+    if split.num_layers != num_layers(config):
+        raise SplitError(f"split is for {split.num_layers} blocks but {model_dir} has {num_layers(config)}")
+    arch = architecture(config)
+    kept = list(split.kept)
+    to_local = split.to_local()
+    names = model_state_names(config)
+    reader = WeightReader(model_dir, expected_names=names)
+    tensors: dict[str, torch.Tensor] = {}
+    for name in tqdm(names, desc="emulator: copying kept tensors", leave=False):
+        block = arch.block_index(name)
+        if block is not None and block not in to_local:
+            continue
+        if arch.is_head(name) and ties_head(config):
+            continue
+        if name not in reader:
+            continue  # non-persistent buffers such as rotary inv_freq are rebuilt from the config
+        tensor = reader.get(name)
+        if transform is not None and block is not None and block in split.emulator:
+            tensor = transform(name, tensor)
+        tensors[arch.rename_block(name, to_local)] = tensor.contiguous()
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(tensors, tmp / WEIGHTS, metadata={"format": "pt"})
+    reduced_config(config, kept).save_pretrained(tmp)
+    for file in _TOKENIZER_FILES:
+        if (model_dir / file).exists():
+            shutil.copy(model_dir / file, tmp / file)
+    write_manifest(tmp, {
+        "source_model": source_model,
+        "method": method,
+        "params": params or {},
+        "family": arch.family,
+        "num_layers": split.num_layers,
+        "adapter_layers": list(split.adapter),
+        "emulator_layers": list(split.emulator),
+        "sha256": sha256_file(tmp / WEIGHTS),
+    })
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out

