@@ -1,0 +1,129 @@
+"""The ``fedot`` command line: each sub-command wires arguments to one library call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _emulator_build(args):
+    from .emulator import build_emulator
+
+    out = build_emulator(args.model, args.out, bottom=args.bottom, top=args.top,
+                         emulator_layers=args.emulator_layers, method=args.method)
+    print(f"emulator written to {out}")
+    _info(argparse.Namespace(path=str(out)))
+
+
+def _plugin(args):
+    from .plugin import plug_in_dir
+
+    print(f"plugged-in model written to {plug_in_dir(args.model, args.adapter, args.out)}")
+
+
+def _info(args):
+    from .emulator import read_manifest
+    from .sizes import artifact_sizes
+
+    manifest = read_manifest(args.path, verify=True)
+    print(json.dumps(manifest, indent=2))
+    sizes = artifact_sizes(args.path)
+    full = sizes["params"]["full_model"]
+    print(f"\n{'':<24}{'parameters':>14}{'bytes':>16}{'of full':>9}")
+    for key, n in sizes["params"].items():
+        print(f"{key:<24}{n:>14,}{sizes['bytes'][key]:>16,}{n / full:>9.1%}")
+    print(f"artifact file: {sizes['artifact_file_bytes']:,} bytes (sha256 verified)")
+
+
+def _offsite(args):
+    from .pipeline import OffsiteConfig, run
+    from .train import TrainConfig
+    from .tuning import TuningConfig
+
+    mode = args.tuning or ("lora" if args.lora_rank else "full")
+    cfg = OffsiteConfig(
+        model=args.model, task=args.task, bottom=args.bottom, top=args.top, emulator_layers=args.emulator_layers,
+        tuning=TuningConfig(mode=mode, lora_rank=args.lora_rank or 4, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
+                            lora_targets=args.lora_targets),
+        train=TrainConfig(lr=args.lr[0], epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
+                          grad_accum=args.grad_accum, max_length=args.max_length, eval_every=args.eval_every, seed=args.seed),
+        lrs=args.lr, full_ft=args.full_ft, limit=args.limit, val_limit=args.val_limit, train_limit=args.train_limit,
+        device=args.device,
+    )
+    run(cfg, args.out, command="fedot " + " ".join(sys.argv[1:]))
+
+
+def _split_args(p):
+    from .models import DEFAULT_MODEL
+
+    p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, model directory, .gguf file or 'smollm2-135m'")
+    p.add_argument("--bottom", type=int, default=2, help="adapter blocks at the bottom")
+    p.add_argument("--top", type=int, default=2, help="adapter blocks at the top")
+
+
+def parser() -> argparse.ArgumentParser:
+    from .emulator import METHODS
+    from .tasks import TASKS
+    from .tuning import MODES
+
+    p = argparse.ArgumentParser(prog="fedot", description="Federated offsite-tuning.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    emu = sub.add_parser("emulator", help="build emulators").add_subparsers(dest="action", required=True)
+    b = emu.add_parser("build", help="split a model and write the emulator artifact a data owner receives")
+    _split_args(b)
+    b.add_argument("--emulator-layers", type=int, default=None, help="middle blocks kept (default: all, lossless)")
+    b.add_argument("--method", default="uniform", choices=METHODS)
+    b.add_argument("--out", required=True)
+    b.set_defaults(func=_emulator_build)
+
+    pl = sub.add_parser("plugin", help="plug a tuned adapter into the full model and save it")
+    pl.add_argument("--model", default="smollm2-135m")
+    pl.add_argument("--adapter", required=True, help="adapter.safetensors written by a run or a client")
+    pl.add_argument("--out", required=True)
+    pl.set_defaults(func=_plugin)
+
+    o = sub.add_parser("offsite", help="single-site offsite-tuning with the five-metric evaluation")
+    _split_args(o)
+    o.add_argument("--task", default="pydocs", choices=TASKS)
+    o.add_argument("--emulator-layers", type=int, default=None, help="middle blocks kept in the emulator (default: all)")
+    o.add_argument("--tuning", choices=MODES, default=None, help="adapter tuning (default: full, or lora with --lora-rank)")
+    o.add_argument("--lora-rank", type=int, default=None)
+    o.add_argument("--lora-alpha", type=float, default=None, help="default: 2 x rank")
+    o.add_argument("--lora-dropout", type=float, default=0.0)
+    o.add_argument("--lora-targets", default=None, help="comma-separated module names (default: per family)")
+    o.add_argument("--lr", type=float, nargs="+", default=[1e-4], help="one or more; the best by emulator validation is kept")
+    o.add_argument("--epochs", type=float, default=1.0)
+    o.add_argument("--max-steps", type=int, default=None)
+    o.add_argument("--batch-size", type=int, default=4)
+    o.add_argument("--grad-accum", type=int, default=1)
+    o.add_argument("--max-length", type=int, default=512)
+    o.add_argument("--eval-every", type=int, default=None, help="validate every N steps and keep the best")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--full-ft", action="store_true", help="also fine-tune the full model (the FT baseline)")
+    o.add_argument("--limit", type=int, default=None, help="test examples (documents for corpora)")
+    o.add_argument("--val-limit", type=int, default=200)
+    o.add_argument("--train-limit", type=int, default=None, help="training examples (documents for corpora)")
+    o.add_argument("--device", default=None)
+    o.add_argument("--out", required=True)
+    o.set_defaults(func=_offsite)
+
+    i = sub.add_parser("info", help="print an emulator artifact's manifest and sizes")
+    i.add_argument("path")
+    i.set_defaults(func=_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+        print(f"fedot: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Single-site offsite-tuning end to end, in the paper's order:
+
+model owner builds the emulator -> data owner tunes the adapter through it
+(learning rate chosen on the emulator's validation score) -> owner plugs the
+adapter into the full model -> the five numbers are measured on the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from . import results
+from .emulator import adapter_local, build_emulator, read_manifest, to_original
+from .evaluate import evaluate
+from .models import default_device, default_dtype, load_config, load_model, load_tokenizer, resolve
+from .plugin import plug_in, save_adapter
+from .registry import num_layers
+from .split import sandwich
+from .tasks import ChoiceTask, get_task
+from .train import TrainConfig, TrainResult, choice_examples, corpus_examples, train
+from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
+
+
+@dataclass
+class OffsiteConfig:
+    model: str = "smollm2-135m"
+    task: str = "pydocs"
+    bottom: int = 2
+    top: int = 2
+    emulator_layers: int | None = None
+    method: str = "uniform"
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lrs: list[float] = field(default_factory=lambda: [1e-4])
+    full_ft: bool = False
+    limit: int | None = None  # test examples (documents for corpora)
+    val_limit: int | None = 200
+    train_limit: int | None = None
+    device: str | None = None
+
+
+def training_examples(task_name: str, tokenizer, split: str, max_length: int, limit: int | None = None):
+    task = get_task(task_name)
+    if isinstance(task, ChoiceTask):
+        pairs = task.train_pairs(split)
+        return choice_examples(tokenizer, pairs[:limit] if limit else pairs, max_length)
+    texts = task.train_texts(split)
+    return corpus_examples(tokenizer, texts[:limit] if limit else texts, max_length)
+
+
+def validator(task_name: str, tokenizer, limit: int | None):
+    """Validation score (higher is better) on the task's validation split: -perplexity or accuracy."""
+    sign = 1.0 if get_task(task_name).higher_is_better else -1.0
+    return lambda model: sign * evaluate(model, tokenizer, task_name, "validation", limit)["primary"]
+
+
+def load_emulator(path: Path, tuning: TuningConfig, device: str, dtype: torch.dtype):
+    """The data owner's model: the emulator artifact with only the adapter trainable."""
+    manifest = read_manifest(path)
+    return prepare(load_model(path, dtype, device), adapter_local(manifest), tuning), manifest
+
+
+def tune(emulator_dir: Path, examples, tuning: TuningConfig, cfg: TrainConfig, validate, device, dtype,
+         initial: dict | None = None) -> tuple[dict, TrainResult]:
+    """Train the adapter through the emulator; return its state in full-model names and the training record."""
+    model, manifest = load_emulator(emulator_dir, tuning, device, dtype)
+    if initial is not None:
+        load_trainable_state(model, initial, to_local={v: k for k, v in to_original(manifest).items()})
+    record = train(model, examples, cfg, pad_id=_pad(model), validate=validate, desc=f"emulator lr={cfg.lr:g}")
+    return trainable_state(model, to_original(manifest)), record
+
+
+def _pad(model) -> int:
+    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    return config.pad_token_id if config.pad_token_id is not None else 0
+
+
+def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
+    out = Path(out)
+    start = time.perf_counter()
+    task = get_task(cfg.task)
+    for split in ("train", "validation", "test"):
+        task.docs(split)  # a missing data file fails here, before any model is loaded
+    model_dir = resolve(cfg.model)
+    sandwich(num_layers(load_config(model_dir)), cfg.bottom, cfg.top, cfg.emulator_layers)
+    device = cfg.device or default_device()
+    dtype = default_dtype(device)
+    emulator_dir = build_emulator(cfg.model, bottom=cfg.bottom, top=cfg.top, emulator_layers=cfg.emulator_layers, method=cfg.method)
+    manifest = read_manifest(emulator_dir, verify=True)
+    tokenizer = load_tokenizer(emulator_dir)
+    examples = training_examples(cfg.task, tokenizer, "train", cfg.train.max_length, cfg.train_limit)
+    validate = validator(cfg.task, tokenizer, cfg.val_limit)
+    ev = lambda m: evaluate(m, tokenizer, cfg.task, "test", cfg.limit)  # noqa: E731
+    numbers, details, timings = {}, {}, {}
+
+    def measure(key, model):
+        t = time.perf_counter()
+        details[key] = ev(model)
+        numbers[key] = details[key]["primary"]
+        timings[f"eval_{key}"] = time.perf_counter() - t
+        print(f"{results.LABELS[key]:>12}: {numbers[key]:.4f}")
+
+    full = load_model(model_dir, dtype, device)
+    measure("zero_shot", full)
+    measure("emulator_zero_shot", load_model(emulator_dir, dtype, device))
+
+    sweeps = []
+    best = None
+    for lr in cfg.lrs:
+        state, record = tune(emulator_dir, examples, cfg.tuning, replace(cfg.train, lr=lr), validate, device, dtype)
+        sweeps.append({"lr": lr, "best_validation": record.best_score, "best_step": record.best_step, "train": record.to_dict()})
+        if best is None or record.best_score > best[2].best_score:
+            best = (lr, state, record)
+    lr, adapter, record = best
+    timings["train_emulator"] = sum(s["train"]["seconds"] for s in sweeps)
+    emulator, _ = load_emulator(emulator_dir, cfg.tuning, device, dtype)
+    load_trainable_state(emulator, adapter, to_local={v: k for k, v in to_original(manifest).items()})
+    measure("emulator_finetuned", emulator)
+    meta = {**cfg.tuning.describe(), "adapter_layers": manifest["adapter_layers"], "source_model": cfg.model,
+            "emulator_sha256": manifest["sha256"], "task": cfg.task}
+    save_adapter(out / "adapter.safetensors", adapter, meta)
+    plug_in(full, adapter, meta)
+    measure("plugin", full)
+    del full, emulator
+
+    ft_sweeps = []
+    if cfg.full_ft:
+        best_ft = None
+        for ft_lr in cfg.lrs:
+            model = load_model(model_dir, dtype, device)
+            model.requires_grad_(True)
+            rec = train(model, examples, replace(cfg.train, lr=ft_lr), pad_id=_pad(model), validate=validate, desc=f"full FT lr={ft_lr:g}")
+            ft_sweeps.append({"lr": ft_lr, "best_validation": rec.best_score, "train": rec.to_dict()})
+            if best_ft is None or rec.best_score > best_ft[1]:
+                best_ft = (model, rec.best_score)
+        measure("full_finetuned", best_ft[0])
+
+    record_out = {
+        "title": "Offsite-tuning (single site)",
+        "model": cfg.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
+        "split_label": f"{len(manifest['adapter_layers'])} adapter blocks {manifest['adapter_layers']}, emulator {manifest['emulator_layers']}",
+        "numbers": numbers, "details": details, "chosen_lr": lr, "lr_sweep": sweeps, "full_ft_sweep": ft_sweeps,
+        "config": asdict(cfg), "emulator": {"path": str(emulator_dir), **manifest}, "timings": timings,
+        "wall_seconds": time.perf_counter() - start, "command": command,
+    }
+    results.write(out, record_out)
+    return record_out

@@ -1,0 +1,62 @@
+"""Parameter and byte counts of what each party holds or sends, read from an emulator artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safetensors import safe_open
+
+from .emulator.artifact import WEIGHTS, adapter_local, read_manifest
+from .models import load_config
+from .registry import architecture
+from .tuning import TuningConfig, targets
+
+
+def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
+    """Counts for the full model, the emulator, the adapter and its trainable tensors.
+
+    The full model is not needed: adapter blocks are stored uncompressed in the
+    artifact and all blocks of a family share one shape, so
+    full = non-block + num_layers x (one adapter block).
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    config = load_config(path)
+    arch = architecture(config)
+    adapter = set(adapter_local(manifest))
+    shapes, itemsize = {}, 4
+    with safe_open(path / WEIGHTS, "pt") as f:
+        for name in f.keys():
+            sl = f.get_slice(name)
+            shapes[name] = sl.get_shape()
+            itemsize = {"F32": 4, "BF16": 2, "F16": 2}.get(sl.get_dtype(), 4)
+    numel = {n: _prod(s) for n, s in shapes.items()}
+    block_of = {n: arch.block_index(n) for n in numel}
+    non_block = sum(v for n, v in numel.items() if block_of[n] is None)
+    adapter_params = {n: v for n, v in numel.items() if block_of[n] in adapter}
+    one_block = sum(adapter_params.values()) // max(len(adapter), 1)
+    lora = sum(
+        lora_rank * (shapes[n][0] + shapes[n][1])
+        for n in adapter_params
+        if n.endswith(".weight") and len(shapes[n]) == 2 and n.split(".")[-2] in targets(TuningConfig(mode="lora"), arch)
+    )
+    counts = {
+        "full_model": non_block + manifest["num_layers"] * one_block,
+        "emulator": sum(numel.values()),
+        "adapter": sum(adapter_params.values()),
+        "trainable_full_adapter": sum(adapter_params.values()),
+        f"trainable_lora_r{lora_rank}": lora,
+        "trainable_bitfit": sum(v for n, v in adapter_params.items() if n.endswith(".bias")),
+    }
+    return {
+        "params": counts,
+        "bytes": {k: v * itemsize for k, v in counts.items()},
+        "artifact_file_bytes": (path / WEIGHTS).stat().st_size,
+    }
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

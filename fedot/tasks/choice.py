@@ -1,0 +1,172 @@
+"""Multiple-choice tasks scored the way lm-eval 0.4 defines them.
+
+Each task normalises its source data to the fields of the Hugging Face dataset
+lm-eval reads, and carries lm-eval's own templates, so the same strings drive
+both the lm-eval evaluation and the training examples (prompt + " " + answer).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from jinja2 import Template
+
+from .data import carve, data_dir, data_file, from_hub, read_json, read_jsonl
+
+ACC = ["acc", "acc_norm"]
+
+
+@dataclass(frozen=True)
+class ChoiceTask:
+    name: str
+    description: str
+    load: Callable[[str], list[dict]]
+    doc_to_text: str
+    doc_to_choice: str
+    doc_to_target: str
+    metrics: list[str] = field(default_factory=lambda: list(ACC))
+    kind: str = "multiple_choice"
+    higher_is_better: bool = True
+
+    @property
+    def primary(self) -> str:
+        return self.metrics[0]
+
+    def docs(self, split: str) -> list[dict]:
+        return self.load(split)
+
+    def _render(self, template: str, doc: dict):
+        if template in doc:
+            return doc[template]
+        out = Template(template).render(**doc)
+        return ast.literal_eval(out) if out.startswith("[") else (int(out) if out.strip().isdigit() else out)
+
+    def prompt(self, doc: dict) -> str:
+        return self._render(self.doc_to_text, doc)
+
+    def choices(self, doc: dict) -> list[str]:
+        return self._render(self.doc_to_choice, doc)
+
+    def target(self, doc: dict) -> int | list[int]:
+        return self._render(self.doc_to_target, doc)
+
+    def train_pairs(self, split: str = "train") -> list[tuple[str, str]]:
+        """(context, continuation) pairs: the prompt and its correct answer, as lm-eval scores them."""
+        pairs = []
+        for doc in self.docs(split):
+            target = self.target(doc)
+            first = target[0] if isinstance(target, list) else target
+            pairs.append((self.prompt(doc), " " + self.choices(doc)[first]))
+        return pairs
+
+    def lm_eval_config(self, data_file: str) -> dict:
+        return {
+            "task": f"fedot_{self.name}",
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"test": data_file}},
+            "test_split": "test",
+            "output_type": "multiple_choice",
+            "doc_to_text": self.doc_to_text,
+            "doc_to_choice": self.doc_to_choice,
+            "doc_to_target": self.doc_to_target,
+            "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in self.metrics],
+        }
+
+
+# --- per-dataset loaders: official splits where the offline copy has them, carved ones where not ---
+
+def _piqa(split):
+    """Only PIQA's validation set has labels offline: 50% test, 10% validation, 40% train, by goal."""
+    if data_dir() is None:
+        return from_hub("baber/piqa", None, {"test": "validation", "validation": "train"}.get(split, split))
+    docs = read_jsonl(data_file("piqa/valid.jsonl"))
+    labels = data_file("piqa/valid-labels.lst").read_text().split()
+    docs = [{**d, "label": int(y)} for d, y in zip(docs, labels, strict=True)]
+    return carve(docs, lambda d: d["goal"] + d["sol1"], {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
+
+
+def _openbookqa(split):
+    if data_dir() is None:
+        return from_hub("allenai/openbookqa", "main", split)
+    file = {"train": "train.jsonl", "validation": "dev.from_tsv.jsonl", "test": "test.jsonl"}[split]
+    return [
+        {"id": d["id"], "question_stem": d["question"]["stem"], "answerKey": d["answerKey"],
+         "choices": {"text": [c["text"] for c in d["question"]["choices"]], "label": [c["label"] for c in d["question"]["choices"]]}}
+        for d in read_jsonl(data_file(f"openbookqa/original_jsonl/{file}"))
+    ]
+
+
+def _arc(subset):
+    def load(split):
+        if data_dir() is None:
+            return from_hub("allenai/ai2_arc", "ARC-" + subset.split("_")[1].capitalize(), split)
+        return read_json(data_file(f"{subset}/hf_format/{split}.json"))
+    return load
+
+
+def _hellaswag_preprocess(text):
+    text = text.strip().replace(" [title]", ". ")
+    return re.sub("\\[.*?\\]", "", text).replace("  ", " ")
+
+
+def _hellaswag(split):
+    """Validation (10,042 items) is all there is offline: 50% test, 10% validation, 40% train, by item."""
+    if data_dir() is None:
+        rows = from_hub("Rowan/hellaswag", None, {"test": "validation", "validation": "validation"}.get(split, split))
+        rows = [{"query": r["activity_label"] + ": " + r["ctx_a"] + " " + r["ctx_b"].capitalize(), "endings": r["endings"],
+                 "label": r["label"], "idx": i} for i, r in enumerate(rows)]
+    else:
+        rows = read_jsonl(data_file("hellaswag/klosax_text/hellaswag_val.preprocessed.jsonl"))
+        rows = carve(rows, lambda d: str(d["idx"]), {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
+    return [{"query": _hellaswag_preprocess(r["query"]), "choices": [_hellaswag_preprocess(e) for e in r["endings"]],
+             "label": int(r["label"])} for r in rows]
+
+
+def _sciq(split):
+    """Offline SciQ has validation and test: train on 90% of validation, select on the other 10%."""
+    if data_dir() is None:
+        return from_hub("allenai/sciq", None, split)
+    if split == "test":
+        return read_json(data_file("sciq/original_SciQ_dataset-2_3/test.json"))
+    docs = read_json(data_file("sciq/original_SciQ_dataset-2_3/valid.json"))
+    return carve(docs, lambda d: d["question"], {"validation": 0.1, "train": 0.9})[split]
+
+
+def _remove_prefixes(aliases):
+    """lm-eval webqs: drop any alias that has a strict prefix elsewhere in the list."""
+    aliases = sorted(aliases)
+    out = [aliases[0]]
+    for alias in aliases[1:]:
+        if not alias.startswith(out[-1]):
+            out.append(alias)
+    return out
+
+
+def _webqs(split):
+    if data_dir() is None:
+        rows = from_hub("stanfordnlp/web_questions", None, "test" if split == "test" else "train")
+    else:
+        rows = read_jsonl(data_file(f"webquestions/{'test' if split == 'test' else 'train'}.jsonl"))
+    if split != "test":
+        rows = carve(rows, lambda d: d["question"], {"validation": 0.1, "train": 0.9})[split]
+    return [{"question": r["question"], "choices": _remove_prefixes(list(r["answers"])),
+             "gold": list(range(len(_remove_prefixes(list(r["answers"])))))} for r in rows]
+
+
+_QA = "Question: {{question}}\nAnswer:"
+CHOICE_TASKS = {
+    "piqa": ChoiceTask("piqa", "PIQA", _piqa, "Question: {{goal}}\nAnswer:", "{{[sol1, sol2]}}", "label"),
+    "openbookqa": ChoiceTask("openbookqa", "OpenBookQA (main)", _openbookqa, "question_stem", "{{choices.text}}",
+                             "{{choices.label.index(answerKey.lstrip())}}"),
+    "arc_easy": ChoiceTask("arc_easy", "ARC-Easy", _arc("arc_easy"), _QA, "{{choices.text}}", "{{choices.label.index(answerKey)}}"),
+    "arc_challenge": ChoiceTask("arc_challenge", "ARC-Challenge", _arc("arc_challenge"), _QA, "{{choices.text}}",
+                                "{{choices.label.index(answerKey)}}"),
+    "hellaswag": ChoiceTask("hellaswag", "HellaSwag", _hellaswag, "{{query}}", "choices", "{{label}}"),
+    "sciq": ChoiceTask("sciq", "SciQ", _sciq, "{{support.lstrip()}}\nQuestion: {{question}}\nAnswer:",
+                       "{{[distractor1, distractor2, distractor3, correct_answer]}}", "3"),
+    # lm-eval's webqs: exact match = the greedy continuation is one of the gold answers
+    "webqs": ChoiceTask("webqs", "WebQuestions (greedy exact match)", _webqs, _QA, "choices", "gold", metrics=["exact_match"]),
+}

