@@ -82,6 +82,8 @@ def lm_eval_choice(model, tokenizer, task: ChoiceTask, split: str = "test", limi
 def evaluate(model, tokenizer, task_name: str, split: str = "test", limit: int | None = None) -> dict:
     """All metrics of a task plus ``primary`` (the number the five-metric table reports)."""
     task = get_task(task_name)
+    if hasattr(model, "get_base_model"):  # peft injects LoRA into the base model's modules in place
+        model = model.get_base_model()
     model.eval()
     if isinstance(task, CorpusTask):
         metrics = perplexity(model, tokenizer, task, split, limit)

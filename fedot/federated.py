@@ -1,0 +1,273 @@
+"""Federated offsite-tuning without Flower: the model owner's and data owners' roles, and aggregation.
+
+The Flower layer (``strategies/``, ``fedot_apps/``) only moves messages; every
+decision about adapters lives here so it can be tested and reused in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .emulator import adapter_local, build_emulator, read_manifest, to_local, to_original
+from .evaluate import evaluate
+from .models import default_device, default_dtype, load_config, load_model, load_tokenizer, resolve
+from .plugin import adapter_parameters, plug_in, save_adapter
+from .registry import num_layers
+from .split import sandwich
+from .tasks import ChoiceTask, get_task
+from .train import TrainConfig, choice_examples, corpus_examples, train
+from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
+
+log = logging.getLogger("fedot")
+
+
+# --- aggregation -----------------------------------------------------------------------------
+
+def reject_reason(update: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], num_examples) -> str | None:
+    """Why a client's update cannot be averaged, or None if it can."""
+    if not isinstance(num_examples, (int, float)) or not num_examples > 0 or not math.isfinite(num_examples):
+        return f"num-examples must be a positive number, got {num_examples!r}"
+    missing, extra = sorted(set(reference) - set(update)), sorted(set(update) - set(reference))
+    if missing or extra:
+        return f"tensor names differ from the global adapter (missing {missing[:3]}, unexpected {extra[:3]})"
+    for name, ref in reference.items():
+        t = update[name]
+        if tuple(t.shape) != tuple(ref.shape):
+            return f"{name} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}"
+        if t.dtype != ref.dtype:
+            return f"{name} has dtype {t.dtype}, expected {ref.dtype}"
+        if not torch.isfinite(t).all():
+            return f"{name} contains NaN or Inf"
+    return None
+
+
+def weighted_average(updates: list[tuple[dict[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
+    """FedAvg: example-weighted mean of each tensor, accumulated in float32."""
+    if not updates:
+        raise ValueError("no updates to average")
+    total = float(sum(n for _, n in updates))
+    names = updates[0][0].keys()
+    return {k: sum(u[k].float() * (n / total) for u, n in updates) for k in names}
+
+
+def state_bytes(state: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def lr_at(round_: int, num_rounds: int, lr: float, schedule: str = "constant", final_ratio: float = 0.1) -> float:
+    """Client learning rate for a round: constant, or cosine-decayed across rounds to ``final_ratio * lr``."""
+    if schedule == "constant" or num_rounds <= 1:
+        return lr
+    if schedule != "cosine":
+        raise ValueError(f"unknown lr schedule {schedule!r}; choose constant or cosine")
+    progress = (round_ - 1) / (num_rounds - 1)
+    return lr * (final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+# --- the run's settings ----------------------------------------------------------------------
+
+@dataclass
+class FederatedConfig:
+    model: str = "smollm2-135m"
+    task: str = "pydocs"
+    bottom: int = 2
+    top: int = 2
+    emulator_layers: int | None = None
+    method: str = "uniform"
+    num_rounds: int = 3
+    fraction_train: float = 1.0
+    min_replies: int = 1
+    partitioning: str = "document"
+    dirichlet_alpha: float = 0.5
+    local_steps: int = 10
+    lr: float = 1e-4
+    lr_schedule: str = "constant"
+    eval_every: int = 1
+    eval_limit: int | None = None
+    full_ft: bool = False
+    full_ft_steps: int = 0  # 0: the same number of optimizer steps all clients took together
+    seed: int = 0
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @classmethod
+    def from_run_config(cls, rc: dict) -> "FederatedConfig":
+        """Build from a Flower run config (``[tool.flwr.app.config]`` keys with hyphens)."""
+        g = lambda k, d=None: rc.get(k, d)  # noqa: E731
+        layers = int(g("emulator-layers", -1))
+        cfg = cls(
+            model=str(g("model", cls.model)), task=str(g("task", cls.task)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),
+            emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform")),
+            num_rounds=int(g("num-rounds", 3)), fraction_train=float(g("fraction-train", 1.0)),
+            min_replies=int(g("min-replies", 1)), partitioning=str(g("partitioning", "document")),
+            dirichlet_alpha=float(g("dirichlet-alpha", 0.5)), local_steps=int(g("local-steps", 10)), lr=float(g("lr", 1e-4)),
+            lr_schedule=str(g("lr-schedule", "constant")), eval_every=int(g("eval-every", 1)),
+            eval_limit=(int(g("eval-limit", 0)) or None), full_ft=bool(g("full-ft", False)),
+            full_ft_steps=int(g("full-ft-steps", 0)), seed=int(g("seed", 0)),
+            tuning=TuningConfig(mode=str(g("tuning", "full")), lora_rank=int(g("lora-rank", 4)),
+                                lora_alpha=(float(g("lora-alpha", 0)) or None), lora_dropout=float(g("lora-dropout", 0.0)),
+                                lora_targets=(str(g("lora-targets", "")) or None)),
+            train=TrainConfig(lr=float(g("lr", 1e-4)), batch_size=int(g("batch-size", 4)), max_length=int(g("max-length", 256)),
+                              grad_accum=int(g("grad-accum", 1)), warmup_ratio=float(g("warmup-ratio", 0.0)),
+                              max_steps=int(g("local-steps", 10)), seed=int(g("seed", 0))),
+        )
+        cfg.check()
+        return cfg
+
+    def check(self) -> None:
+        from .partition import check as check_partitioning
+
+        if self.num_rounds < 1 or self.local_steps < 1 or self.eval_every < 1:
+            raise ValueError("num-rounds, local-steps and eval-every must all be >= 1")
+        if not 0 < self.fraction_train <= 1:
+            raise ValueError(f"fraction-train must be in (0, 1] (got {self.fraction_train})")
+        if self.min_replies < 1:
+            raise ValueError(f"min-replies must be >= 1 (got {self.min_replies})")
+        lr_at(1, self.num_rounds, self.lr, self.lr_schedule)
+        check_partitioning(self.task, self.partitioning, 1)
+
+
+# --- the data owner --------------------------------------------------------------------------
+
+_WORKER: dict = {"emulators": {}, "examples": {}, "emulator_loads": 0}
+
+
+def client_emulator(path: str, sha256: str, tuning: TuningConfig, device: str):
+    """The emulator for this worker process, loaded once per (artifact hash, tuning) and reused across rounds."""
+    key = (sha256, json.dumps(tuning.describe(), sort_keys=True))
+    if key not in _WORKER["emulators"]:
+        manifest = read_manifest(path, verify=True)
+        if manifest["sha256"] != sha256:
+            raise ValueError(f"emulator at {path} has sha256 {manifest['sha256'][:12]}…, server sent {sha256[:12]}…")
+        model = prepare(load_model(path, default_dtype(device), device), adapter_local(manifest), tuning)
+        _WORKER["emulators"][key] = (model, manifest, load_tokenizer(path))
+        _WORKER["emulator_loads"] += 1
+    return _WORKER["emulators"][key]
+
+
+def client_examples(task_name: str, tokenizer, scheme: str, num_partitions: int, partition_id: int,
+                    seed: int, alpha: float, max_length: int):
+    """This data owner's training examples (its partition of the task's train split)."""
+    from .partition import partition_indices
+
+    key = (task_name, scheme, num_partitions, partition_id, seed, alpha, max_length)
+    if key not in _WORKER["examples"]:
+        task = get_task(task_name)
+        idx = partition_indices(task_name, scheme, num_partitions, seed, alpha)[partition_id]
+        docs = task.docs("train")
+        if isinstance(task, ChoiceTask):
+            pairs = task.train_pairs("train")
+            ex = choice_examples(tokenizer, [pairs[i] for i in idx], max_length)
+        else:
+            ex = corpus_examples(tokenizer, [task.score_text(docs[i]) for i in idx], max_length)
+        _WORKER["examples"][key] = ex
+    return _WORKER["examples"][key]
+
+
+def client_train(emulator_path: str, sha256: str, global_state: dict[str, torch.Tensor], cfg: FederatedConfig,
+                 partition_id: int, num_partitions: int, lr: float, device: str | None = None) -> tuple[dict, dict]:
+    """One round on one data owner: apply the global adapter, train locally, return (adapter, metrics)."""
+    device = device or default_device()
+    model, manifest, tokenizer = client_emulator(emulator_path, sha256, cfg.tuning, device)
+    load_trainable_state(model, global_state, to_local=to_local(manifest))
+    examples = client_examples(cfg.task, tokenizer, cfg.partitioning, num_partitions, partition_id, cfg.seed,
+                               cfg.dirichlet_alpha, cfg.train.max_length)
+    pad = model.get_base_model().config.pad_token_id if hasattr(model, "get_base_model") else model.config.pad_token_id
+    train_cfg = TrainConfig(**{**cfg.train.__dict__, "lr": lr, "max_steps": cfg.local_steps, "seed": cfg.seed + partition_id})
+    record = train(model, examples, train_cfg, pad_id=pad or 0, desc=f"client {partition_id}")
+    losses = [h["loss"] for h in record.history if "loss" in h]
+    metrics = {"num-examples": len(examples), "train-loss": sum(losses) / len(losses), "train-loss-last": losses[-1],
+               "train-tokens": record.tokens, "train-seconds": record.seconds, "emulator-loads": _WORKER["emulator_loads"]}
+    return trainable_state(model, to_original(manifest)), metrics
+
+
+# --- the model owner -------------------------------------------------------------------------
+
+class ModelOwner:
+    """Holds the full model (never sent), builds the emulator, and evaluates aggregated adapters."""
+
+    def __init__(self, cfg: FederatedConfig, device: str | None = None):
+        self.cfg = cfg
+        get_task(cfg.task).docs("test")  # missing data fails before the model is loaded
+        model_dir = resolve(cfg.model)
+        sandwich(num_layers(load_config(model_dir)), cfg.bottom, cfg.top, cfg.emulator_layers)
+        self.model_dir = model_dir
+        self.device = device or default_device()
+        self.dtype = default_dtype(self.device)
+        self.emulator_dir = build_emulator(cfg.model, bottom=cfg.bottom, top=cfg.top,
+                                           emulator_layers=cfg.emulator_layers, method=cfg.method)
+        self.manifest = read_manifest(self.emulator_dir, verify=True)
+        self.tokenizer = load_tokenizer(self.emulator_dir)
+        self.full = load_model(model_dir, self.dtype, self.device)
+        self.base = {k: v.detach().clone() for k, v in adapter_parameters(self.full, self.manifest["adapter_layers"]).items()}
+        self.emulator = prepare(load_model(self.emulator_dir, self.dtype, self.device), adapter_local(self.manifest), cfg.tuning)
+        self.emulator_bytes = (self.emulator_dir / "model.safetensors").stat().st_size
+        self.meta = {**cfg.tuning.describe(), "adapter_layers": self.manifest["adapter_layers"], "source_model": cfg.model,
+                     "emulator_sha256": self.manifest["sha256"], "task": cfg.task}
+
+    def initial_adapter(self) -> dict[str, torch.Tensor]:
+        """The adapter before any tuning, in full-model names (LoRA starts at its peft initialisation)."""
+        return trainable_state(self.emulator, to_original(self.manifest))
+
+    def _eval(self, model) -> float:
+        return evaluate(model, self.tokenizer, self.cfg.task, "test", self.cfg.eval_limit)["primary"]
+
+    def evaluate_round(self, server_round: int, adapter: dict[str, torch.Tensor]) -> dict:
+        """Plug-in and emulator-fine-tuned numbers for an adapter (plus zero-shot numbers at round 0)."""
+        out = {}
+        if server_round == 0:
+            out["zero_shot"] = self._eval(self.full)
+            load_trainable_state(self.emulator, adapter, to_local=to_local(self.manifest))
+            out["emulator_zero_shot"] = self._eval(self.emulator)
+            return out
+        load_trainable_state(self.emulator, adapter, to_local=to_local(self.manifest))
+        out["emulator_finetuned"] = self._eval(self.emulator)
+        plug_in(self.full, adapter, self.meta, base=self.base)
+        out["plugin"] = self._eval(self.full)
+        # the owner's privacy margin: how much better plug-in is than the emulator a data owner holds
+        sign = 1 if get_task(self.cfg.task).higher_is_better else -1
+        out["gap"] = sign * (out["plugin"] - out["emulator_finetuned"])
+        return out
+
+    def save_adapter(self, path: Path, adapter: dict[str, torch.Tensor]) -> Path:
+        return save_adapter(path, adapter, self.meta)
+
+    def full_finetune(self, steps: int) -> float:
+        """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy)."""
+        task = get_task(self.cfg.task)
+        if isinstance(task, ChoiceTask):
+            examples = choice_examples(self.tokenizer, task.train_pairs("train"), self.cfg.train.max_length)
+        else:
+            examples = corpus_examples(self.tokenizer, task.train_texts("train"), self.cfg.train.max_length)
+        model = load_model(self.model_dir, self.dtype, self.device)
+        model.requires_grad_(True)
+        cfg = TrainConfig(**{**self.cfg.train.__dict__, "max_steps": steps, "lr": self.cfg.lr})
+        train(model, examples, cfg, pad_id=model.config.pad_token_id or 0, desc="full FT baseline")
+        score = self._eval(model)
+        del model
+        return score
+
+
+class RoundLog:
+    """Appends one JSON line per round to ``rounds.jsonl``: who trained, what was accepted, bytes, evaluations."""
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.path = self.out / "rounds.jsonl"
+        self.path.write_text("")
+        self.rows: list[dict] = []
+        self.t0 = time.perf_counter()
+
+    def write(self, row: dict) -> None:
+        row = {**row, "elapsed_s": round(time.perf_counter() - self.t0, 2)}
+        self.rows.append(row)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row, default=str) + "\n")
