@@ -54,6 +54,18 @@ def _offsite(args):
     run(cfg, args.out, command="fedot " + " ".join(sys.argv[1:]))
 
 
+def _sim(args):
+    from .sim import run_sim
+
+    run_sim(args.app, args.run_config, args.num_clients, args.run_dir, args.keep_superlink)
+
+
+def _compare(args):
+    from .compare import compare
+
+    compare(args.runs, args.out)
+
+
 def _split_args(p):
     from .models import DEFAULT_MODEL
 
@@ -109,6 +121,19 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True)
     o.set_defaults(func=_offsite)
 
+    sm = sub.add_parser("sim", help="run a sims/<experiment> Flower app and fail unless the run completed")
+    sm.add_argument("app", help="a folder in sims/, e.g. sims/quickstart")
+    sm.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides (repeatable)")
+    sm.add_argument("--num-clients", type=int, default=None, help="simulated data owners (overrides num-supernodes)")
+    sm.add_argument("--run-dir", default=None, help="output directory (default: runs/<app>-<time>)")
+    sm.add_argument("--keep-superlink", action="store_true", help="leave the local SuperLink running afterwards")
+    sm.set_defaults(func=_sim)
+
+    c = sub.add_parser("compare", help="compare run directories: five numbers, plug-in per round, bytes")
+    c.add_argument("runs", nargs="+")
+    c.add_argument("--out", required=True)
+    c.set_defaults(func=_compare)
+
     i = sub.add_parser("info", help="print an emulator artifact's manifest and sizes")
     i.add_argument("path")
     i.set_defaults(func=_info)
@@ -119,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError) as e:
         print(f"fedot: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -29,8 +29,15 @@ def _limited(docs: list, limit: int | None) -> list:
     return docs if limit is None else docs[:limit]
 
 
+def context_length(model, tokenizer) -> int:
+    """lm-eval's context length for the model, capped at EVAL_MAX_LENGTH (longer windows only cost memory)."""
+    from lm_eval.models.utils import resolve_max_length
+
+    return min(EVAL_MAX_LENGTH, resolve_max_length(model.config, tokenizer, default=EVAL_MAX_LENGTH))
+
+
 @torch.no_grad()
-def rolling_loglikelihood(model, tokenizer, text: str, max_length: int = EVAL_MAX_LENGTH) -> float:
+def rolling_loglikelihood(model, tokenizer, text: str, max_length: int) -> float:
     """Sum of log p(token | preceding tokens) over ``text``, in lm-eval's disjoint rolling windows."""
     from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
@@ -45,10 +52,9 @@ def rolling_loglikelihood(model, tokenizer, text: str, max_length: int = EVAL_MA
     return total
 
 
-def perplexity(model, tokenizer, task: CorpusTask, split: str = "test", limit: int | None = None,
-               max_length: int = EVAL_MAX_LENGTH) -> dict:
+def perplexity(model, tokenizer, task: CorpusTask, split: str = "test", limit: int | None = None) -> dict:
     """lm-eval's wikitext metrics: word and byte perplexity, bits per byte (words/bytes of the original doc)."""
-    model.eval()
+    max_length = context_length(model, tokenizer)
     ll = words = nbytes = 0
     for doc in tqdm(_limited(task.docs(split), limit), desc=f"perplexity {task.name}/{split}", leave=False):
         ll += rolling_loglikelihood(model, tokenizer, task.score_text(doc), max_length)
@@ -62,7 +68,7 @@ def perplexity(model, tokenizer, task: CorpusTask, split: str = "test", limit: i
 
 
 def lm_eval_choice(model, tokenizer, task: ChoiceTask, split: str = "test", limit: int | None = None,
-                   batch_size: int = 8, max_length: int = EVAL_MAX_LENGTH) -> dict:
+                   batch_size: int = 8) -> dict:
     """Run lm-eval on the task's ``split`` (written to a temporary json file) and return its metrics."""
     from lm_eval import evaluator
     from lm_eval.models.huggingface import HFLM
@@ -72,7 +78,7 @@ def lm_eval_choice(model, tokenizer, task: ChoiceTask, split: str = "test", limi
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{task.name}_{split}.jsonl"
         path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model, tokenizer))
         out = evaluator.simple_evaluate(model=lm, tasks=[task.lm_eval_config(str(path))], verbosity="WARNING",
                                         log_samples=False, bootstrap_iters=0)
     results = out["results"][f"fedot_{task.name}"]

@@ -1,0 +1,37 @@
+"""An in-process Flower Grid: drives the real ServerApp and ClientApp without Ray or a SuperLink."""
+
+from __future__ import annotations
+
+from flwr.app import Context, Error, Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedot_apps.client_app import app as client_app
+
+
+class InProcessGrid:
+    """Delivers each message to a ClientApp call in this process; ``tamper`` can corrupt replies."""
+
+    def __init__(self, num_nodes: int, run_config: dict, tamper=None, fail_nodes=()):
+        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 0
+        self.nodes = list(range(101, 101 + num_nodes))
+        self.run_config = run_config
+        self.tamper = tamper
+        self.fail_nodes = set(fail_nodes)
+        self.sent: list[Message] = []
+
+    def get_node_ids(self):
+        return list(self.nodes)
+
+    def send_and_receive(self, messages, timeout=None):
+        replies = []
+        for msg in messages:
+            self.sent.append(msg)
+            node = msg.metadata.dst_node_id
+            if node in self.fail_nodes:
+                replies.append(Message(Error(code=1, reason="simulated crash"), reply_to=msg))
+                continue
+            context = Context(run_id=1, node_id=node, state=RecordDict(), run_config=self.run_config,
+                              node_config={"partition-id": self.nodes.index(node), "num-partitions": len(self.nodes)})
+            reply = client_app(msg, context)
+            replies.append(self.tamper(node, reply) if self.tamper else reply)
+        return replies

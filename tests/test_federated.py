@@ -1,0 +1,157 @@
+"""The ServerApp/ClientApp/strategy in process on tiny models: aggregation, bad replies, what is sent."""
+
+import json
+import math
+import tomllib
+from pathlib import Path
+
+import pytest
+import torch
+from flwr.app import ArrayRecord, Context, RecordDict
+
+from fedot.emulator import read_manifest
+from fedot.federated import FederatedConfig, lr_at, reject_reason, weighted_average
+from fedot.registry import architecture
+from fedsim import InProcessGrid
+
+QUICKSTART = tomllib.loads((Path(__file__).parents[1] / "sims/quickstart/pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+
+
+def run_config(model_dir, out, **overrides):
+    rc = {**QUICKSTART, "model": str(model_dir), "run-dir": str(out), "emulator-layers": 2, "bottom": 1, "top": 1,
+          "num-rounds": 2, "local-steps": 2, "batch-size": 2, "max-length": 64, "eval-limit": 1, "full-ft": False, "lr": 1e-3}
+    rc.update(overrides)
+    return rc
+
+
+def run_server(rc, grid):
+    from fedot_apps.server_app import main
+
+    main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=rc))
+    out = Path(rc["run-dir"])
+    return [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()], json.loads((out / "results.json").read_text())
+
+
+def test_weighted_average_math():
+    a = {"w": torch.tensor([1.0, 2.0]), "b": torch.tensor([0.0])}
+    b = {"w": torch.tensor([4.0, 8.0]), "b": torch.tensor([3.0])}
+    avg = weighted_average([(a, 1), (b, 2)])
+    torch.testing.assert_close(avg["w"], torch.tensor([3.0, 6.0]))
+    torch.testing.assert_close(avg["b"], torch.tensor([2.0]))
+    assert avg["w"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("update,n,match", [
+    ({"w": torch.tensor([1.0, float("nan")])}, 1, "NaN"),
+    ({"w": torch.tensor([1.0, float("inf")])}, 1, "NaN or Inf"),
+    ({"w": torch.zeros(3)}, 1, "shape"),
+    ({"w": torch.zeros(2, dtype=torch.float64)}, 1, "dtype"),
+    ({"v": torch.zeros(2)}, 1, "names"),
+    ({"w": torch.zeros(2)}, 0, "num-examples"),
+    ({"w": torch.zeros(2)}, float("nan"), "num-examples"),
+])
+def test_bad_updates_rejected(update, n, match):
+    assert match in reject_reason(update, {"w": torch.zeros(2)}, n)
+    assert reject_reason({"w": torch.ones(2)}, {"w": torch.zeros(2)}, 3) is None
+
+
+def test_lr_schedule_across_rounds():
+    assert lr_at(1, 5, 1e-3) == lr_at(5, 5, 1e-3) == 1e-3
+    assert lr_at(1, 5, 1e-3, "cosine") == pytest.approx(1e-3)
+    assert lr_at(5, 5, 1e-3, "cosine") == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="schedule"):
+        lr_at(2, 5, 1e-3, "linear")
+
+
+def test_federated_round_trip_in_process(tiny_models, tmp_path):
+    rc = run_config(tiny_models["llama"], tmp_path / "run")
+    grid = InProcessGrid(3, rc)
+    rows, results = run_server(rc, grid)
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert {"zero_shot", "emulator_zero_shot"} <= set(rows[0]["evaluation"])
+    for row in rows[1:]:
+        assert len(row["accepted"]) == 3 and not row["rejected"] and row["aggregated"]
+        assert {"plugin", "emulator_finetuned", "gap"} <= set(row["evaluation"])
+        assert row["bytes_down"] == row["bytes_up"] > 0  # same adapter down and up, 3 clients each way
+    assert rows[1]["emulator_bytes_down"] == 3 * rows[0]["emulator_bytes"] and rows[2]["emulator_bytes_down"] == 0
+    assert all(math.isfinite(results["numbers"][k]) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"))
+    out = Path(rc["run-dir"])
+    assert (out / "adapter.safetensors").exists() and (out / "results.png").exists() and (out / "rounds.png").exists()
+    # only adapter tensors travel, the emulator goes by path + hash in the config, and each message carries it once
+    manifest = read_manifest(results["emulator"]["path"])
+    arch = architecture("llama")
+    for msg in grid.sent:
+        names = list(msg.content["arrays"].keys())
+        assert names and {arch.block_index(n) for n in names} <= set(manifest["adapter_layers"])
+        config = msg.content["config"]
+        assert config["emulator-sha256"] == manifest["sha256"] and Path(config["emulator-path"]).is_dir()
+        assert config.count_bytes() < 1000
+    # in-process every client shares one worker: the emulator was loaded once for all clients and rounds
+    assert {n for r in rows[1:] for n in r["emulator_loads_by_node"].values()} == {1}
+
+
+def test_aggregate_is_the_weighted_mean_of_replies(tiny_models, tmp_path):
+    replies = {}
+
+    def capture(node, reply):
+        replies[node] = (reply.content["arrays"].to_torch_state_dict(), reply.content["metrics"]["num-examples"])
+        return reply
+
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1})
+    run_server(rc, InProcessGrid(2, rc, tamper=capture))
+    from fedot.plugin import load_adapter
+
+    saved, _ = load_adapter(Path(rc["run-dir"]) / "adapter.safetensors")
+    expected = weighted_average(list(replies.values()))
+    for k in expected:
+        torch.testing.assert_close(saved[k], expected[k])
+
+
+def test_bad_and_failed_replies_are_dropped_with_reasons(tiny_models, tmp_path):
+    def poison(node, reply):
+        if node == 101:
+            arrays = reply.content["arrays"].to_torch_state_dict()
+            first = next(iter(arrays))
+            arrays[first] = torch.full_like(arrays[first], float("nan"))
+            reply.content["arrays"] = ArrayRecord(arrays)
+        return reply
+
+    rc = run_config(tiny_models["gpt2"], tmp_path / "run", **{"num-rounds": 1})
+    rows, results = run_server(rc, InProcessGrid(4, rc, tamper=poison, fail_nodes=[102]))
+    row = rows[1]
+    assert sorted(row["accepted"]) == [103, 104]
+    reasons = {r["node"]: r["reason"] for r in row["rejected"]}
+    assert "NaN" in reasons[101] and "simulated crash" in reasons[102]
+    assert all(math.isfinite(v) for v in results["numbers"].values())
+
+
+def test_too_few_replies_keep_the_previous_adapter(tiny_models, tmp_path):
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "min-replies": 2})
+    rows, _ = run_server(rc, InProcessGrid(2, rc, fail_nodes=[101]))
+    assert rows[1]["aggregated"] is False and rows[1]["accepted"] == [102]
+
+
+def test_lora_federated(tiny_models, tmp_path):
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "tuning": "lora"})
+    grid = InProcessGrid(2, rc)
+    rows, results = run_server(rc, grid)
+    assert all(".lora_" in n for n in grid.sent[0].content["arrays"].keys())
+    assert rows[1]["bytes_up"] < 20_000
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"run-dir": "relative/dir"}, "absolute"),
+    ({"partitioning": "dirichlet"}, "dirichlet partitioning needs labels"),
+    ({"fraction-train": 0.0}, "fraction-train"),
+    ({"tuning": "prefix"}, "tuning mode"),
+    ({"emulator-layers": 9}, "cannot keep"),
+])
+def test_bad_run_config_fails_before_the_model_loads(overrides, match, tiny_models, tmp_path):
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **overrides)
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        run_server(rc, InProcessGrid(2, rc))
+
+
+def test_config_parsing_defaults():
+    cfg = FederatedConfig.from_run_config(QUICKSTART)
+    assert cfg.emulator_layers == 13 and cfg.tuning.mode == "full" and cfg.train.max_steps == cfg.local_steps
