@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from .models import default_device, default_dtype, load_config, load_model, load
 from .plugin import adapter_parameters, plug_in, save_adapter
 from .registry import num_layers
 from .split import sandwich
-from .tasks import ChoiceTask, get_task
+from .tasks import DATA_ENV, ChoiceTask, get_task
 from .train import TrainConfig, choice_examples, corpus_examples, train
 from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
 
@@ -99,8 +100,14 @@ class FederatedConfig:
 
     @classmethod
     def from_run_config(cls, rc: dict) -> "FederatedConfig":
-        """Build from a Flower run config (``[tool.flwr.app.config]`` keys with hyphens)."""
+        """Build from a Flower run config (``[tool.flwr.app.config]`` keys with hyphens).
+
+        A non-empty ``data-dir`` becomes ``FEDOT_DATA_DIR`` in this process: simulation
+        workers inherit the SuperLink's environment, not the environment of ``flwr run``.
+        """
         g = lambda k, d=None: rc.get(k, d)  # noqa: E731
+        if str(g("data-dir", "")):
+            os.environ[DATA_ENV] = str(Path(str(g("data-dir"))).expanduser().resolve())
         layers = int(g("emulator-layers", -1))
         cfg = cls(
             model=str(g("model", cls.model)), task=str(g("task", cls.task)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),

@@ -42,16 +42,24 @@ def superlink_pids(home: Path) -> list[int]:
         cmd = " ".join(p.info["cmdline"] or [])
         if marker in cmd and "flower-superlink" in cmd:
             pids.append(p.info["pid"])
-            pids += [c.pid for c in p.children(recursive=True)]
+            try:
+                pids += [c.pid for c in p.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
     return pids
 
 
 def stop_superlink(home: Path) -> None:
     import psutil
 
-    procs = [psutil.Process(pid) for pid in superlink_pids(home) if psutil.pid_exists(pid)]
-    for p in procs:
-        p.terminate()
+    procs = []
+    for pid in superlink_pids(home):
+        try:
+            proc = psutil.Process(pid)
+            proc.terminate()
+            procs.append(proc)
+        except psutil.NoSuchProcess:  # children may exit with their parent
+            pass
     psutil.wait_procs(procs, timeout=10)
 
 
@@ -78,8 +86,11 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
     if not (app / "pyproject.toml").exists():
         raise SimError(f"{app} is not a Flower app folder (no pyproject.toml); pass one of the folders in sims/")
     run_dir = Path(run_dir or Path("runs") / f"{app.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    command = "fedot sim " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["sim"] else ""
-    overrides = [f"run-dir={json.dumps(str(run_dir))}", f"command={json.dumps(command)}", *(run_config or [])]
+    command = ("fedot sim " + " ".join(shlex.quote(a) for a in sys.argv[2:])).replace("\"", "'") if sys.argv[1:2] == ["sim"] else ""
+    overrides = [f"run-dir={json.dumps(str(run_dir))}", f"command={json.dumps(command)}"]
+    if os.environ.get("FEDOT_DATA_DIR"):
+        overrides.append(f"data-dir={json.dumps(str(Path(os.environ['FEDOT_DATA_DIR']).expanduser().resolve()))}")
+    overrides += run_config or []
     env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
     home = flwr_home()
     started_here = not superlink_pids(home)

@@ -20,3 +20,16 @@ def test_smollm2_2_8_2_emulator_generates(tmp_path):
     with torch.no_grad():
         text = tok.decode(model.generate(**ids, max_new_tokens=8, do_sample=False)[0], skip_special_tokens=True)
     assert text.startswith("The capital of France is") and len(text) > len("The capital of France is")
+
+
+def test_smollm2_offsite_pipeline_pydocs(tmp_path):
+    from fedot.pipeline import OffsiteConfig, run
+    from fedot.train import TrainConfig
+
+    cfg = OffsiteConfig(task="pydocs", emulator_layers=18, train=TrainConfig(max_steps=4, batch_size=2, max_length=64),
+                        lrs=[2e-4], limit=2, val_limit=1, train_limit=4)
+    record = run(cfg, tmp_path / "run")
+    numbers = record["numbers"]
+    assert set(numbers) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"}
+    assert all(v > 1 for v in numbers.values())
+    assert numbers["zero_shot"] < numbers["emulator_zero_shot"]  # dropping 8 of 26 middle blocks hurts

@@ -79,13 +79,13 @@ class ChoiceTask:
 # --- per-dataset loaders: official splits where the offline copy has them, carved ones where not ---
 
 def _piqa(split):
-    """Only PIQA's validation set has labels offline: 50% test, 10% validation, 40% train, by goal."""
+    """Only PIQA's validation set has labels offline: 50% test, 10% validation, 40% train, by goal (repeated goals stay together)."""
     if data_dir() is None:
         return from_hub("baber/piqa", None, {"test": "validation", "validation": "train"}.get(split, split))
     docs = read_jsonl(data_file("piqa/valid.jsonl"))
     labels = data_file("piqa/valid-labels.lst").read_text().split()
     docs = [{**d, "label": int(y)} for d, y in zip(docs, labels, strict=True)]
-    return carve(docs, lambda d: d["goal"] + d["sol1"], {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
+    return carve(docs, lambda d: d["goal"], {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
 
 
 def _openbookqa(split):
@@ -113,14 +113,14 @@ def _hellaswag_preprocess(text):
 
 
 def _hellaswag(split):
-    """Validation (10,042 items) is all there is offline: 50% test, 10% validation, 40% train, by item."""
+    """Validation (10,042 items) is all there is offline: 50% test, 10% validation, 40% train, by context."""
     if data_dir() is None:
         rows = from_hub("Rowan/hellaswag", None, {"test": "validation", "validation": "validation"}.get(split, split))
         rows = [{"query": r["activity_label"] + ": " + r["ctx_a"] + " " + r["ctx_b"].capitalize(), "endings": r["endings"],
                  "label": r["label"], "idx": i} for i, r in enumerate(rows)]
     else:
         rows = read_jsonl(data_file("hellaswag/klosax_text/hellaswag_val.preprocessed.jsonl"))
-        rows = carve(rows, lambda d: str(d["idx"]), {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
+        rows = carve(rows, lambda d: d["query"], {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
     return [{"query": _hellaswag_preprocess(r["query"]), "choices": [_hellaswag_preprocess(e) for e in r["endings"]],
              "label": int(r["label"])} for r in rows]
 

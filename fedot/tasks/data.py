@@ -21,7 +21,7 @@ class DataNotFoundError(FileNotFoundError):
 
 def data_dir() -> Path | None:
     value = os.environ.get(DATA_ENV)
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser().resolve() if value else None
 
 
 def data_file(relative: str) -> Path:

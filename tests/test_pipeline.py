@@ -1,0 +1,43 @@
+"""Single-site offsite-tuning end to end on a tiny model: five finite numbers and the run's files."""
+
+import json
+import math
+
+import pytest
+
+import datafix
+from fedot.pipeline import OffsiteConfig, run
+from fedot.results import conditions
+from fedot.train import TrainConfig
+from fedot.tuning import TuningConfig
+
+
+@pytest.mark.parametrize("task,mode,lrs", [("pydocs", "full", [1e-3, 3e-3]), ("arc_easy", "lora", [3e-3])])
+def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    cfg = OffsiteConfig(model=str(tiny_models["opt"]), task=task, bottom=1, top=1, emulator_layers=2,
+                        tuning=TuningConfig(mode=mode), train=TrainConfig(max_steps=3, batch_size=2, max_length=64, eval_every=2),
+                        lrs=lrs, full_ft=True, limit=4, val_limit=4, train_limit=8)
+    record = run(cfg, tmp_path / "run")
+    assert set(record["numbers"]) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin", "full_finetuned"}
+    assert all(math.isfinite(v) for v in record["numbers"].values())
+    assert [s["lr"] for s in record["lr_sweep"]] == lrs and record["chosen_lr"] in lrs
+    saved = json.loads((tmp_path / "run/results.json").read_text())
+    assert set(saved["conditions"]) == {"zero_shot < plug-in", "emulator fine-tuned < plug-in", "plug-in ≈ full fine-tuning"}
+    assert "| OT Plug-in |" in (tmp_path / "run/results.md").read_text() and (tmp_path / "run/results.png").stat().st_size > 0
+    assert (tmp_path / "run/adapter.safetensors").exists()
+
+
+def test_conditions_direction():
+    ppl = {"zero_shot": 20.0, "emulator_finetuned": 18.0, "plugin": 15.0, "full_finetuned": 14.0}
+    assert conditions(ppl, higher_is_better=False) == {"zero_shot < plug-in": True, "emulator fine-tuned < plug-in": True,
+                                                       "plug-in ≈ full fine-tuning": True}
+    acc = {"zero_shot": 0.3, "emulator_finetuned": 0.35, "plugin": 0.32}
+    assert conditions(acc, higher_is_better=True) == {"zero_shot < plug-in": True, "emulator fine-tuned < plug-in": False,
+                                                      "plug-in ≈ full fine-tuning": None}
+
+
+def test_missing_data_fails_before_model_loading(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="piqa/valid.jsonl"):
+        run(OffsiteConfig(model="does-not-matter/never-loaded", task="piqa"), tmp_path / "run")

@@ -1,0 +1,176 @@
+"""Task data paths, lm-eval parity of prompts and perplexity, hand-checked metrics, training examples."""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+import datafix
+from fedot.evaluate import evaluate, lm_eval_choice, perplexity, rolling_loglikelihood
+from fedot.partition import partition_indices
+from fedot.tasks import TASKS, DataNotFoundError, get_task
+from fedot.train import choice_examples, corpus_examples
+
+SHARED = Path(os.environ.get("FEDOT_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
+IDENTITY = {"piqa": "goal", "openbookqa": "question_stem", "arc_easy": "question", "sciq": "question",
+            "webqs": "question", "hellaswag": "query", "pydocs": "id", "wikitext2": "page"}
+
+
+@pytest.fixture
+def fixture_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+
+
+@pytest.fixture
+def tiny(tiny_models):
+    return AutoModelForCausalLM.from_pretrained(tiny_models["llama"]).eval(), AutoTokenizer.from_pretrained(tiny_models["llama"])
+
+
+@pytest.mark.parametrize("name", [n for n in TASKS if n != "arc_challenge"])
+def test_every_task_loads_disjoint_splits(name, fixture_data):
+    task = get_task(name)
+    splits = {s: task.docs(s) for s in ("train", "validation", "test")}
+    assert all(splits.values())
+    if name in ("wikitext2", "sciq", "webqs", "openbookqa", "arc_easy"):
+        return  # train and test come from different published files
+    key = IDENTITY[name]
+    train, test = {str(d[key]) for d in splits["train"]}, {str(d[key]) for d in splits["test"]}
+    assert not train & test
+
+
+@pytest.mark.skipif(not (SHARED / "MANIFEST.md").exists(), reason="shared offline data not present")
+@pytest.mark.parametrize("name,test_size", [("wikitext2", 62), ("piqa", None), ("openbookqa", 500), ("arc_easy", 2376),
+                                            ("hellaswag", None), ("sciq", 1000), ("webqs", 2032), ("pydocs", None)])
+def test_real_offline_data(name, test_size, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(SHARED))
+    task = get_task(name)
+    test, train = task.docs("test"), task.docs("train")
+    if test_size:
+        assert len(test) == test_size
+    key = IDENTITY[name]
+    if name in ("piqa", "hellaswag", "pydocs"):  # carved from one published split: must not overlap
+        assert not {str(d[key]) for d in train} & {str(d[key]) for d in test}
+
+
+def test_missing_data_names_path_and_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataNotFoundError, match=r"arc_challenge/hf_format/test.json.*FEDOT_DATA_DIR"):
+        get_task("arc_challenge").docs("test")
+    monkeypatch.delenv("FEDOT_DATA_DIR")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataNotFoundError, match="FEDOT_DATA_DIR"):
+        get_task("piqa").docs("test")
+
+
+@pytest.mark.parametrize("name", ["piqa", "openbookqa", "arc_easy", "hellaswag", "sciq", "webqs"])
+def test_prompts_match_lm_eval_rendering(name, fixture_data, tmp_path):
+    """The same doc renders to the same prompt, choices and target in fedot and in lm-eval's ConfigurableTask."""
+    import json
+
+    from lm_eval.api.task import ConfigurableTask
+
+    task = get_task(name)
+    docs = task.docs("test")[:5]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    lm_task = ConfigurableTask(config=task.lm_eval_config(str(path)))
+    for doc in lm_task.test_docs():
+        assert lm_task.doc_to_text(doc) == task.prompt(doc)
+        assert lm_task.doc_to_choice(doc) == task.choices(doc)
+        assert lm_task.doc_to_target(doc) == task.target(doc)
+
+
+def test_hellaswag_preprocessing_and_webqs_prefixes(fixture_data):
+    doc = get_task("hellaswag").docs("test")[0]
+    assert "[" not in doc["query"] and ". step" in doc["query"] and all("[" not in c for c in doc["choices"])
+    doc = get_task("webqs").docs("test")[0]
+    assert doc["choices"] == ["Lyon", "Paris"]  # "Paris, France" has the prefix "Paris", as lm-eval drops it
+
+
+def test_rolling_loglikelihood_matches_lm_eval(tiny):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    model, tok = tiny
+    text = get_task("pydocs").docs("test")[0]["page"][:1500]
+    lm = HFLM(pretrained=model, tokenizer=tok, batch_size=1, max_length=48)
+    req = Instance(request_type="loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
+    expected = lm.loglikelihood_rolling([req], disable_tqdm=True)[0]
+    assert len(tok.encode(text)) > 3 * 48  # several windows
+    assert rolling_loglikelihood(model, tok, text, 48) == pytest.approx(expected, rel=1e-5)
+
+
+def test_perplexity_metrics_by_hand(monkeypatch, tiny):
+    import fedot.evaluate as ev
+
+    model, tok = tiny
+    task = get_task("pydocs")
+    docs = [{"id": "a", "page": "one two  three"}, {"id": "b", "page": "four\nfive é"}]
+    monkeypatch.setattr(task.__class__, "docs", lambda self, split: docs)
+    values = iter([-6.0, -4.0])
+    monkeypatch.setattr(ev, "rolling_loglikelihood", lambda *a: next(values))
+    m = perplexity(model, tok, task)
+    words, nbytes = 3 + 3, 14 + 12  # re.split(r"\s+") counts; "é" is two bytes
+    assert m["word_perplexity"] == pytest.approx(math.exp(10 / words))
+    assert m["byte_perplexity"] == pytest.approx(math.exp(10 / nbytes))
+    assert m["bits_per_byte"] == pytest.approx(10 / nbytes / math.log(2))
+
+
+def test_lm_eval_accuracy_matches_hand_scoring(fixture_data, tiny):
+    """acc / acc_norm from lm-eval equal an argmax over our own log-likelihoods of each choice."""
+    model, tok = tiny
+    task = get_task("arc_easy")
+    docs = task.docs("test")[:12]
+    acc = acc_norm = 0
+    for doc in docs:
+        ctx = tok.encode(task.prompt(doc), add_special_tokens=False)
+        lls = []
+        for choice in task.choices(doc):
+            cont = tok.encode(" " + choice, add_special_tokens=False)
+            ids = torch.tensor([ctx + cont])
+            with torch.no_grad():
+                logp = model(ids).logits[0, :-1].log_softmax(-1)
+            lls.append(sum(logp[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont)))
+        acc += int(max(range(len(lls)), key=lls.__getitem__) == task.target(doc))
+        norm = [ll / len(" " + c) for ll, c in zip(lls, task.choices(doc))]
+        acc_norm += int(max(range(len(norm)), key=norm.__getitem__) == task.target(doc))
+    got = lm_eval_choice(model, tok, task, "test", limit=12, batch_size=4)
+    assert got["acc"] == pytest.approx(acc / 12) and got["acc_norm"] == pytest.approx(acc_norm / 12)
+
+
+def test_webqs_exact_match_is_bounded(fixture_data, tiny):
+    out = evaluate(*tiny, "webqs", "test", limit=4)
+    assert 0.0 <= out["exact_match"] <= 1.0 and out["primary"] == out["exact_match"]
+
+
+def test_training_examples(tiny):
+    _, tok = tiny
+    ex = choice_examples(tok, [("Question: q\nAnswer:", " yes")], max_length=64)
+    ids, labels = ex[0]
+    n_ans = len(tok.encode(" yes", add_special_tokens=False))
+    assert labels[-n_ans:] == ids[-n_ans:] and set(labels[:-n_ans]) == {-100}
+    long = choice_examples(tok, [("word " * 200, " yes")], max_length=16)[0]
+    assert len(long[0]) == 16 and long[1][-n_ans:] == long[0][-n_ans:]
+    blocks = corpus_examples(tok, ["a b c " * 50, "d e f " * 50], max_length=32)
+    assert all(len(b[0]) <= 32 for b in blocks) and sum(len(b[0]) for b in blocks) > 100
+    assert tok.eos_token_id in [t for b in blocks for t in b[0]]
+
+
+@pytest.mark.parametrize("task,scheme", [("pydocs", "document"), ("pydocs", "iid"), ("arc_easy", "dirichlet"), ("piqa", "iid")])
+def test_partitions_cover_train_once_and_are_deterministic(task, scheme, fixture_data):
+    parts = partition_indices(task, scheme, 4, seed=3, alpha=0.3)
+    flat = sorted(i for p in parts for i in p)
+    assert flat == list(range(len(get_task(task).docs("train"))))
+    assert parts == partition_indices(task, scheme, 4, seed=3, alpha=0.3)
+    assert all(parts)
+
+
+def test_partition_rejects_unworkable_schemes():
+    with pytest.raises(ValueError, match="needs labels"):
+        partition_indices("pydocs", "dirichlet", 2)
+    with pytest.raises(ValueError, match="fewer than"):
+        partition_indices("pydocs", "document", 500)
