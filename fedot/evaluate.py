@@ -69,8 +69,13 @@ def perplexity(model, tokenizer, task: CorpusTask, split: str = "test", limit: i
 
 def lm_eval_choice(model, tokenizer, task: ChoiceTask, split: str = "test", limit: int | None = None,
                    batch_size: int = 8) -> dict:
-    """Run lm-eval on the task's ``split`` (written to a temporary json file) and return its metrics."""
+    """Run lm-eval on the task's ``split`` (written to a temporary json file) and return its metrics.
+
+    The task is built directly as a ``ConfigurableTask``: ``simple_evaluate`` would index
+    lm-eval's ~14k bundled task files on every call (about 25 s here).
+    """
     from lm_eval import evaluator
+    from lm_eval.api.task import ConfigurableTask
     from lm_eval.models.huggingface import HFLM
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
@@ -78,10 +83,11 @@ def lm_eval_choice(model, tokenizer, task: ChoiceTask, split: str = "test", limi
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{task.name}_{split}.jsonl"
         path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+        config = task.lm_eval_config(str(path))
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=context_length(model, tokenizer))
-        out = evaluator.simple_evaluate(model=lm, tasks=[task.lm_eval_config(str(path))], verbosity="WARNING",
-                                        log_samples=False, bootstrap_iters=0)
-    results = out["results"][f"fedot_{task.name}"]
+        out = evaluator.evaluate(lm=lm, task_dict={config["task"]: ConfigurableTask(config=config)},
+                                 bootstrap_iters=0, log_samples=False, verbosity="WARNING")
+    results = out["results"][config["task"]]
     return {m: float(results[f"{m},none"]) for m in task.metrics}
 
 

@@ -40,8 +40,7 @@ def test_same_total_budget_for_one_and_ten_clients():
     assert budget(one) == budget(ten)
 
 
-def test_preflight_unreachable_hub_model(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_preflight_unreachable_hub_model():
     sim = Path(SIMS[0]).parent / "opt13b_10clients"
     with pytest.raises(ModelNotFoundError, match="facebook/opt-13b"):
         preflight(sim, federation_settings(sim, None), [])

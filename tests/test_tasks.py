@@ -60,8 +60,6 @@ def test_missing_data_names_path_and_variable(tmp_path, monkeypatch):
     with pytest.raises(DataNotFoundError, match=r"arc_challenge/hf_format/test.json.*FEDOT_DATA_DIR"):
         get_task("arc_challenge").docs("test")
     monkeypatch.delenv("FEDOT_DATA_DIR")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataNotFoundError, match="FEDOT_DATA_DIR"):
         get_task("piqa").docs("test")
 
