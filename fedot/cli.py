@@ -37,13 +37,14 @@ def _info(args):
 
 
 def _offsite(args):
+    from .emulator import EmulatorSpec
     from .pipeline import OffsiteConfig, run
     from .train import TrainConfig
     from .tuning import TuningConfig
 
     mode = args.tuning or ("lora" if args.lora_rank else "full")
     cfg = OffsiteConfig(
-        model=args.model, task=args.task, bottom=args.bottom, top=args.top, emulator_layers=args.emulator_layers,
+        emulator=EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers), task=args.task,
         tuning=TuningConfig(mode=mode, lora_rank=args.lora_rank or 4, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                             lora_targets=args.lora_targets),
         train=TrainConfig(lr=args.lr[0], epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,

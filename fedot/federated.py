@@ -16,14 +16,12 @@ from pathlib import Path
 
 import torch
 
-from .emulator import adapter_local, build_emulator, read_manifest, to_local, to_original
+from .emulator import EmulatorSpec, adapter_local, read_manifest, to_local, to_original
 from .evaluate import evaluate
-from .models import default_device, default_dtype, load_config, load_model, load_tokenizer, resolve
+from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import adapter_parameters, plug_in, save_adapter
-from .registry import num_layers
-from .split import sandwich
-from .tasks import DATA_ENV, ChoiceTask, get_task
-from .train import TrainConfig, choice_examples, corpus_examples, train
+from .tasks import DATA_ENV, get_task
+from .train import TrainConfig, task_examples, train
 from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
 
 log = logging.getLogger("fedot")
@@ -76,12 +74,8 @@ def lr_at(round_: int, num_rounds: int, lr: float, schedule: str = "constant", f
 
 @dataclass
 class FederatedConfig:
-    model: str = "smollm2-135m"
+    emulator: EmulatorSpec = field(default_factory=EmulatorSpec)
     task: str = "pydocs"
-    bottom: int = 2
-    top: int = 2
-    emulator_layers: int | None = None
-    method: str = "uniform"
     num_rounds: int = 3
     fraction_train: float = 1.0
     min_replies: int = 1
@@ -110,8 +104,9 @@ class FederatedConfig:
             os.environ[DATA_ENV] = str(Path(str(g("data-dir"))).expanduser().resolve())
         layers = int(g("emulator-layers", -1))
         cfg = cls(
-            model=str(g("model", cls.model)), task=str(g("task", cls.task)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),
-            emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform")),
+            emulator=EmulatorSpec(model=str(g("model", EmulatorSpec.model)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),
+                                  emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform"))),
+            task=str(g("task", cls.task)),
             num_rounds=int(g("num-rounds", 3)), fraction_train=float(g("fraction-train", 1.0)),
             min_replies=int(g("min-replies", 1)), partitioning=str(g("partitioning", "document")),
             dirichlet_alpha=float(g("dirichlet-alpha", 0.5)), local_steps=int(g("local-steps", 10)), lr=float(g("lr", 1e-4)),
@@ -166,15 +161,8 @@ def client_examples(task_name: str, tokenizer, scheme: str, num_partitions: int,
 
     key = (task_name, scheme, num_partitions, partition_id, seed, alpha, max_length)
     if key not in _WORKER["examples"]:
-        task = get_task(task_name)
-        idx = partition_indices(task_name, scheme, num_partitions, seed, alpha)[partition_id]
-        docs = task.docs("train")
-        if isinstance(task, ChoiceTask):
-            pairs = task.train_pairs("train")
-            ex = choice_examples(tokenizer, [pairs[i] for i in idx], max_length)
-        else:
-            ex = corpus_examples(tokenizer, [task.score_text(docs[i]) for i in idx], max_length)
-        _WORKER["examples"][key] = ex
+        indices = partition_indices(task_name, scheme, num_partitions, seed, alpha)[partition_id]
+        _WORKER["examples"][key] = task_examples(task_name, tokenizer, max_length, indices=indices)
     return _WORKER["examples"][key]
 
 
@@ -203,20 +191,16 @@ class ModelOwner:
     def __init__(self, cfg: FederatedConfig, device: str | None = None):
         self.cfg = cfg
         get_task(cfg.task).docs("test")  # missing data fails before the model is loaded
-        model_dir = resolve(cfg.model)
-        sandwich(num_layers(load_config(model_dir)), cfg.bottom, cfg.top, cfg.emulator_layers)
-        self.model_dir = model_dir
+        self.model_dir = cfg.emulator.check()
         self.device = device or default_device()
         self.dtype = default_dtype(self.device)
-        self.emulator_dir = build_emulator(cfg.model, bottom=cfg.bottom, top=cfg.top,
-                                           emulator_layers=cfg.emulator_layers, method=cfg.method)
-        self.manifest = read_manifest(self.emulator_dir, verify=True)
+        self.emulator_dir, self.manifest = cfg.emulator.build()
         self.tokenizer = load_tokenizer(self.emulator_dir)
-        self.full = load_model(model_dir, self.dtype, self.device)
+        self.full = load_model(self.model_dir, self.dtype, self.device)
         self.base = {k: v.detach().clone() for k, v in adapter_parameters(self.full, self.manifest["adapter_layers"]).items()}
         self.emulator = prepare(load_model(self.emulator_dir, self.dtype, self.device), adapter_local(self.manifest), cfg.tuning)
         self.emulator_bytes = (self.emulator_dir / "model.safetensors").stat().st_size
-        self.meta = {**cfg.tuning.describe(), "adapter_layers": self.manifest["adapter_layers"], "source_model": cfg.model,
+        self.meta = {**cfg.tuning.describe(), "adapter_layers": self.manifest["adapter_layers"], "source_model": cfg.emulator.model,
                      "emulator_sha256": self.manifest["sha256"], "task": cfg.task}
 
     def initial_adapter(self) -> dict[str, torch.Tensor]:
@@ -248,11 +232,7 @@ class ModelOwner:
 
     def full_finetune(self, steps: int) -> float:
         """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy)."""
-        task = get_task(self.cfg.task)
-        if isinstance(task, ChoiceTask):
-            examples = choice_examples(self.tokenizer, task.train_pairs("train"), self.cfg.train.max_length)
-        else:
-            examples = corpus_examples(self.tokenizer, task.train_texts("train"), self.cfg.train.max_length)
+        examples = task_examples(self.cfg.task, self.tokenizer, self.cfg.train.max_length)
         model = load_model(self.model_dir, self.dtype, self.device)
         model.requires_grad_(True)
         cfg = TrainConfig(**{**self.cfg.train.__dict__, "max_steps": steps, "lr": self.cfg.lr})

@@ -14,25 +14,19 @@ from pathlib import Path
 import torch
 
 from . import results
-from .emulator import adapter_local, build_emulator, read_manifest, to_original
+from .emulator import EmulatorSpec, adapter_local, read_manifest, to_original
 from .evaluate import evaluate
-from .models import default_device, default_dtype, load_config, load_model, load_tokenizer, resolve
+from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import plug_in, save_adapter
-from .registry import num_layers
-from .split import sandwich
-from .tasks import ChoiceTask, get_task
-from .train import TrainConfig, TrainResult, choice_examples, corpus_examples, train
+from .tasks import get_task
+from .train import TrainConfig, TrainResult, task_examples, train
 from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
 
 
 @dataclass
 class OffsiteConfig:
-    model: str = "smollm2-135m"
+    emulator: EmulatorSpec = field(default_factory=EmulatorSpec)
     task: str = "pydocs"
-    bottom: int = 2
-    top: int = 2
-    emulator_layers: int | None = None
-    method: str = "uniform"
     tuning: TuningConfig = field(default_factory=TuningConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     lrs: list[float] = field(default_factory=lambda: [1e-4])
@@ -41,15 +35,6 @@ class OffsiteConfig:
     val_limit: int | None = 200
     train_limit: int | None = None
     device: str | None = None
-
-
-def training_examples(task_name: str, tokenizer, split: str, max_length: int, limit: int | None = None):
-    task = get_task(task_name)
-    if isinstance(task, ChoiceTask):
-        pairs = task.train_pairs(split)
-        return choice_examples(tokenizer, pairs[:limit] if limit else pairs, max_length)
-    texts = task.train_texts(split)
-    return corpus_examples(tokenizer, texts[:limit] if limit else texts, max_length)
 
 
 def validator(task_name: str, tokenizer, limit: int | None):
@@ -85,14 +70,14 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     task = get_task(cfg.task)
     for split in ("train", "validation", "test"):
         task.docs(split)  # a missing data file fails here, before any model is loaded
-    model_dir = resolve(cfg.model)
-    sandwich(num_layers(load_config(model_dir)), cfg.bottom, cfg.top, cfg.emulator_layers)
+    model_dir = cfg.emulator.check()
     device = cfg.device or default_device()
     dtype = default_dtype(device)
-    emulator_dir = build_emulator(cfg.model, bottom=cfg.bottom, top=cfg.top, emulator_layers=cfg.emulator_layers, method=cfg.method)
-    manifest = read_manifest(emulator_dir, verify=True)
+    emulator_dir, manifest = cfg.emulator.build()
     tokenizer = load_tokenizer(emulator_dir)
-    examples = training_examples(cfg.task, tokenizer, "train", cfg.train.max_length, cfg.train_limit)
+    n_train = len(task.docs("train"))
+    limit = None if cfg.train_limit is None else list(range(min(cfg.train_limit, n_train)))
+    examples = task_examples(cfg.task, tokenizer, cfg.train.max_length, indices=limit)
     validate = validator(cfg.task, tokenizer, cfg.val_limit)
     ev = lambda m: evaluate(m, tokenizer, cfg.task, "test", cfg.limit)  # noqa: E731
     numbers, details, timings = {}, {}, {}
@@ -120,7 +105,7 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     emulator, _ = load_emulator(emulator_dir, cfg.tuning, device, dtype)
     load_trainable_state(emulator, adapter, to_local={v: k for k, v in to_original(manifest).items()})
     measure("emulator_finetuned", emulator)
-    meta = {**cfg.tuning.describe(), "adapter_layers": manifest["adapter_layers"], "source_model": cfg.model,
+    meta = {**cfg.tuning.describe(), "adapter_layers": manifest["adapter_layers"], "source_model": cfg.emulator.model,
             "emulator_sha256": manifest["sha256"], "task": cfg.task}
     save_adapter(out / "adapter.safetensors", adapter, meta)
     plug_in(full, adapter, meta)
@@ -141,7 +126,7 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
 
     record_out = {
         "title": "Offsite-tuning (single site)",
-        "model": cfg.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
+        "model": cfg.emulator.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
         "split_label": f"{len(manifest['adapter_layers'])} adapter blocks {manifest['adapter_layers']}, emulator {manifest['emulator_layers']}",
         "numbers": numbers, "details": details, "chosen_lr": lr, "lr_sweep": sweeps, "full_ft_sweep": ft_sweeps,
         "config": asdict(cfg), "emulator": {"path": str(emulator_dir), **manifest}, "timings": timings,

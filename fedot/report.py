@@ -63,7 +63,7 @@ def federated_report(owner, adapter, evaluations: dict, round_log, out: Path, ru
         numbers["full_finetuned"] = owner.full_finetune(cfg.full_ft_steps or client_steps)
     record = {
         "title": f"Federated offsite-tuning, {len({n for r in rows for n in r.get('sampled', [])})} clients",
-        "model": cfg.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
+        "model": cfg.emulator.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
         "split_label": f"adapter {owner.manifest['adapter_layers']}, emulator {owner.manifest['emulator_layers']}",
         "numbers": numbers, "per_round": {str(k): v for k, v in evaluations.items()},
         "communication": {

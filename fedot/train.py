@@ -74,6 +74,19 @@ def choice_examples(tokenizer, pairs: list[tuple[str, str]], max_length: int) ->
     return out
 
 
+def task_examples(task_name: str, tokenizer, max_length: int, split: str = "train",
+                  indices: list[int] | None = None) -> list[tuple[list[int], list[int]]]:
+    """Training examples of a task's split (optionally only the documents at ``indices``)."""
+    from .tasks import ChoiceTask, get_task
+
+    task = get_task(task_name)
+    if isinstance(task, ChoiceTask):
+        pairs = task.train_pairs(split)
+        return choice_examples(tokenizer, pairs if indices is None else [pairs[i] for i in indices], max_length)
+    texts = task.train_texts(split)
+    return corpus_examples(tokenizer, texts if indices is None else [texts[i] for i in indices], max_length)
+
+
 def _batches(examples, batch_size, pad_id, rng):
     order = list(range(len(examples)))
     rng.shuffle(order)

@@ -154,4 +154,4 @@ def test_bad_run_config_fails_before_the_model_loads(overrides, match, tiny_mode
 
 def test_config_parsing_defaults():
     cfg = FederatedConfig.from_run_config(QUICKSTART)
-    assert cfg.emulator_layers == 18 and cfg.tuning.mode == "full" and cfg.train.max_steps == cfg.local_steps
+    assert cfg.emulator.emulator_layers == 18 and cfg.tuning.mode == "full" and cfg.train.max_steps == cfg.local_steps

@@ -6,6 +6,7 @@ import math
 import pytest
 
 import datafix
+from fedot.emulator import EmulatorSpec
 from fedot.pipeline import OffsiteConfig, run
 from fedot.results import conditions
 from fedot.train import TrainConfig
@@ -15,7 +16,7 @@ from fedot.tuning import TuningConfig
 @pytest.mark.parametrize("task,mode,lrs", [("pydocs", "full", [1e-3, 3e-3]), ("arc_easy", "lora", [3e-3])])
 def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypatch):
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
-    cfg = OffsiteConfig(model=str(tiny_models["opt"]), task=task, bottom=1, top=1, emulator_layers=2,
+    cfg = OffsiteConfig(emulator=EmulatorSpec(str(tiny_models["opt"]), 1, 1, 2), task=task,
                         tuning=TuningConfig(mode=mode), train=TrainConfig(max_steps=3, batch_size=2, max_length=64, eval_every=2),
                         lrs=lrs, full_ft=True, limit=4, val_limit=4, train_limit=8)
     record = run(cfg, tmp_path / "run")
@@ -40,4 +41,4 @@ def test_conditions_direction():
 def test_missing_data_fails_before_model_loading(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDOT_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="piqa/valid.jsonl"):
-        run(OffsiteConfig(model="does-not-matter/never-loaded", task="piqa"), tmp_path / "run")
+        run(OffsiteConfig(emulator=EmulatorSpec("does-not-matter/never-loaded"), task="piqa"), tmp_path / "run")

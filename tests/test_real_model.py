@@ -23,10 +23,11 @@ def test_smollm2_2_8_2_emulator_generates(tmp_path):
 
 
 def test_smollm2_offsite_pipeline_pydocs(tmp_path):
+    from fedot.emulator import EmulatorSpec
     from fedot.pipeline import OffsiteConfig, run
     from fedot.train import TrainConfig
 
-    cfg = OffsiteConfig(task="pydocs", emulator_layers=18, train=TrainConfig(max_steps=4, batch_size=2, max_length=64),
+    cfg = OffsiteConfig(task="pydocs", emulator=EmulatorSpec(emulator_layers=18), train=TrainConfig(max_steps=4, batch_size=2, max_length=64),
                         lrs=[2e-4], limit=2, val_limit=1, train_limit=4)
     record = run(cfg, tmp_path / "run")
     numbers = record["numbers"]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..models import cache_dir, load_config, resolve
+from ..models import DEFAULT_MODEL, cache_dir, load_config, resolve
 from ..registry import num_layers
 from ..split import sandwich
 from .artifact import ArtifactError, adapter_local, layers, read_manifest, to_local, to_original
@@ -48,4 +49,29 @@ def build_emulator(
     return build(model_dir, split, out, source_model=model, method=method, params=params)
 
 
-__all__ = ["ArtifactError", "adapter_local", "build", "build_emulator", "layers", "read_manifest", "to_local", "to_original", "METHODS"]
+@dataclass
+class EmulatorSpec:
+    """What the model owner builds: which model, which split, which compression."""
+
+    model: str = DEFAULT_MODEL
+    bottom: int = 2
+    top: int = 2
+    emulator_layers: int | None = None
+    method: str = "uniform"
+
+    def check(self) -> Path:
+        """Resolve the model and validate the split from its config alone; returns the model directory."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown emulator method {self.method!r}; choose one of {', '.join(METHODS)}")
+        model_dir = resolve(self.model)
+        sandwich(num_layers(load_config(model_dir)), self.bottom, self.top, self.emulator_layers)
+        return model_dir
+
+    def build(self) -> tuple[Path, dict]:
+        """Build or reuse the artifact; returns its directory and verified manifest."""
+        path = build_emulator(self.model, bottom=self.bottom, top=self.top, emulator_layers=self.emulator_layers,
+                              method=self.method)
+        return path, read_manifest(path, verify=True)
+
+
+__all__ = ["EmulatorSpec", "ArtifactError", "adapter_local", "build", "build_emulator", "layers", "read_manifest", "to_local", "to_original", "METHODS"]
