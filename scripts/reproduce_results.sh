@@ -6,13 +6,13 @@ cd "$(dirname "$0")/.."
 export FEDOT_DATA_DIR="${FEDOT_DATA_DIR:-../shared/data}"
 F=.venv/bin/fedot
 # Learning rates: {1e-4, 3e-4} from the paper's grid, chosen per run by emulator validation score.
-COMMON="--model smollm2-135m --emulator-layers 18 --lr 1e-4 3e-4 --max-steps 60 --eval-every 20 --full-ft"
+COMMON="--model smollm2-135m --emulator-layers 18 --lr 1e-4 3e-4 --eval-every 20 --full-ft"
 for what in "${@:-pydocs wikitext2 arc_easy sciq federated}"; do
   case $what in
-    pydocs)    $F offsite --task pydocs $COMMON --batch-size 4 --max-length 128 --val-limit 5 --out docs/results/pydocs ;;
-    wikitext2) $F offsite --task wikitext2 $COMMON --batch-size 4 --max-length 128 --val-limit 7 --limit 20 --out docs/results/wikitext2 ;;
-    arc_easy)  $F offsite --task arc_easy $COMMON --batch-size 8 --max-length 128 --val-limit 200 --limit 500 --out docs/results/arc_easy ;;
-    sciq)      $F offsite --task sciq $COMMON --batch-size 8 --max-length 256 --val-limit 114 --limit 500 --out docs/results/sciq ;;
+    pydocs)    $F offsite --task pydocs $COMMON --max-steps 60 --batch-size 4 --max-length 128 --val-limit 5 --out docs/results/pydocs ;;
+    wikitext2) $F offsite --task wikitext2 $COMMON --max-steps 40 --batch-size 4 --max-length 128 --val-limit 7 --limit 20 --out docs/results/wikitext2 ;;
+    arc_easy)  $F offsite --task arc_easy $COMMON --max-steps 40 --batch-size 8 --max-length 128 --val-limit 200 --limit 500 --out docs/results/arc_easy ;;
+    sciq)      $F offsite --task sciq $COMMON --max-steps 40 --batch-size 8 --max-length 256 --val-limit 114 --limit 500 --out docs/results/sciq ;;
     federated)
       $F sim sims/quickstart --run-dir "$PWD/docs/results/federated/quickstart"
       $F sim sims/smollm2_1client --run-dir "$PWD/docs/results/federated/one_client"
