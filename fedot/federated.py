@@ -179,7 +179,8 @@ def client_train(emulator_path: str, sha256: str, global_state: dict[str, torch.
     record = train(model, examples, train_cfg, pad_id=pad or 0, desc=f"client {partition_id}")
     losses = [h["loss"] for h in record.history if "loss" in h]
     metrics = {"num-examples": len(examples), "train-loss": sum(losses) / len(losses), "train-loss-last": losses[-1],
-               "train-tokens": record.tokens, "train-seconds": record.seconds, "emulator-loads": _WORKER["emulator_loads"]}
+               "train-tokens": record.tokens, "train-seconds": record.seconds, "emulator-loads": _WORKER["emulator_loads"],
+               "worker-pid": os.getpid()}
     return trainable_state(model, to_original(manifest)), metrics
 
 

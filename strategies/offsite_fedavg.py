@@ -68,7 +68,7 @@ class OffsiteFedAvg(FedAvg):
             accepted.append(node)
             updates.append((state, float(num_examples)))
             losses.append((float(metrics.get("train-loss", float("nan"))), float(num_examples)))
-            emulator_loads[node] = int(metrics.get("emulator-loads", 0))
+            emulator_loads[str(metrics.get("worker-pid", node))] = int(metrics.get("emulator-loads", 0))
         for r in rejected:
             log(WARNING, "round %d: dropped reply from node %s: %s", server_round, r["node"], r["reason"])
         total = sum(n for _, n in updates)
@@ -76,7 +76,7 @@ class OffsiteFedAvg(FedAvg):
                "rejected": rejected, "bytes_down": self._sent["bytes_down_per_client"] * len(self._sent["sampled"]),
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
                "train_loss": sum(loss * n for loss, n in losses) / total if total else None,
-               "emulator_loads_by_node": emulator_loads}
+               "emulator_loads_by_worker": emulator_loads}
         if len(updates) < self.min_replies:
             row["aggregated"] = False
             self.round_log.write(row)

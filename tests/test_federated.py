@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import tomllib
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from flwr.app import ArrayRecord, Context, RecordDict
 from fedot.emulator import read_manifest
 from fedot.federated import FederatedConfig, lr_at, reject_reason, weighted_average
 from fedot.registry import architecture
-from fedsim import InProcessGrid
+from fedot_apps.inprocess import InProcessGrid, run_in_process
 
 QUICKSTART = tomllib.loads((Path(__file__).parents[1] / "sims/quickstart/pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
 
@@ -28,6 +29,10 @@ def run_server(rc, grid):
     from fedot_apps.server_app import main
 
     main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=rc))
+    return outputs(rc)
+
+
+def outputs(rc):
     out = Path(rc["run-dir"])
     return [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()], json.loads((out / "results.json").read_text())
 
@@ -65,8 +70,8 @@ def test_lr_schedule_across_rounds():
 
 def test_federated_round_trip_in_process(tiny_models, tmp_path):
     rc = run_config(tiny_models["llama"], tmp_path / "run")
-    grid = InProcessGrid(3, rc)
-    rows, results = run_server(rc, grid)
+    grid = run_in_process(rc, 3)
+    rows, results = outputs(rc)
     assert [r["round"] for r in rows] == [0, 1, 2]
     assert {"zero_shot", "emulator_zero_shot"} <= set(rows[0]["evaluation"])
     for row in rows[1:]:
@@ -86,8 +91,12 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path):
         config = msg.content["config"]
         assert config["emulator-sha256"] == manifest["sha256"] and Path(config["emulator-path"]).is_dir()
         assert config.count_bytes() < 1000
+    # the byte accounting equals the sizes of the tensors actually sent
+    for row in rows[1:]:
+        sent = grid.sent[3 * (row["round"] - 1): 3 * row["round"]]  # 3 clients a round, in order
+        assert row["bytes_down"] == sum(a.numpy().nbytes for m in sent for a in m.content["arrays"].values())
     # in-process every client shares one worker: the emulator was loaded once for all clients and rounds
-    assert {n for r in rows[1:] for n in r["emulator_loads_by_node"].values()} == {1}
+    assert [r["emulator_loads_by_worker"] for r in rows[1:]] == [{str(os.getpid()): 1}] * 2
 
 
 def test_aggregate_is_the_weighted_mean_of_replies(tiny_models, tmp_path):

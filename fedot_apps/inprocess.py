@@ -1,11 +1,16 @@
-"""An in-process Flower Grid: drives the real ServerApp and ClientApp without Ray or a SuperLink."""
+"""An in-process Flower Grid: the real ServerApp, strategy and ClientApp, called one after another.
+
+No SuperLink, no Ray: the tests use it to inspect every message, and
+``bench/simulation`` uses it as the plain-loop baseline that prices Flower + Ray.
+"""
 
 from __future__ import annotations
 
 from flwr.app import Context, Error, Message, RecordDict
 from flwr.supercore.task_identity import TaskIdentity
 
-from fedot_apps.client_app import app as client_app
+from .client_app import app as client_app
+from .server_app import main as server_main
 
 
 class InProcessGrid:
@@ -35,3 +40,10 @@ class InProcessGrid:
             reply = client_app(msg, context)
             replies.append(self.tamper(node, reply) if self.tamper else reply)
         return replies
+
+
+def run_in_process(run_config: dict, num_nodes: int, **grid_options) -> InProcessGrid:
+    """Run a whole federated experiment in this process; returns the grid (with every message sent)."""
+    grid = InProcessGrid(num_nodes, run_config, **grid_options)
+    server_main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=run_config))
+    return grid
