@@ -10,8 +10,8 @@ import sys
 def _emulator_build(args):
     from .emulator import build_emulator
 
-    out = build_emulator(args.model, args.out, bottom=args.bottom, top=args.top,
-                         emulator_layers=args.emulator_layers, method=args.method)
+    out = build_emulator(args.model, args.out, bottom=args.bottom, top=args.top, emulator_layers=args.emulator_layers,
+                         method=args.method, sparsity=args.sparsity, bits=args.bits, src_ratio=args.src_ratio)
     print(f"emulator written to {out}")
     _info(argparse.Namespace(path=str(out)))
 
@@ -44,7 +44,8 @@ def _offsite(args):
 
     mode = args.tuning or ("lora" if args.lora_rank else "full")
     cfg = OffsiteConfig(
-        emulator=EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers), task=args.task,
+        emulator=EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers, args.method, args.sparsity,
+                              args.bits, args.src_ratio), task=args.task,
         tuning=TuningConfig(mode=mode, lora_rank=args.lora_rank or 4, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                             lora_targets=args.lora_targets),
         train=TrainConfig(lr=args.lr[0], epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
@@ -67,16 +68,21 @@ def _compare(args):
     compare(args.runs, args.out)
 
 
-def _split_args(p):
+def _emulator_args(p):
+    from .emulator import METHODS
     from .models import DEFAULT_MODEL
 
     p.add_argument("--model", default=DEFAULT_MODEL, help="hub id, model directory, .gguf file or 'smollm2-135m'")
     p.add_argument("--bottom", type=int, default=2, help="adapter blocks at the bottom")
     p.add_argument("--top", type=int, default=2, help="adapter blocks at the top")
+    p.add_argument("--emulator-layers", type=int, default=None, help="middle blocks kept (default: all, lossless)")
+    p.add_argument("--method", default="uniform", choices=METHODS, help="compression of the kept emulator blocks")
+    p.add_argument("--sparsity", type=float, default=0.5, help="prune: fraction of weights zeroed")
+    p.add_argument("--bits", type=int, default=4, help="quantize: bits per weight")
+    p.add_argument("--src-ratio", type=float, default=0.0, help="SRC beta: fraction of attention rank removed")
 
 
 def parser() -> argparse.ArgumentParser:
-    from .emulator import METHODS
     from .tasks import TASKS
     from .tuning import MODES
 
@@ -85,9 +91,7 @@ def parser() -> argparse.ArgumentParser:
 
     emu = sub.add_parser("emulator", help="build emulators").add_subparsers(dest="action", required=True)
     b = emu.add_parser("build", help="split a model and write the emulator artifact a data owner receives")
-    _split_args(b)
-    b.add_argument("--emulator-layers", type=int, default=None, help="middle blocks kept (default: all, lossless)")
-    b.add_argument("--method", default="uniform", choices=METHODS)
+    _emulator_args(b)
     b.add_argument("--out", required=True)
     b.set_defaults(func=_emulator_build)
 
@@ -98,9 +102,8 @@ def parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=_plugin)
 
     o = sub.add_parser("offsite", help="single-site offsite-tuning with the five-metric evaluation")
-    _split_args(o)
+    _emulator_args(o)
     o.add_argument("--task", default="pydocs", choices=TASKS)
-    o.add_argument("--emulator-layers", type=int, default=None, help="middle blocks kept in the emulator (default: all)")
     o.add_argument("--tuning", choices=MODES, default=None, help="adapter tuning (default: full, or lora with --lora-rank)")
     o.add_argument("--lora-rank", type=int, default=None)
     o.add_argument("--lora-alpha", type=float, default=None, help="default: 2 x rank")

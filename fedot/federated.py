@@ -105,7 +105,9 @@ class FederatedConfig:
         layers = int(g("emulator-layers", -1))
         cfg = cls(
             emulator=EmulatorSpec(model=str(g("model", EmulatorSpec.model)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),
-                                  emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform"))),
+                                  emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform")),
+                                  sparsity=float(g("emulator-sparsity", 0.5)), bits=int(g("emulator-bits", 4)),
+                                  src_ratio=float(g("emulator-src-ratio", 0.0))),
             task=str(g("task", cls.task)),
             num_rounds=int(g("num-rounds", 3)), fraction_train=float(g("fraction-train", 1.0)),
             min_replies=int(g("min-replies", 1)), partitioning=str(g("partitioning", "document")),

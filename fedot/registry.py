@@ -24,6 +24,7 @@ class Architecture:
     lm_head: str
     num_layers_key: str  # config attribute holding the block count
     lora_targets: tuple[str, ...]  # default LoRA target modules inside a block
+    attention: tuple[str, ...]  # attention projection modules inside a block (ScaleOT's SRC compresses these)
     extra: tuple[str, ...] = field(default=())  # other non-block modules (e.g. OPT's project_in/out)
     fan_in_fan_out: bool = False  # linear weights stored (in, out), as GPT-2's Conv1D does
 
@@ -46,6 +47,11 @@ class Architecture:
             raise KeyError(f"{name}: block {i} has no counterpart in the target numbering")
         return f"{self.blocks}.{mapping[i]}." + name[len(f"{self.blocks}.{i}.") :]
 
+    def is_attention_weight(self, name: str) -> bool:
+        """Whether a block parameter is the weight of an attention projection."""
+        i = self.block_index(name)
+        return i is not None and name.endswith(".weight") and name[len(f"{self.blocks}.{i}."):-len(".weight")] in self.attention
+
     def is_head(self, name: str) -> bool:
         return name.startswith(self.lm_head + ".")
 
@@ -57,6 +63,7 @@ _LLAMA = dict(
     lm_head="lm_head",
     num_layers_key="num_hidden_layers",
     lora_targets=("q_proj", "v_proj"),
+    attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
 )
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -68,6 +75,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         lm_head="lm_head",
         num_layers_key="num_hidden_layers",
         lora_targets=("q_proj", "v_proj"),
+        attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"),
         extra=("model.decoder.project_in", "model.decoder.project_out"),
     ),
     "gpt2": Architecture(
@@ -78,6 +86,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         lm_head="lm_head",
         num_layers_key="n_layer",
         lora_targets=("c_attn",),
+        attention=("attn.c_attn", "attn.c_proj"),
         fan_in_fan_out=True,
     ),
     "bloom": Architecture(
@@ -88,6 +97,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         lm_head="lm_head",
         num_layers_key="n_layer",
         lora_targets=("query_key_value",),
+        attention=("self_attention.query_key_value", "self_attention.dense"),
     ),
     "llama": Architecture(family="llama", **_LLAMA),
     "mistral": Architecture(family="mistral", **_LLAMA),

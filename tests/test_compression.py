@@ -1,0 +1,93 @@
+"""Per-tensor emulator compression: magnitude pruning, RTN quantization, SVD rank truncation (SRC)."""
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from fedot.emulator import build_emulator, read_manifest, to_original
+from fedot.emulator.prune import magnitude_prune
+from fedot.emulator.quantize import quantize_rtn
+from fedot.emulator.src import kept_rank, truncate_rank
+from fedot.registry import architecture
+from fedot.weights import WeightReader
+
+
+def test_magnitude_prune_zeroes_the_smallest():
+    w = torch.randn(20, 30)
+    p = magnitude_prune(w, 0.25)
+    assert int((p == 0).sum()) == 150
+    assert p[p != 0].abs().min() >= w[p == 0].abs().max()
+    assert torch.equal(p[p != 0], w[p != 0])
+
+
+@pytest.mark.parametrize("out_dim", [0, 1])
+def test_rtn_quantization_levels_and_error(out_dim):
+    w = torch.randn(16, 24)
+    q = quantize_rtn(w, 4, out_dim=out_dim)
+    rows = q.movedim(out_dim, 0)
+    scale = w.movedim(out_dim, 0).abs().amax(dim=1, keepdim=True) / 7
+    assert all(len(torch.unique(r)) <= 15 for r in rows)
+    assert ((rows - w.movedim(out_dim, 0)).abs() <= scale / 2 + 1e-6).all()
+
+
+@pytest.mark.parametrize("beta,shape", [(0.8, (40, 24)), (0.5, (24, 40)), (0.99, (16, 16))])
+def test_svd_truncation_keeps_rank_and_is_optimal(beta, shape):
+    w = torch.randn(*shape, dtype=torch.float64)
+    r = kept_rank(shape, beta)
+    assert r == max(1, round((1 - beta) * min(shape)))
+    t = truncate_rank(w, beta)
+    assert np.linalg.matrix_rank(t.numpy()) == r
+    s = np.linalg.svd(w.numpy(), compute_uv=False)
+    # Eckart-Young-Mirsky: spectral error is the (r+1)-th singular value, Frobenius error the tail energy
+    assert np.linalg.norm((w - t).numpy(), 2) == pytest.approx(s[r])
+    assert np.linalg.norm((w - t).numpy()) == pytest.approx(np.sqrt((s[r:] ** 2).sum()))
+    u, sv, vt = np.linalg.svd(w.numpy(), full_matrices=False)
+    np.testing.assert_allclose(t.numpy(), (u[:, :r] * sv[:r]) @ vt[:r], atol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_src_touches_only_emulator_attention(family, tiny_models, tmp_path):
+    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1, emulator_layers=None, src_ratio=0.75)
+    manifest = read_manifest(out, verify=True)
+    assert manifest["params"]["src_ratio"] == 0.75
+    arch = architecture(family)
+    original = WeightReader(tiny_models[family])
+    back = to_original(manifest)
+    with safe_open(out / "model.safetensors", "pt") as f:
+        for name in f.keys():
+            block = arch.block_index(name)
+            orig_name = arch.rename_block(name, back)
+            same = torch.equal(f.get_tensor(name), original.get(orig_name))
+            if block is not None and back[block] in manifest["emulator_layers"] and arch.is_attention_weight(name):
+                t = f.get_tensor(name)
+                assert not same and np.linalg.matrix_rank(t.numpy()) == kept_rank(tuple(t.shape), 0.75)
+            else:
+                assert same, name
+
+
+def test_prune_and_quantize_methods(tiny_models, tmp_path):
+    arch = architecture("opt")
+    for method, check in (("prune", lambda t: (t == 0).float().mean().item() == pytest.approx(0.5, abs=0.01)),
+                          ("quantize", lambda t: all(len(torch.unique(r)) <= 7 for r in t))):
+        out = build_emulator(str(tiny_models["opt"]), tmp_path / method, bottom=1, top=1, emulator_layers=2,
+                             method=method, sparsity=0.5, bits=3)
+        manifest = read_manifest(out)
+        assert manifest["method"] == method and ("sparsity" in manifest["params"]) == (method == "prune")
+        back = to_original(manifest)
+        with safe_open(out / "model.safetensors", "pt") as f:
+            for name in f.keys():
+                block = arch.block_index(name)
+                if block is not None and back[block] in manifest["emulator_layers"] and name.endswith("proj.weight"):
+                    assert check(f.get_tensor(name)), name
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"method": "prune", "sparsity": 1.0}, "sparsity"),
+    ({"method": "quantize", "bits": 1}, "bits"),
+    ({"src_ratio": 1.0}, "SRC"),
+    ({"method": "magic"}, "unknown emulator method"),
+])
+def test_bad_compression_parameters(kwargs, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        build_emulator("/never/loaded", tmp_path / "emu", **kwargs)
