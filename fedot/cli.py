@@ -8,10 +8,7 @@ import sys
 
 
 def _emulator_build(args):
-    from .emulator import build_emulator
-
-    out = build_emulator(args.model, args.out, bottom=args.bottom, top=args.top, emulator_layers=args.emulator_layers,
-                         method=args.method, sparsity=args.sparsity, bits=args.bits, src_ratio=args.src_ratio)
+    out, _ = _spec(args).build(args.out)
     print(f"emulator written to {out}")
     _info(argparse.Namespace(path=str(out)))
 
@@ -37,15 +34,13 @@ def _info(args):
 
 
 def _offsite(args):
-    from .emulator import EmulatorSpec
     from .pipeline import OffsiteConfig, run
     from .train import TrainConfig
     from .tuning import TuningConfig
 
     mode = args.tuning or ("lora" if args.lora_rank else "full")
     cfg = OffsiteConfig(
-        emulator=EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers, args.method, args.sparsity,
-                              args.bits, args.src_ratio), task=args.task,
+        emulator=_spec(args), task=args.task,
         tuning=TuningConfig(mode=mode, lora_rank=args.lora_rank or 4, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
                             lora_targets=args.lora_targets),
         train=TrainConfig(lr=args.lr[0], epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size,
@@ -80,6 +75,20 @@ def _emulator_args(p):
     p.add_argument("--sparsity", type=float, default=0.5, help="prune: fraction of weights zeroed")
     p.add_argument("--bits", type=int, default=4, help="quantize: bits per weight")
     p.add_argument("--src-ratio", type=float, default=0.0, help="SRC beta: fraction of attention rank removed")
+    p.add_argument("--distill-corpus", default="wikitext2", help="distill: corpus task (train: fit, validation: select)")
+    p.add_argument("--distill-steps", type=int, default=200)
+    p.add_argument("--distill-lr", type=float, default=1e-4)
+    p.add_argument("--distill-batch-size", type=int, default=4)
+    p.add_argument("--distill-max-length", type=int, default=256)
+
+
+def _spec(args):
+    from .emulator import DistillConfig, EmulatorSpec
+
+    distill = DistillConfig(corpus=args.distill_corpus, steps=args.distill_steps, lr=args.distill_lr,
+                            batch_size=args.distill_batch_size, max_length=args.distill_max_length)
+    return EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers, args.method, args.sparsity, args.bits,
+                        args.src_ratio, distill)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .emulator import EmulatorSpec, adapter_local, read_manifest, to_local, to_original
+from .emulator import DistillConfig, EmulatorSpec, adapter_local, read_manifest, to_local, to_original
 from .evaluate import evaluate
 from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import adapter_parameters, plug_in, save_adapter
@@ -107,7 +107,10 @@ class FederatedConfig:
             emulator=EmulatorSpec(model=str(g("model", EmulatorSpec.model)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),
                                   emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform")),
                                   sparsity=float(g("emulator-sparsity", 0.5)), bits=int(g("emulator-bits", 4)),
-                                  src_ratio=float(g("emulator-src-ratio", 0.0))),
+                                  src_ratio=float(g("emulator-src-ratio", 0.0)),
+                                  distill=DistillConfig(corpus=str(g("emulator-distill-corpus", "wikitext2")),
+                                                        steps=int(g("emulator-distill-steps", 200)),
+                                                        lr=float(g("emulator-distill-lr", 1e-4)))),
             task=str(g("task", cls.task)),
             num_rounds=int(g("num-rounds", 3)), fraction_train=float(g("fraction-train", 1.0)),
             min_replies=int(g("min-replies", 1)), partitioning=str(g("partitioning", "document")),

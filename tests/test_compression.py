@@ -91,3 +91,43 @@ def test_prune_and_quantize_methods(tiny_models, tmp_path):
 def test_bad_compression_parameters(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):
         build_emulator("/never/loaded", tmp_path / "emu", **kwargs)
+
+
+def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_models, tmp_path, monkeypatch):
+    import datafix
+    from transformers import AutoModelForCausalLM
+
+    from fedot.emulator import DistillConfig
+
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    cfg = DistillConfig(corpus="pydocs", steps=30, lr=3e-3, batch_size=2, max_length=32, eval_every=10)
+    out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", bottom=1, top=1, emulator_layers=2,
+                         method="distill", distill=cfg)
+    manifest = read_manifest(out, verify=True)
+    result = manifest["params"]["distill_result"]
+    assert manifest["method"] == "distill" and manifest["params"]["distill"]["steps"] == 30
+    assert result["held_out_mse_after"] < result["held_out_mse_before"]
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.num_hidden_layers == 4
+    # only the middle (emulator) blocks changed; adapter blocks and embeddings are the full model's
+    arch = architecture("llama")
+    original = WeightReader(tiny_models["llama"])
+    back = to_original(manifest)
+    for name, p in model.state_dict().items():
+        block = arch.block_index(name)
+        if name in ("lm_head.weight",) or "rotary" in name:
+            continue
+        same = torch.equal(p, original.get(arch.rename_block(name, back)))
+        assert same == (block is None or back[block] in manifest["adapter_layers"]), name
+
+
+def test_distillation_needs_a_corpus_and_a_sandwich(tiny_models, tmp_path):
+    from fedot.emulator import DistillConfig
+
+    with pytest.raises(ValueError, match="not a text corpus"):
+        build_emulator("/never/loaded", tmp_path / "e", method="distill", distill=DistillConfig(corpus="piqa"))
+    from fedot.emulator.distill import _middle_indices
+
+    with pytest.raises(ValueError, match="sandwich"):
+        _middle_indices({"num_layers": 8, "adapter_layers": [0, 3, 7], "emulator_layers": [1, 5]})
+    assert _middle_indices({"num_layers": 8, "adapter_layers": [0, 1, 7], "emulator_layers": [2, 4, 6]}) == (5, 7)

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..models import DEFAULT_MODEL, cache_dir, load_config, resolve
 from ..registry import architecture, num_layers
 from ..split import sandwich
+from . import distill as distill_module
 from . import prune, quantize, src
 from .artifact import ArtifactError, adapter_local, layers, read_manifest, to_local, to_original
-from .build import Transform, build
+from .build import Transform, build, resave
+from .distill import DistillConfig
 
-METHODS = ("uniform", "prune", "quantize")
+METHODS = ("uniform", "distill", "prune", "quantize")
 
 
 def compression(arch, method: str, sparsity: float, bits: int, src_ratio: float) -> Transform | None:
     """The per-tensor compression of emulator blocks: the method's, then SRC on attention weights."""
-    if method == "uniform" and src_ratio == 0:
+    if method in ("uniform", "distill") and src_ratio == 0:
         return None
 
     def transform(name, tensor):
@@ -40,7 +43,7 @@ def compression(arch, method: str, sparsity: float, bits: int, src_ratio: float)
     return transform
 
 
-def method_params(method: str, sparsity: float, bits: int, src_ratio: float) -> dict:
+def method_params(method: str, sparsity: float, bits: int, src_ratio: float, distill: DistillConfig | None = None) -> dict:
     """Check and return the parameters that matter for ``method`` (recorded in the manifest)."""
     if method not in METHODS:
         raise ValueError(f"unknown emulator method {method!r}; choose one of {', '.join(METHODS)}")
@@ -52,6 +55,10 @@ def method_params(method: str, sparsity: float, bits: int, src_ratio: float) -> 
     if method == "quantize":
         quantize.check(bits)
         params["bits"] = bits
+    if method == "distill":
+        distill = distill or DistillConfig()
+        distill.check()
+        params["distill"] = asdict(distill)
     return params
 
 
@@ -66,13 +73,14 @@ def build_emulator(
     sparsity: float = 0.5,
     bits: int = 4,
     src_ratio: float = 0.0,
+    distill: DistillConfig | None = None,
 ) -> Path:
     """Build (or reuse, by content key) the emulator of ``model`` and return its directory.
 
     With ``out=None`` the artifact goes to the cache under a key derived from the
     model and every build parameter, so repeated runs reuse it.
     """
-    extra = method_params(method, sparsity, bits, src_ratio)
+    extra = method_params(method, sparsity, bits, src_ratio, distill)
     model_dir = resolve(model)
     config = load_config(model_dir)
     split = sandwich(num_layers(config), bottom, top, emulator_layers)
@@ -83,8 +91,28 @@ def build_emulator(
         out = cache_dir() / "emulators" / key
         if (out / "manifest.json").exists():
             return out
-    return build(model_dir, split, out, source_model=model, method=method, params=params,
-                 transform=compression(architecture(config), method, sparsity, bits, src_ratio))
+    transform = compression(architecture(config), method, sparsity, bits, src_ratio)
+    if method != "distill":
+        return build(model_dir, split, out, source_model=model, method=method, params=params, transform=transform)
+    return _distilled(model_dir, split, Path(out), model, params, transform, distill or DistillConfig())
+
+
+def _distilled(model_dir, split, out: Path, model: str, params: dict, transform, cfg: DistillConfig) -> Path:
+    """Build the layer-dropped emulator, distil its middle against the full model, write the result to ``out``."""
+    from ..models import default_device, load_model, load_tokenizer
+
+    start = build(model_dir, split, out.with_name(out.name + ".undistilled"), source_model=model, method="distill",
+                  params=params, transform=transform)
+    manifest = read_manifest(start)
+    device = default_device()
+    student, teacher = load_model(start, device=device), load_model(model_dir, device=device)
+    record = distill_module.distill(student, teacher, load_tokenizer(start), manifest, cfg)
+    del teacher
+    result = {k: record[k] for k in ("held_out_mse_before", "held_out_mse_after", "history")}
+    manifest = {k: v for k, v in manifest.items() if k != "sha256"}
+    path = resave(student, out, start, {**manifest, "params": {**params, "distill_result": result}})
+    shutil.rmtree(start)
+    return path
 
 
 @dataclass
@@ -99,19 +127,21 @@ class EmulatorSpec:
     sparsity: float = 0.5  # prune
     bits: int = 4  # quantize
     src_ratio: float = 0.0  # SRC beta on the kept emulator blocks' attention (any method)
+    distill: DistillConfig = field(default_factory=DistillConfig)  # distill
 
     def check(self) -> Path:
         """Resolve the model and validate the split from its config alone; returns the model directory."""
-        method_params(self.method, self.sparsity, self.bits, self.src_ratio)
+        method_params(self.method, self.sparsity, self.bits, self.src_ratio, self.distill)
         model_dir = resolve(self.model)
         sandwich(num_layers(load_config(model_dir)), self.bottom, self.top, self.emulator_layers)
         return model_dir
 
-    def build(self) -> tuple[Path, dict]:
-        """Build or reuse the artifact; returns its directory and verified manifest."""
-        path = build_emulator(self.model, bottom=self.bottom, top=self.top, emulator_layers=self.emulator_layers,
-                              method=self.method, sparsity=self.sparsity, bits=self.bits, src_ratio=self.src_ratio)
+    def build(self, out: str | Path | None = None) -> tuple[Path, dict]:
+        """Build the artifact in ``out`` (default: reuse the cached one); returns its directory and verified manifest."""
+        path = build_emulator(self.model, out, bottom=self.bottom, top=self.top, emulator_layers=self.emulator_layers,
+                              method=self.method, sparsity=self.sparsity, bits=self.bits, src_ratio=self.src_ratio,
+                              distill=self.distill)
         return path, read_manifest(path, verify=True)
 
 
-__all__ = ["EmulatorSpec", "ArtifactError", "adapter_local", "build", "build_emulator", "layers", "read_manifest", "to_local", "to_original", "METHODS"]
+__all__ = ["DistillConfig", "EmulatorSpec", "ArtifactError", "adapter_local", "build", "build_emulator", "layers", "read_manifest", "to_local", "to_original", "METHODS"]

@@ -41,6 +41,32 @@ def reduced_config(config, kept: list[int]):
     return reduced
 
 
+def _finish(tmp: Path, out: Path, model_dir: Path, manifest: dict) -> Path:
+    """Copy the tokenizer, write the manifest (with the weights' sha256) and move ``tmp`` into place."""
+    for file in _TOKENIZER_FILES:
+        if (model_dir / file).exists() and not (tmp / file).exists():
+            shutil.copy(model_dir / file, tmp / file)
+    write_manifest(tmp, {**manifest, "sha256": sha256_file(tmp / WEIGHTS)})
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _fresh(out: Path) -> Path:
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def resave(model, out: str | Path, model_dir: str | Path, manifest: dict) -> Path:
+    """Write a (re-trained) emulator model as an artifact with an updated manifest."""
+    out = Path(out)
+    tmp = _fresh(out)
+    model.save_pretrained(tmp)
+    return _finish(tmp, out, Path(model_dir), manifest)
+
+
 def build(
     model_dir: str | Path,
     split: Split,
@@ -81,15 +107,10 @@ def build(
         if transform is not None and block is not None and block in split.emulator:
             tensor = transform(name, tensor)
         tensors[arch.rename_block(name, to_local)] = tensor.contiguous()
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _fresh(out)
     save_file(tensors, tmp / WEIGHTS, metadata={"format": "pt"})
     reduced_config(config, kept).save_pretrained(tmp)
-    for file in _TOKENIZER_FILES:
-        if (model_dir / file).exists():
-            shutil.copy(model_dir / file, tmp / file)
-    write_manifest(tmp, {
+    return _finish(tmp, out, model_dir, {
         "source_model": source_model,
         "method": method,
         "params": params or {},
@@ -97,8 +118,4 @@ def build(
         "num_layers": split.num_layers,
         "adapter_layers": list(split.adapter),
         "emulator_layers": list(split.emulator),
-        "sha256": sha256_file(tmp / WEIGHTS),
     })
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out

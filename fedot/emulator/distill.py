@@ -1,0 +1,125 @@
+"""Emulator distillation (offsite-tuning Eq. 1): train the kept middle blocks to imitate the full middle.
+
+Both models see the same tokens. The bottom adapter blocks and embeddings are
+identical in student (emulator) and teacher (full model), so the student's
+hidden state entering its middle is exactly the teacher's x_i; the loss is the
+MSE between the hidden states leaving the emulator's middle and the full
+model's middle. Only the emulator's middle blocks train; the teacher is frozen
+and run without gradients, so memory is one full model plus one emulator.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm import tqdm
+
+from ..registry import architecture
+
+
+@dataclass
+class DistillConfig:
+    corpus: str = "wikitext2"  # a corpus task; its train split trains, its validation split selects
+    steps: int = 200
+    lr: float = 1e-4
+    batch_size: int = 4
+    max_length: int = 256
+    eval_every: int = 50
+    seed: int = 0
+
+    def check(self) -> None:
+        from ..tasks import CorpusTask, get_task
+
+        if not isinstance(get_task(self.corpus), CorpusTask):
+            raise ValueError(f"distillation corpus {self.corpus!r} is not a text corpus; use pydocs or wikitext2")
+        if self.steps < 1 or self.lr <= 0 or self.batch_size < 1 or self.max_length < 2 or self.eval_every < 1:
+            raise ValueError(f"distillation settings must be positive: {asdict(self)}")
+
+
+def _middle_indices(manifest: dict) -> tuple[int, int]:
+    """(student index, teacher index) into ``hidden_states`` just after the middle; needs a sandwich adapter."""
+    n, adapter = manifest["num_layers"], sorted(manifest["adapter_layers"])
+    bottom = sum(1 for i in adapter if i < min(manifest["emulator_layers"]))
+    top = len(adapter) - bottom
+    if adapter != list(range(bottom)) + list(range(n - top, n)):
+        raise ValueError("distillation needs a sandwich adapter (bottom and top blocks); this split has adapter "
+                         f"blocks {adapter}")
+    return bottom + len(manifest["emulator_layers"]), n - top
+
+
+def _blocks(tokenizer, texts, max_length):
+    stream = []
+    for text in texts:
+        stream += tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
+    return [stream[i:i + max_length] for i in range(0, len(stream) - max_length + 1, max_length)]
+
+
+def _mse(student, teacher, batch, s_idx, t_idx):
+    ids = torch.tensor(batch, device=next(student.parameters()).device)
+    with torch.no_grad():
+        target = teacher(input_ids=ids, output_hidden_states=True).hidden_states[t_idx].float()
+    out = student(input_ids=ids, output_hidden_states=True).hidden_states[s_idx].float()
+    return torch.nn.functional.mse_loss(out, target)
+
+
+def distill(student, teacher, tokenizer, manifest: dict, cfg: DistillConfig) -> dict:
+    """Train ``student``'s middle blocks in place; returns held-out MSE before/after and the history."""
+    from ..emulator.artifact import to_local
+    from ..tasks import get_task
+
+    cfg.check()
+    s_idx, t_idx = _middle_indices(manifest)
+    arch = architecture(student.config)
+    middle = {to_local(manifest)[i] for i in manifest["emulator_layers"]}
+    student.requires_grad_(False)
+    teacher.requires_grad_(False).eval()
+    params = [p for n, p in student.named_parameters() if arch.block_index(n) in middle]
+    for p in params:
+        p.requires_grad_(True)
+    task = get_task(cfg.corpus)
+    train = _blocks(tokenizer, task.train_texts("train"), cfg.max_length)
+    held = _blocks(tokenizer, task.train_texts("validation"), cfg.max_length)[: 4 * cfg.batch_size]
+    if not train or not held:
+        raise ValueError(f"{cfg.corpus} has too little text for blocks of {cfg.max_length} tokens")
+
+    def held_out() -> float:
+        student.eval()
+        with torch.no_grad():
+            losses = [_mse(student, teacher, held[i:i + cfg.batch_size], s_idx, t_idx).item()
+                      for i in range(0, len(held), cfg.batch_size)]
+        student.train()
+        return sum(losses) / len(losses)
+
+    from transformers import get_cosine_schedule_with_warmup
+
+    opt = torch.optim.AdamW(params, lr=cfg.lr)
+    sched = get_cosine_schedule_with_warmup(opt, max(1, cfg.steps // 20), cfg.steps)
+    rng = random.Random(cfg.seed)
+    before = best = held_out()
+    best_state = {n: p.detach().clone() for n, p in student.named_parameters() if p.requires_grad}
+    history = [{"step": 0, "held_out_mse": before}]
+    student.train()
+    for step in tqdm(range(1, cfg.steps + 1), desc="distill emulator", leave=False):
+        loss = _mse(student, teacher, rng.sample(train, min(cfg.batch_size, len(train))), s_idx, t_idx)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            mse = held_out()
+            history.append({"step": step, "train_mse": loss.item(), "held_out_mse": mse})
+            if mse < best:
+                best = mse
+                best_state = {n: p.detach().clone() for n, p in student.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        for n, p in student.named_parameters():
+            if n in best_state:
+                p.copy_(best_state[n])
+    student.requires_grad_(False).eval()
+    if not math.isfinite(best):
+        raise RuntimeError(f"distillation diverged (held-out MSE {best}); lower --distill-lr")
+    return {"held_out_mse_before": before, "held_out_mse_after": best, "history": history, "config": asdict(cfg)}
