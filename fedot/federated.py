@@ -7,7 +7,6 @@ decision about adapters lives here so it can be tested and reused in-process.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import time
@@ -23,8 +22,6 @@ from .plugin import adapter_parameters, plug_in, save_adapter
 from .tasks import DATA_ENV, get_task
 from .train import TrainConfig, task_examples, train
 from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
-
-log = logging.getLogger("fedot")
 
 
 # --- aggregation -----------------------------------------------------------------------------

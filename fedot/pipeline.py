@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import results
-from .emulator import EmulatorSpec, adapter_local, read_manifest, to_original
+from .emulator import EmulatorSpec, adapter_local, read_manifest, to_local, to_original
 from .evaluate import evaluate
 from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import plug_in, save_adapter
@@ -49,12 +49,10 @@ def load_emulator(path: Path, tuning: TuningConfig, device: str, dtype: torch.dt
     return prepare(load_model(path, dtype, device), adapter_local(manifest), tuning), manifest
 
 
-def tune(emulator_dir: Path, examples, tuning: TuningConfig, cfg: TrainConfig, validate, device, dtype,
-         initial: dict | None = None) -> tuple[dict, TrainResult]:
+def tune(emulator_dir: Path, examples, tuning: TuningConfig, cfg: TrainConfig, validate, device,
+         dtype) -> tuple[dict, TrainResult]:
     """Train the adapter through the emulator; return its state in full-model names and the training record."""
     model, manifest = load_emulator(emulator_dir, tuning, device, dtype)
-    if initial is not None:
-        load_trainable_state(model, initial, to_local={v: k for k, v in to_original(manifest).items()})
     record = train(model, examples, cfg, pad_id=_pad(model), validate=validate, desc=f"emulator lr={cfg.lr:g}")
     return trainable_state(model, to_original(manifest)), record
 
@@ -103,7 +101,7 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     lr, adapter, record = best
     timings["train_emulator"] = sum(s["train"]["seconds"] for s in sweeps)
     emulator, _ = load_emulator(emulator_dir, cfg.tuning, device, dtype)
-    load_trainable_state(emulator, adapter, to_local={v: k for k, v in to_original(manifest).items()})
+    load_trainable_state(emulator, adapter, to_local=to_local(manifest))
     measure("emulator_finetuned", emulator)
     meta = {**cfg.tuning.describe(), "adapter_layers": manifest["adapter_layers"], "source_model": cfg.emulator.model,
             "emulator_sha256": manifest["sha256"], "task": cfg.task}
