@@ -79,6 +79,7 @@ class FederatedConfig:
     partitioning: str = "document"
     dirichlet_alpha: float = 0.5
     local_steps: int = 10
+    local_epochs: float = 0.0  # > 0: passes over the client's data instead of local_steps
     lr: float = 1e-4
     lr_schedule: str = "constant"
     eval_every: int = 1
@@ -111,7 +112,8 @@ class FederatedConfig:
             task=str(g("task", cls.task)),
             num_rounds=int(g("num-rounds", 3)), fraction_train=float(g("fraction-train", 1.0)),
             min_replies=int(g("min-replies", 1)), partitioning=str(g("partitioning", "document")),
-            dirichlet_alpha=float(g("dirichlet-alpha", 0.5)), local_steps=int(g("local-steps", 10)), lr=float(g("lr", 1e-4)),
+            dirichlet_alpha=float(g("dirichlet-alpha", 0.5)), local_steps=int(g("local-steps", 10)),
+            local_epochs=float(g("local-epochs", 0.0)), lr=float(g("lr", 1e-4)),
             lr_schedule=str(g("lr-schedule", "constant")), eval_every=int(g("eval-every", 1)),
             eval_limit=(int(g("eval-limit", 0)) or None), full_ft=bool(g("full-ft", False)),
             full_ft_steps=int(g("full-ft-steps", 0)), seed=int(g("seed", 0)),
@@ -128,8 +130,8 @@ class FederatedConfig:
     def check(self) -> None:
         from .partition import check as check_partitioning
 
-        if self.num_rounds < 1 or self.local_steps < 1 or self.eval_every < 1:
-            raise ValueError("num-rounds, local-steps and eval-every must all be >= 1")
+        if self.num_rounds < 1 or self.local_steps < 1 or self.eval_every < 1 or self.local_epochs < 0:
+            raise ValueError("num-rounds, local-steps and eval-every must all be >= 1, local-epochs >= 0")
         if not 0 < self.fraction_train <= 1:
             raise ValueError(f"fraction-train must be in (0, 1] (got {self.fraction_train})")
         if self.min_replies < 1:
@@ -177,10 +179,12 @@ def client_train(emulator_path: str, sha256: str, global_state: dict[str, torch.
     examples = client_examples(cfg.task, tokenizer, cfg.partitioning, num_partitions, partition_id, cfg.seed,
                                cfg.dirichlet_alpha, cfg.train.max_length)
     pad = model.get_base_model().config.pad_token_id if hasattr(model, "get_base_model") else model.config.pad_token_id
-    train_cfg = TrainConfig(**{**cfg.train.__dict__, "lr": lr, "max_steps": cfg.local_steps, "seed": cfg.seed + partition_id})
+    budget = {"max_steps": None, "epochs": cfg.local_epochs} if cfg.local_epochs else {"max_steps": cfg.local_steps}
+    train_cfg = TrainConfig(**{**cfg.train.__dict__, **budget, "lr": lr, "seed": cfg.seed + partition_id})
     record = train(model, examples, train_cfg, pad_id=pad or 0, desc=f"client {partition_id}")
     losses = [h["loss"] for h in record.history if "loss" in h]
-    metrics = {"num-examples": len(examples), "train-loss": sum(losses) / len(losses), "train-loss-last": losses[-1],
+    metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),
+               "train-loss-last": losses[-1],
                "train-tokens": record.tokens, "train-seconds": record.seconds, "emulator-loads": _WORKER["emulator_loads"],
                "worker-pid": os.getpid()}
     return trainable_state(model, to_original(manifest)), metrics

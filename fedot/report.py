@@ -58,7 +58,7 @@ def federated_report(owner, adapter, evaluations: dict, round_log, out: Path, ru
     if last is not None:
         numbers.update({k: evaluations[last][k] for k in ("emulator_finetuned", "plugin")})
     rows = round_log.rows
-    client_steps = sum(len(r.get("accepted", [])) for r in rows) * cfg.local_steps
+    client_steps = sum(r.get("client_steps", 0) for r in rows)
     if cfg.full_ft:
         numbers["full_finetuned"] = owner.full_finetune(cfg.full_ft_steps or client_steps)
     record = {

@@ -47,7 +47,7 @@ class OffsiteFedAvg(FedAvg):
         replies = list(replies)
         reference = self._sent["reference"]
         accepted, rejected, updates, losses, emulator_loads = [], [], [], [], {}
-        bytes_up = 0
+        bytes_up = steps = 0
         for msg in replies:
             node = msg.metadata.src_node_id
             if msg.has_error():
@@ -66,6 +66,7 @@ class OffsiteFedAvg(FedAvg):
                 rejected.append({"node": node, "reason": reason})
                 continue
             accepted.append(node)
+            steps += int(metrics.get("train-steps", 0))
             updates.append((state, float(num_examples)))
             losses.append((float(metrics.get("train-loss", float("nan"))), float(num_examples)))
             emulator_loads[str(metrics.get("worker-pid", node))] = int(metrics.get("emulator-loads", 0))
@@ -75,6 +76,7 @@ class OffsiteFedAvg(FedAvg):
         row = {"round": server_round, "lr": self._sent["lr"], "sampled": self._sent["sampled"], "accepted": accepted,
                "rejected": rejected, "bytes_down": self._sent["bytes_down_per_client"] * len(self._sent["sampled"]),
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
+               "client_steps": steps,
                "train_loss": sum(loss * n for loss, n in losses) / total if total else None,
                "emulator_loads_by_worker": emulator_loads}
         if len(updates) < self.min_replies:

@@ -164,3 +164,18 @@ def test_bad_run_config_fails_before_the_model_loads(overrides, match, tiny_mode
 def test_config_parsing_defaults():
     cfg = FederatedConfig.from_run_config(QUICKSTART)
     assert cfg.emulator.emulator_layers == 18 and cfg.tuning.mode == "full" and cfg.train.max_steps == cfg.local_steps
+
+
+def test_local_epochs_and_step_accounting(tiny_models, tmp_path, monkeypatch):
+    import datafix
+
+    monkeypatch.setenv("FEDOT_DATA_DIR", "restored-after-the-test")  # the run's data-dir key sets it process-wide
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "local-epochs": 1.0, "max-length": 32,
+                                                             "full-ft": True, "full-ft-steps": 0, "task": "wikitext2",
+                                                             "data-dir": str(datafix.write(tmp_path / "data"))})
+    rows, results = run_server(rc, InProcessGrid(2, rc))
+    from fedot.federated import _WORKER
+
+    sizes = [len(v) for v in _WORKER["examples"].values() if v][-2:]
+    assert rows[1]["client_steps"] == sum(-(-n // 2) for n in sizes)  # one epoch at batch 2 on each client
+    assert results["client_steps"] == rows[1]["client_steps"] and "full_finetuned" in results["numbers"]
