@@ -53,6 +53,8 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
         if cum:
             b.plot(*zip(*cum), marker="o", label=r["name"])
     a.set_xlabel("round"), a.set_ylabel(f"OT plug-in {metric}"), a.legend()
+    for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
     b.set_xlabel("round"), b.set_ylabel("cumulative MiB communicated"), b.legend()
     fig.tight_layout()
     fig.savefig(out / "comparison.png", dpi=120)

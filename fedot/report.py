@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import results
+from .results import style_metric_axis
 from .tasks import get_task
 
 
@@ -38,7 +39,10 @@ def plot_rounds(rows: list[dict], metric: str, path: Path) -> None:
         a.axhline(zs[0], color="gray", ls="--", label="full zero-shot")
     a.set_xlabel("round")
     a.set_ylabel(metric)
+    style_metric_axis(a, metric)
     a.legend()
+    for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
     losses = [(r["round"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
     if losses:
         b.plot(*zip(*losses), marker="o")

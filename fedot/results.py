@@ -67,6 +67,12 @@ def markdown(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def style_metric_axis(ax, metric: str) -> None:
+    """Perplexities of compressed emulators span orders of magnitude: show them on a log scale."""
+    if "perplexity" in metric:
+        ax.set_yscale("log")
+
+
 def plot(record: dict, path: Path) -> None:
     import matplotlib
 
@@ -79,6 +85,7 @@ def plot(record: dict, path: Path) -> None:
     bars = ax.bar([LABELS[k] for k in keys], values, color=["#888", "#bbb", "#4c72b0", "#dd8452", "#55a868"][: len(keys)])
     ax.bar_label(bars, labels=[_fmt(v, record["metric"]) for v in values])
     ax.set_ylabel(record["metric"] + (" (higher is better)" if record["higher_is_better"] else " (lower is better)"))
+    style_metric_axis(ax, record["metric"])
     ax.set_title(f"{record['title']}: {record['task']}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -1,0 +1,16 @@
+"""Redraw a run directory's plots from its results.json and rounds.jsonl (after a change to the plotting code)."""
+
+import json
+import sys
+from pathlib import Path
+
+from fedot.report import plot_rounds
+from fedot.results import plot
+
+for run in map(Path, sys.argv[1:]):
+    record = json.loads((run / "results.json").read_text())
+    plot(record, run / "results.png")
+    if (run / "rounds.jsonl").exists():
+        rows = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
+        plot_rounds(rows, record["metric"], run / "rounds.png")
+    print(f"replotted {run}")
