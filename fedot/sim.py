@@ -111,7 +111,9 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
     overrides += run_config or []
     settings = federation_settings(app, num_clients)
     preflight(app, settings, run_config or [])
-    env = {**os.environ, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+    # flwr launches flower-superlink/-superexec by name: they sit beside this interpreter even in an unactivated venv
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
     home = flwr_home()
     started_here = not superlink_pids(home)
     federation = " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items())
