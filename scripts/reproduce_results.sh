@@ -7,7 +7,8 @@ export FEDOT_DATA_DIR="${FEDOT_DATA_DIR:-../shared/data}"
 F=.venv/bin/fedot
 # Learning rates: {1e-4, 3e-4} from the paper's grid, chosen per run by emulator validation score.
 COMMON="--model smollm2-135m --emulator-layers 18 --lr 1e-4 3e-4 --eval-every 20 --full-ft"
-for what in "${@:-pydocs wikitext2 arc_easy sciq federated}"; do
+[ $# -gt 0 ] || set -- pydocs wikitext2 arc_easy sciq federated
+for what in "$@"; do
   case $what in
     pydocs)    $F offsite --task pydocs $COMMON --max-steps 60 --batch-size 4 --max-length 128 --val-limit 5 --out docs/results/pydocs ;;
     wikitext2) $F offsite --task wikitext2 $COMMON --max-steps 40 --batch-size 4 --max-length 128 --val-limit 7 --limit 20 --out docs/results/wikitext2 ;;
