@@ -178,10 +178,9 @@ def client_train(emulator_path: str, sha256: str, global_state: dict[str, torch.
     load_trainable_state(model, global_state, to_local=to_local(manifest))
     examples = client_examples(cfg.task, tokenizer, cfg.partitioning, num_partitions, partition_id, cfg.seed,
                                cfg.dirichlet_alpha, cfg.train.max_length)
-    pad = model.get_base_model().config.pad_token_id if hasattr(model, "get_base_model") else model.config.pad_token_id
     budget = {"max_steps": None, "epochs": cfg.local_epochs} if cfg.local_epochs else {"max_steps": cfg.local_steps}
     train_cfg = TrainConfig(**{**cfg.train.__dict__, **budget, "lr": lr, "seed": cfg.seed + partition_id})
-    record = train(model, examples, train_cfg, pad_id=pad or 0, desc=f"client {partition_id}")
+    record = train(model, examples, train_cfg, desc=f"client {partition_id}")
     losses = [h["loss"] for h in record.history if "loss" in h]
     metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),
                "train-loss-last": losses[-1],
@@ -243,7 +242,7 @@ class ModelOwner:
         model = load_model(self.model_dir, self.dtype, self.device)
         model.requires_grad_(True)
         cfg = TrainConfig(**{**self.cfg.train.__dict__, "max_steps": steps, "lr": self.cfg.lr})
-        train(model, examples, cfg, pad_id=model.config.pad_token_id or 0, desc="full FT baseline")
+        train(model, examples, cfg, desc="full FT baseline")
         score = self._eval(model)
         del model
         return score

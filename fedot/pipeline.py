@@ -53,13 +53,8 @@ def tune(emulator_dir: Path, examples, tuning: TuningConfig, cfg: TrainConfig, v
          dtype) -> tuple[dict, TrainResult]:
     """Train the adapter through the emulator; return its state in full-model names and the training record."""
     model, manifest = load_emulator(emulator_dir, tuning, device, dtype)
-    record = train(model, examples, cfg, pad_id=_pad(model), validate=validate, desc=f"emulator lr={cfg.lr:g}")
+    record = train(model, examples, cfg, validate=validate, desc=f"emulator lr={cfg.lr:g}")
     return trainable_state(model, to_original(manifest)), record
-
-
-def _pad(model) -> int:
-    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
-    return config.pad_token_id if config.pad_token_id is not None else 0
 
 
 def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
@@ -116,7 +111,7 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
         for ft_lr in cfg.lrs:
             model = load_model(model_dir, dtype, device)
             model.requires_grad_(True)
-            rec = train(model, examples, replace(cfg.train, lr=ft_lr), pad_id=_pad(model), validate=validate, desc=f"full FT lr={ft_lr:g}")
+            rec = train(model, examples, replace(cfg.train, lr=ft_lr), validate=validate, desc=f"full FT lr={ft_lr:g}")
             ft_sweeps.append({"lr": ft_lr, "best_validation": rec.best_score, "train": rec.to_dict()})
             if best_ft is None or rec.best_score > best_ft[1]:
                 best_ft = (model, rec.best_score)

@@ -101,7 +101,7 @@ def _batches(examples, batch_size, pad_id, rng):
         yield ids, labels, mask
 
 
-def train(model, examples: list[tuple[list[int], list[int]]], cfg: TrainConfig, pad_id: int,
+def train(model, examples: list[tuple[list[int], list[int]]], cfg: TrainConfig,
           validate: Callable[[torch.nn.Module], float] | None = None, desc: str = "train") -> TrainResult:
     """Train ``model``'s trainable parameters in place; leaves the best-validated weights loaded."""
     if not examples:
@@ -109,6 +109,8 @@ def train(model, examples: list[tuple[list[int], list[int]]], cfg: TrainConfig, 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     device = next(model.parameters()).device
+    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+    pad_id = config.pad_token_id if config.pad_token_id is not None else 0  # fills masked positions only
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # trainable tensors stay fp32 even when the frozen rest is bf16
         p.data = p.data.float()
