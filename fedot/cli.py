@@ -13,6 +13,20 @@ def _emulator_build(args):
     _info(argparse.Namespace(path=str(out)))
 
 
+def _importance(args):
+    from .emulator.scaleot import learn_importance, save_importance
+    from .models import default_device, load_model, load_tokenizer, resolve
+
+    cfg = _layer_replace(args)
+    cfg.check()
+    model_dir = resolve(args.model)
+    result = learn_importance(load_model(model_dir, device=default_device()), load_tokenizer(model_dir), cfg)
+    out = save_importance(args.out, result, args.model)
+    print(f"importance scores, harmonizers and plot written to {out}")
+    for j, g in enumerate(result["groups"]):
+        print(f"group {j}: " + "  ".join(f"{i}:{result['scores'][i]:+.4f}" for i in g))
+
+
 def _plugin(args):
     from .plugin import plug_in_dir
 
@@ -74,12 +88,36 @@ def _emulator_args(p):
     p.add_argument("--method", default="uniform", choices=METHODS, help="compression of the kept emulator blocks")
     p.add_argument("--sparsity", type=float, default=0.5, help="prune: fraction of weights zeroed")
     p.add_argument("--bits", type=int, default=4, help="quantize: bits per weight")
-    p.add_argument("--src-ratio", type=float, default=0.0, help="SRC beta: fraction of attention rank removed")
+    p.add_argument("--src-ratio", type=float, default=None,
+                   help="SRC beta: fraction of attention rank removed from kept emulator blocks (default 0.8 for scaleot, else 0)")
     p.add_argument("--distill-corpus", default="wikitext2", help="distill: corpus task (train: fit, validation: select)")
     p.add_argument("--distill-steps", type=int, default=200)
     p.add_argument("--distill-lr", type=float, default=1e-4)
     p.add_argument("--distill-batch-size", type=int, default=4)
     p.add_argument("--distill-max-length", type=int, default=256)
+    p.add_argument("--n-adapter", type=int, default=4, help="scaleot: N_a adapter blocks (a multiple of N_g)")
+    p.add_argument("--alpha", type=float, default=0.25, help="scaleot: fraction of blocks replaced by harmonizers")
+    p.add_argument("--importance", default="", help="scaleot: directory from `fedot emulator importance` (default: learn and cache)")
+    _layer_replace_args(p)
+
+
+def _layer_replace_args(p):
+    p.add_argument("--replace-corpus", default="wikitext2", help="Dynamic LayerReplace corpus (train: harmonizers, validation: rewards)")
+    p.add_argument("--replace-steps", type=int, default=300, help="Dynamic LayerReplace steps")
+    p.add_argument("--replace-lr", type=float, default=1e-3, help="harmonizer learning rate")
+    p.add_argument("--replace-batch-size", type=int, default=4)
+    p.add_argument("--replace-max-length", type=int, default=128)
+    p.add_argument("--harmonizer-rank", type=int, default=64)
+    p.add_argument("--n-groups", type=int, default=4, help="N_g")
+    p.add_argument("--n-candidates", type=int, default=3, help="N_c")
+
+
+def _layer_replace(args):
+    from .emulator import LayerReplaceConfig
+
+    return LayerReplaceConfig(corpus=args.replace_corpus, steps=args.replace_steps, lr=args.replace_lr, batch_size=args.replace_batch_size,
+                              max_length=args.replace_max_length, rank=args.harmonizer_rank, n_groups=args.n_groups,
+                              n_candidates=args.n_candidates)
 
 
 def _spec(args):
@@ -88,7 +126,7 @@ def _spec(args):
     distill = DistillConfig(corpus=args.distill_corpus, steps=args.distill_steps, lr=args.distill_lr,
                             batch_size=args.distill_batch_size, max_length=args.distill_max_length)
     return EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers, args.method, args.sparsity, args.bits,
-                        args.src_ratio, distill)
+                        args.src_ratio, distill, args.n_adapter, args.alpha, args.importance, _layer_replace(args))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,6 +141,12 @@ def parser() -> argparse.ArgumentParser:
     _emulator_args(b)
     b.add_argument("--out", required=True)
     b.set_defaults(func=_emulator_build)
+
+    im = emu.add_parser("importance", help="ScaleOT Dynamic LayerReplace: learn block importance and harmonizers once")
+    im.add_argument("--model", default="smollm2-135m")
+    _layer_replace_args(im)
+    im.add_argument("--out", required=True)
+    im.set_defaults(func=_importance)
 
     pl = sub.add_parser("plugin", help="plug a tuned adapter into the full model and save it")
     pl.add_argument("--model", default="smollm2-135m")

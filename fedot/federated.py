@@ -15,10 +15,11 @@ from pathlib import Path
 
 import torch
 
-from .emulator import DistillConfig, EmulatorSpec, adapter_local, read_manifest, to_local, to_original
+from .emulator import DistillConfig, EmulatorSpec, LayerReplaceConfig, adapter_local, read_manifest, to_local, to_original
 from .evaluate import evaluate
 from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import adapter_parameters, plug_in, save_adapter
+from .sizes import artifact_sizes
 from .tasks import DATA_ENV, get_task
 from .train import TrainConfig, task_examples, train
 from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
@@ -105,10 +106,15 @@ class FederatedConfig:
             emulator=EmulatorSpec(model=str(g("model", EmulatorSpec.model)), bottom=int(g("bottom", 2)), top=int(g("top", 2)),
                                   emulator_layers=None if layers < 0 else layers, method=str(g("emulator-method", "uniform")),
                                   sparsity=float(g("emulator-sparsity", 0.5)), bits=int(g("emulator-bits", 4)),
-                                  src_ratio=float(g("emulator-src-ratio", 0.0)),
+                                  src_ratio=None if float(g("emulator-src-ratio", -1)) < 0 else float(g("emulator-src-ratio")),
                                   distill=DistillConfig(corpus=str(g("emulator-distill-corpus", "wikitext2")),
                                                         steps=int(g("emulator-distill-steps", 200)),
-                                                        lr=float(g("emulator-distill-lr", 1e-4)))),
+                                                        lr=float(g("emulator-distill-lr", 1e-4))),
+                                  n_adapter=int(g("emulator-n-adapter", 4)), alpha=float(g("emulator-alpha", 0.25)),
+                                  importance=str(g("emulator-importance", "")),
+                                  layer_replace=LayerReplaceConfig(corpus=str(g("emulator-layer-replace-corpus", "wikitext2")),
+                                                                   steps=int(g("emulator-layer-replace-steps", 300)),
+                                                                   lr=float(g("emulator-layer-replace-lr", 1e-3)))),
             task=str(g("task", cls.task)),
             num_rounds=int(g("num-rounds", 3)), fraction_train=float(g("fraction-train", 1.0)),
             min_replies=int(g("min-replies", 1)), partitioning=str(g("partitioning", "document")),
@@ -205,7 +211,7 @@ class ModelOwner:
         self.full = load_model(self.model_dir, self.dtype, self.device)
         self.base = {k: v.detach().clone() for k, v in adapter_parameters(self.full, self.manifest["adapter_layers"]).items()}
         self.emulator = prepare(load_model(self.emulator_dir, self.dtype, self.device), adapter_local(self.manifest), cfg.tuning)
-        self.emulator_bytes = (self.emulator_dir / "model.safetensors").stat().st_size
+        self.emulator_bytes = artifact_sizes(self.emulator_dir)["artifact_file_bytes"]
         self.meta = {**cfg.tuning.describe(), "adapter_layers": self.manifest["adapter_layers"], "source_model": cfg.emulator.model,
                      "emulator_sha256": self.manifest["sha256"], "task": cfg.task}
 

@@ -137,10 +137,18 @@ def load_config(path: str | Path):
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+    """A model directory or emulator artifact; a ScaleOT emulator gets its harmonizers inserted."""
     from transformers import AutoModelForCausalLM
 
+    from .emulator.artifact import HARMONIZERS
+
     load_config(path)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    if (Path(path) / HARMONIZERS).exists():
+        from .emulator.scaleot.harmonizer import attach_harmonizers
+
+        attach_harmonizers(model, path)
+    return model
 
 
 def load_tokenizer(path: str | Path):

@@ -15,6 +15,7 @@ import torch
 
 from . import results
 from .emulator import EmulatorSpec, adapter_local, read_manifest, to_local, to_original
+from .emulator.artifact import describe
 from .evaluate import evaluate
 from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import plug_in, save_adapter
@@ -120,7 +121,7 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     record_out = {
         "title": "Offsite-tuning (single site)",
         "model": cfg.emulator.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
-        "split_label": f"{len(manifest['adapter_layers'])} adapter blocks {manifest['adapter_layers']}, emulator {manifest['emulator_layers']}",
+        "split_label": describe(manifest),
         "numbers": numbers, "details": details, "chosen_lr": lr, "lr_sweep": sweeps, "full_ft_sweep": ft_sweeps,
         "config": asdict(cfg), "emulator": {"path": str(emulator_dir), **manifest}, "timings": timings,
         "wall_seconds": time.perf_counter() - start, "command": command,

@@ -11,6 +11,10 @@ import re
 from dataclasses import dataclass, field
 
 
+# Config fields that hold one entry per block and must follow the blocks when they are dropped or inserted.
+PER_LAYER_FIELDS = ("layer_types",)
+
+
 class UnsupportedModelError(ValueError):
     pass
 
@@ -27,6 +31,7 @@ class Architecture:
     attention: tuple[str, ...]  # attention projection modules inside a block (ScaleOT's SRC compresses these)
     extra: tuple[str, ...] = field(default=())  # other non-block modules (e.g. OPT's project_in/out)
     fan_in_fan_out: bool = False  # linear weights stored (in, out), as GPT-2's Conv1D does
+    block_returns_tuple: bool = False  # a block returns (hidden_states, ...) rather than a tensor (BLOOM)
 
     @property
     def blocks_pattern(self) -> str:
@@ -98,6 +103,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         num_layers_key="n_layer",
         lora_targets=("query_key_value",),
         attention=("self_attention.query_key_value", "self_attention.dense"),
+        block_returns_tuple=True,
     ),
     "llama": Architecture(family="llama", **_LLAMA),
     "mistral": Architecture(family="mistral", **_LLAMA),
@@ -114,6 +120,11 @@ def architecture(config) -> Architecture:
             "Add an entry to fedot/registry.py to support another decoder-only family."
         )
     return ARCHITECTURES[model_type]
+
+
+def blocks_of(model):
+    """The ModuleList of transformer blocks of a loaded model."""
+    return model.get_submodule(architecture(model.config).blocks)
 
 
 def num_layers(config) -> int:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import results
+from .emulator.artifact import describe
 from .results import style_metric_axis
 from .tasks import get_task
 
@@ -68,7 +69,7 @@ def federated_report(owner, adapter, evaluations: dict, round_log, out: Path, ru
     record = {
         "title": f"Federated offsite-tuning, {len({n for r in rows for n in r.get('sampled', [])})} clients",
         "model": cfg.emulator.model, "task": cfg.task, "metric": task.primary, "higher_is_better": task.higher_is_better,
-        "split_label": f"adapter {owner.manifest['adapter_layers']}, emulator {owner.manifest['emulator_layers']}",
+        "split_label": describe(owner.manifest),
         "numbers": numbers, "per_round": {str(k): v for k, v in evaluations.items()},
         "communication": {
             "emulator_bytes_down": sum(r.get("emulator_bytes_down", 0) for r in rows),

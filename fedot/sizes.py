@@ -6,7 +6,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .emulator.artifact import WEIGHTS, adapter_local, read_manifest
+from .emulator.artifact import HARMONIZERS, WEIGHTS, read_manifest, stored_layers
 from .models import load_config
 from .registry import architecture
 from .tuning import TuningConfig, targets
@@ -23,13 +23,10 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     manifest = read_manifest(path)
     config = load_config(path)
     arch = architecture(config)
-    adapter = set(adapter_local(manifest))
-    shapes, itemsize = {}, 4
-    with safe_open(path / WEIGHTS, "pt") as f:
-        for name in f.keys():
-            sl = f.get_slice(name)
-            shapes[name] = sl.get_shape()
-            itemsize = {"F32": 4, "BF16": 2, "F16": 2}.get(sl.get_dtype(), 4)
+    stored = {orig: i for i, orig in enumerate(stored_layers(manifest))}  # block numbering of the weights file
+    adapter = {stored[i] for i in manifest["adapter_layers"]}
+    shapes, itemsize = _shapes(path / WEIGHTS)
+    harmonizer_shapes = _shapes(path / HARMONIZERS)[0] if (path / HARMONIZERS).exists() else {}
     numel = {n: _prod(s) for n, s in shapes.items()}
     block_of = {n: arch.block_index(n) for n in numel}
     non_block = sum(v for n, v in numel.items() if block_of[n] is None)
@@ -42,7 +39,8 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     )
     counts = {
         "full_model": non_block + manifest["num_layers"] * one_block,
-        "emulator": sum(numel.values()),
+        "emulator": sum(numel.values()) + sum(_prod(s) for s in harmonizer_shapes.values()),
+        "harmonizers": sum(_prod(s) for s in harmonizer_shapes.values()),
         "adapter": sum(adapter_params.values()),
         "trainable_full_adapter": sum(adapter_params.values()),
         f"trainable_lora_r{lora_rank}": lora,
@@ -51,8 +49,18 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     return {
         "params": counts,
         "bytes": {k: v * itemsize for k, v in counts.items()},
-        "artifact_file_bytes": (path / WEIGHTS).stat().st_size,
+        "artifact_file_bytes": sum((path / f).stat().st_size for f in (WEIGHTS, HARMONIZERS) if (path / f).exists()),
     }
+
+
+def _shapes(file: Path) -> tuple[dict[str, list[int]], int]:
+    shapes, itemsize = {}, 4
+    with safe_open(file, "pt") as f:
+        for name in f.keys():
+            sl = f.get_slice(name)
+            shapes[name] = sl.get_shape()
+            itemsize = {"F32": 4, "BF16": 2, "F16": 2}.get(sl.get_dtype(), 4)
+    return shapes, itemsize
 
 
 def _prod(shape) -> int:

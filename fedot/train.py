@@ -63,6 +63,11 @@ def corpus_examples(tokenizer, texts: list[str], max_length: int) -> list[tuple[
     return [(b, list(b)) for b in blocks if len(b) > 1]
 
 
+def token_blocks(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
+    """Full blocks of exactly ``max_length`` tokens (batchable without padding), for emulator training."""
+    return [b for b, _ in corpus_examples(tokenizer, texts, max_length) if len(b) == max_length]
+
+
 def choice_examples(tokenizer, pairs: list[tuple[str, str]], max_length: int) -> list[tuple[list[int], list[int]]]:
     """Prompt + answer; only the answer tokens are targets. Long prompts are cut from the left."""
     out = []

@@ -68,7 +68,10 @@ def test_lr_schedule_across_rounds():
         lr_at(2, 5, 1e-3, "linear")
 
 
-def test_federated_round_trip_in_process(tiny_models, tmp_path):
+def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
+    from fedot import federated
+
+    monkeypatch.setattr(federated, "_WORKER", {"emulators": {}, "examples": {}, "emulator_loads": 0})  # a fresh worker
     rc = run_config(tiny_models["llama"], tmp_path / "run")
     grid = run_in_process(rc, 3)
     rows, results = outputs(rc)

@@ -16,15 +16,13 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..models import load_config
-from ..registry import architecture, num_layers, ties_head
+from ..registry import PER_LAYER_FIELDS, architecture, num_layers, ties_head
 from ..split import Split, SplitError
 from ..weights import WeightReader, model_state_names, sha256_file
-from .artifact import WEIGHTS, write_manifest
+from .artifact import HARMONIZERS, WEIGHTS, write_manifest
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                     "merges.txt", "tokenizer.model", "chat_template.jinja", "generation_config.json")
-# Config fields that hold one entry per block and must follow the kept blocks.
-_PER_LAYER_FIELDS = ("layer_types",)
 
 Transform = Callable[[str, torch.Tensor], torch.Tensor]
 
@@ -34,7 +32,7 @@ def reduced_config(config, kept: list[int]):
     arch = architecture(config)
     reduced = config.__class__.from_dict(config.to_dict())
     setattr(reduced, arch.num_layers_key, len(kept))
-    for field in _PER_LAYER_FIELDS:
+    for field in PER_LAYER_FIELDS:
         values = getattr(reduced, field, None)
         if isinstance(values, list) and len(values) == num_layers(config):
             setattr(reduced, field, [values[i] for i in kept])
@@ -76,12 +74,14 @@ def build(
     method: str = "uniform",
     params: dict | None = None,
     transform: Transform | None = None,
+    harmonizers: dict[int, torch.nn.Module] | None = None,
 ) -> Path:
     """Write the emulator artifact for ``split`` to ``out`` and return ``out``.
 
     ``transform(name, tensor)`` (names in full-model numbering) compresses emulator
     blocks; adapter blocks are always copied unchanged because the data owner
-    trains them and the model owner plugs them back.
+    trains them and the model owner plugs them back. ``harmonizers`` (ScaleOT)
+    stand in for middle blocks that are neither kept nor dropped outright.
     """
     model_dir, out = Path(model_dir), Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").exists():
@@ -107,9 +107,19 @@ def build(
         if transform is not None and block is not None and block in split.emulator:
             tensor = transform(name, tensor)
         tensors[arch.rename_block(name, to_local)] = tensor.contiguous()
+    harmonizers = harmonizers or {}
+    wrong = sorted(set(harmonizers) - set(split.middle) | set(harmonizers) & set(split.emulator))
+    if wrong:
+        raise SplitError(f"harmonizers for blocks {wrong} would replace adapter or kept emulator blocks")
     tmp = _fresh(out)
     save_file(tensors, tmp / WEIGHTS, metadata={"format": "pt"})
     reduced_config(config, kept).save_pretrained(tmp)
+    extra = {}
+    if harmonizers:
+        from .scaleot.harmonizer import save_harmonizers
+
+        extra = {"harmonized_layers": sorted(harmonizers),
+                 "harmonizers_sha256": sha256_file(save_harmonizers(tmp / HARMONIZERS, harmonizers))}
     return _finish(tmp, out, model_dir, {
         "source_model": source_model,
         "method": method,
@@ -118,4 +128,5 @@ def build(
         "num_layers": split.num_layers,
         "adapter_layers": list(split.adapter),
         "emulator_layers": list(split.emulator),
+        **extra,
     })

@@ -50,13 +50,6 @@ def _middle_indices(manifest: dict) -> tuple[int, int]:
     return bottom + len(manifest["emulator_layers"]), n - top
 
 
-def _blocks(tokenizer, texts, max_length):
-    stream = []
-    for text in texts:
-        stream += tokenizer.encode(text, add_special_tokens=False) + [tokenizer.eos_token_id]
-    return [stream[i:i + max_length] for i in range(0, len(stream) - max_length + 1, max_length)]
-
-
 def _mse(student, teacher, batch, s_idx, t_idx):
     ids = torch.tensor(batch, device=next(student.parameters()).device)
     with torch.no_grad():
@@ -69,6 +62,7 @@ def distill(student, teacher, tokenizer, manifest: dict, cfg: DistillConfig) -> 
     """Train ``student``'s middle blocks in place; returns held-out MSE before/after and the history."""
     from ..emulator.artifact import to_local
     from ..tasks import get_task
+    from ..train import token_blocks
 
     cfg.check()
     s_idx, t_idx = _middle_indices(manifest)
@@ -80,8 +74,8 @@ def distill(student, teacher, tokenizer, manifest: dict, cfg: DistillConfig) -> 
     for p in params:
         p.requires_grad_(True)
     task = get_task(cfg.corpus)
-    train = _blocks(tokenizer, task.train_texts("train"), cfg.max_length)
-    held = _blocks(tokenizer, task.train_texts("validation"), cfg.max_length)[: 4 * cfg.batch_size]
+    train = token_blocks(tokenizer, task.train_texts("train"), cfg.max_length)
+    held = token_blocks(tokenizer, task.train_texts("validation"), cfg.max_length)[: 4 * cfg.batch_size]
     if not train or not held:
         raise ValueError(f"{cfg.corpus} has too little text for blocks of {cfg.max_length} tokens")
 

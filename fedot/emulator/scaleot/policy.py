@@ -55,13 +55,18 @@ def update_scores(scores: list[float], kept_sets: list[set[int]], losses: list[f
     return new
 
 
-def select(scores: list[float], grouping: list[list[int]], n_adapter: int, alpha: float) -> dict[str, list[int]]:
-    """Eqs. 8-10: adapter, plain emulator and harmonizer block indices for (N_a, alpha)."""
-    n_groups, n = len(grouping), len(scores)
+def check(n_adapter: int, n_groups: int, alpha: float) -> None:
+    """The emulator-creation parameters any model size needs (group sizes are checked by ``select``)."""
     if not 0 <= alpha < 1:
         raise ValueError(f"alpha must be in [0, 1) (got {alpha})")
     if n_adapter < n_groups or n_adapter % n_groups:
         raise ValueError(f"N_a ({n_adapter}) must be a positive multiple of N_g ({n_groups}): Eq. 8 takes N_a/N_g per group")
+
+
+def select(scores: list[float], grouping: list[list[int]], n_adapter: int, alpha: float) -> dict[str, list[int]]:
+    """Eqs. 8-10: adapter, plain emulator and harmonizer block indices for (N_a, alpha)."""
+    n_groups, n = len(grouping), len(scores)
+    check(n_adapter, n_groups, alpha)
     k = n_adapter // n_groups
     kappa = round(n * alpha / n_groups)
     adapter, harmonized = [], []
