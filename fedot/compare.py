@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .results import FIVE, LABELS, _fmt
+from .results import FIVE, LABELS, _fmt, gap
 
 
 def load_run(path: str | Path) -> dict:
@@ -17,7 +17,20 @@ def load_run(path: str | Path) -> dict:
     rounds = path / "rounds.jsonl"
     record["rounds"] = [json.loads(line) for line in rounds.read_text().splitlines()] if rounds.exists() else []
     record["name"] = path.name
+    record["numbers"]["gap"] = gap(record["numbers"], record["higher_is_better"])
     return record
+
+
+def _emulator(run: dict) -> str:
+    """The emulator's method and its size as a share of the full model (when the artifact is still there)."""
+    from .sizes import artifact_sizes
+
+    emulator = run.get("emulator", {})
+    method = emulator.get("method", "?")
+    if emulator.get("path") and Path(emulator["path"]).is_dir():
+        params = artifact_sizes(emulator["path"])["params"]
+        return f"{method}, {params['emulator'] / params['full_model']:.0%} of full"
+    return method
 
 
 def compare(paths: list[str | Path], out: str | Path) -> str:
@@ -32,13 +45,14 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
         raise ValueError("runs measure different tasks or metrics; compare runs of the same task")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    head = "| Run | " + " | ".join(LABELS[k] for k in FIVE) + " | bytes down | bytes up | wall (s) |"
-    lines = [f"# Comparison: {runs[0]['task']} ({metric})", "", head, "|" + "---|" * (len(FIVE) + 4)]
+    head = "| Run | emulator | " + " | ".join(LABELS[k] for k in FIVE) + " | gap | bytes down | bytes up | wall (s) |"
+    lines = [f"# Comparison: {runs[0]['task']} ({metric})", "", head, "|" + "---|" * (len(FIVE) + 6)]
     for r in runs:
         comm = r.get("communication", {})
         down = comm.get("emulator_bytes_down", 0) + comm.get("adapter_bytes_down", 0)
-        cells = [_fmt(r["numbers"].get(k), metric) for k in FIVE]
-        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {down:,} | {comm.get('adapter_bytes_up', 0):,} | {r.get('wall_seconds', 0):.0f} |")
+        cells = [_fmt(r["numbers"].get(k), metric) for k in FIVE + ("gap",)]
+        lines.append(f"| {r['name']} | {_emulator(r)} | " + " | ".join(cells) +
+                     f" | {down:,} | {comm.get('adapter_bytes_up', 0):,} | {r.get('wall_seconds', 0):.0f} |")
     text = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(text)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))

@@ -19,6 +19,7 @@ from .emulator import DistillConfig, EmulatorSpec, LayerReplaceConfig, adapter_l
 from .evaluate import evaluate
 from .models import default_device, default_dtype, load_model, load_tokenizer
 from .plugin import adapter_parameters, plug_in, save_adapter
+from .results import gap
 from .sizes import artifact_sizes
 from .tasks import DATA_ENV, get_task
 from .train import TrainConfig, task_examples, train
@@ -234,9 +235,7 @@ class ModelOwner:
         out["emulator_finetuned"] = self._eval(self.emulator)
         plug_in(self.full, adapter, self.meta, base=self.base)
         out["plugin"] = self._eval(self.full)
-        # the owner's privacy margin: how much better plug-in is than the emulator a data owner holds
-        sign = 1 if get_task(self.cfg.task).higher_is_better else -1
-        out["gap"] = sign * (out["plugin"] - out["emulator_finetuned"])
+        out["gap"] = gap(out, get_task(self.cfg.task).higher_is_better)
         return out
 
     def save_adapter(self, path: Path, adapter: dict[str, torch.Tensor]) -> Path:

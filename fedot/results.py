@@ -45,6 +45,13 @@ def versions() -> dict:
     return out
 
 
+def gap(numbers: dict, higher_is_better: bool) -> float | None:
+    """The owner's privacy margin: how much better plug-in is than the tuned emulator a data owner holds."""
+    if numbers.get("plugin") is None or numbers.get("emulator_finetuned") is None:
+        return None
+    return (1 if higher_is_better else -1) * (numbers["plugin"] - numbers["emulator_finetuned"])
+
+
 def _fmt(value, metric: str) -> str:
     if value is None:
         return "—"
@@ -59,6 +66,7 @@ def markdown(record: dict) -> str:
              "| Setting | " + record["task"] + f" ({arrow}) |", "|---|---|"]
     for key in ("zero_shot", "emulator_zero_shot", "full_finetuned", "emulator_finetuned", "plugin"):
         lines.append(f"| {LABELS[key]} | {_fmt(numbers.get(key), metric)} |")
+    lines.append(f"| Gap (plug-in better than OT emulator by) | {_fmt(gap(numbers, record['higher_is_better']), metric)} |")
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
     for name, ok in record["conditions"].items():
         lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")

@@ -42,3 +42,26 @@ def test_missing_data_fails_before_model_loading(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDOT_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="piqa/valid.jsonl"):
         run(OffsiteConfig(emulator=EmulatorSpec("does-not-matter/never-loaded"), task="piqa"), tmp_path / "run")
+
+
+def test_compare_tables_runs_with_the_privacy_gap(tmp_path):
+    import json
+
+    from fedot.compare import compare
+
+    def run(name, numbers, task="pydocs"):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "results.json").write_text(json.dumps({"task": task, "metric": "word_perplexity", "higher_is_better": False,
+                                                    "numbers": numbers, "emulator": {"method": name}, "wall_seconds": 3}))
+        (d / "rounds.jsonl").write_text(json.dumps({"round": 1, "evaluation": {"plugin": numbers["plugin"]}, "bytes_down": 10}) + "\n")
+        return d
+
+    a = run("uniform", {"zero_shot": 60.0, "emulator_zero_shot": 900.0, "emulator_finetuned": 80.0, "plugin": 58.0})
+    b = run("scaleot", {"zero_shot": 60.0, "emulator_zero_shot": 500.0, "emulator_finetuned": 70.0, "plugin": 75.0})
+    text = compare([a, b], tmp_path / "cmp")
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ") and "---" not in line}
+    assert rows["uniform"].split(" | ")[7] == "22.00" and rows["scaleot"].split(" | ")[7] == "-5.00"  # lower ppl is better
+    assert (tmp_path / "cmp" / "comparison.png").exists()
+    with pytest.raises(ValueError, match="different tasks"):
+        compare([a, run("other", {"zero_shot": 1.0, "emulator_finetuned": 1.0, "plugin": 1.0}, task="wikitext2")], tmp_path / "c2")
