@@ -23,7 +23,7 @@ import psutil
 
 from fedot.sim import flwr_home, run_sim, superlink_pids
 
-BUDGET = {"num-rounds": 1, "local-steps": 2, "batch-size": 1, "max-length": 64, "eval-limit": 1, "full-ft": False}
+BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1, "max-length": 64, "eval-limit": 1, "full-ft": False}
 
 
 class TreeMemory:
