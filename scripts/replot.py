@@ -1,11 +1,11 @@
-"""Redraw a run directory's plots from its results.json and rounds.jsonl (after a change to the plotting code)."""
+"""Redraw a run directory's plots (and a single-site run's results.md) from its results.json and rounds.jsonl."""
 
 import json
 import sys
 from pathlib import Path
 
 from fedot.report import plot_rounds
-from fedot.results import plot
+from fedot.results import markdown, plot
 
 for run in map(Path, sys.argv[1:]):
     record = json.loads((run / "results.json").read_text())
@@ -13,4 +13,6 @@ for run in map(Path, sys.argv[1:]):
     if (run / "rounds.jsonl").exists():
         rows = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
         plot_rounds(rows, record["metric"], run / "rounds.png")
+    else:
+        (run / "results.md").write_text(markdown(record))
     print(f"replotted {run}")
