@@ -18,7 +18,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ...registry import PER_LAYER_FIELDS, architecture, blocks_of
-
 from ..artifact import HARMONIZERS, layers, read_manifest
 
 
@@ -79,7 +78,6 @@ def insert_harmonizers(model, harmonizers: dict[int, torch.nn.Module], positions
     The config's block count (and per-block fields) follow, so the model's forward
     loop visits every inserted module.
     """
-
     arch = architecture(model.config)
     current = list(blocks_of(model))
     if len(current) + len(harmonizers) != len(positions):
@@ -94,10 +92,10 @@ def insert_harmonizers(model, harmonizers: dict[int, torch.nn.Module], positions
     setattr(model.config, arch.num_layers_key, len(merged))
     for field, values in config_before.items():
         if isinstance(values, list) and len(values) == len(current):
-            it = iter(values)
-            filled, last = [], values[0] if values else None
-            for i in positions:
-                last = last if i in harmonizers else next(it)
+            it, last, filled = iter(values), values[0], []
+            for i in positions:  # a harmonizer takes the entry of the block before it
+                if i not in harmonizers:
+                    last = next(it)
                 filled.append(last)
             setattr(model.config, field, filled)
 
