@@ -6,6 +6,7 @@ of the timed steps reported. Next to each speed-up: the limit from forward+backw
 
     python bench/efficiency.py                                    # SmolLM2-135M on CPU
     python bench/efficiency.py --shapes opt-1.3b --device cuda    # random weights, real OPT shapes, bf16
+    python bench/efficiency.py --shapes opt-6.7b --device meta    # FLOP limits only: no weights, no steps
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def _child(args, variant, queue):
     else:
         model = prepare(model, adapter, TuningConfig(mode="lora" if variant.endswith("lora") else "full", lora_rank=4))
     params = [p for p in model.parameters() if p.requires_grad]
+    row = {"variant": variant, "flops": step_flops(model, args.seq, args.batch).total,
+           "trainable_params": sum(p.numel() for p in params)}
+    if args.device == "meta":
+        queue.put(row)
+        return
     for p in params:
         p.data = p.data.float()
     opt = torch.optim.AdamW(params, lr=1e-5)
@@ -89,11 +95,9 @@ def _child(args, variant, queue):
         if step >= args.warmup:
             times.append(time.perf_counter() - t)
     peak = torch.cuda.max_memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    queue.put({"variant": variant, "median_step_s": statistics.median(times), "step_times_s": times,
+    queue.put({**row, "median_step_s": statistics.median(times), "step_times_s": times,
                "tokens_per_s": args.batch * args.seq / statistics.median(times), "peak_memory_bytes": peak,
-               "memory_kind": "cuda max_memory_allocated" if cuda else "peak RSS",
-               "flops": step_flops(model, args.seq, args.batch).total,
-               "trainable_params": sum(p.numel() for p in params)})
+               "memory_kind": "cuda max_memory_allocated" if cuda else "peak RSS"})
 
 
 def main(argv=None):
@@ -110,6 +114,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.device == "meta" and not args.shapes:
+        p.error("--device meta counts FLOPs of random-weight shapes only: add --shapes opt-1.3b or --shapes opt-6.7b")
     ctx = mp.get_context("spawn")
     rows = []
     for variant in VARIANTS:
@@ -121,11 +127,14 @@ def main(argv=None):
     base = rows[0]
     print(f"\n{'variant':<11}{'tokens/s':>10}{'speed-up':>10}{'FLOP limit':>12}{'peak MiB':>10}{'mem. red.':>11}{'trainable':>13}")
     for r in rows:
-        r["speedup"] = r["tokens_per_s"] / base["tokens_per_s"]
         r["flop_limit"] = base["flops"] / r["flops"]
-        r["memory_reduction"] = base["peak_memory_bytes"] / r["peak_memory_bytes"]
-        print(f"{r['variant']:<11}{r['tokens_per_s']:>10.1f}{r['speedup']:>9.2f}x{r['flop_limit']:>11.2f}x"
-              f"{r['peak_memory_bytes'] / 2**20:>10.0f}{r['memory_reduction']:>10.2f}x{r['trainable_params']:>13,}")
+        if "tokens_per_s" in r:
+            r["speedup"] = r["tokens_per_s"] / base["tokens_per_s"]
+            r["memory_reduction"] = base["peak_memory_bytes"] / r["peak_memory_bytes"]
+            measured = (f"{r['tokens_per_s']:>10.1f}{r['speedup']:>9.2f}x", f"{r['peak_memory_bytes'] / 2**20:>10.0f}{r['memory_reduction']:>10.2f}x")
+        else:
+            measured = (f"{'-':>10}{'-':>10}", f"{'-':>10}{'-':>11}")
+        print(f"{r['variant']:<11}{measured[0]}{r['flop_limit']:>11.2f}x{measured[1]}{r['trainable_params']:>13,}")
     out = Path(args.out or f"bench/results/efficiency-{args.shapes or args.model}-{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "args": vars(args), "rows": rows}, indent=2) + "\n")

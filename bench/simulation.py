@@ -66,6 +66,11 @@ def overrides(extra: dict) -> str:
                     for k, v in {**BUDGET, **extra}.items())
 
 
+def server_app_seconds(run: Path) -> float:
+    """The ServerApp's own time (model owner set-up, rounds, report): the wall time less start-up and tear-down."""
+    return json.loads((run / "results.json").read_text())["wall_seconds"]
+
+
 def flwr_run(clients: int, tag: str) -> dict:
     run = Path(f"runs/bench-sim-{tag}").resolve()
     t = time.perf_counter()
@@ -77,7 +82,8 @@ def flwr_run(clients: int, tag: str) -> dict:
     for r in rows[1:]:
         for worker, n in r.get("emulator_loads_by_worker", {}).items():
             loads[worker] = max(loads.get(worker, 0), n)
-    return {"clients": clients, "wall_s": wall, "peak_tree_rss_bytes": mem.peak, "workers": len(loads),
+    return {"clients": clients, "wall_s": wall, "server_app_s": server_app_seconds(run), "peak_tree_rss_bytes": mem.peak,
+            "workers": len(loads),
             "emulator_loads_per_worker": sorted(set(loads.values())), "accepted": sum(len(r.get("accepted", [])) for r in rows)}
 
 
@@ -85,12 +91,13 @@ def in_process(clients: int) -> dict:
     from fedot_apps.inprocess import run_in_process
 
     config = tomllib.loads(Path("sims/quickstart/pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-    rc = {**config, **BUDGET, "run-dir": str(Path("runs/bench-sim-inprocess").resolve()),
-          "data-dir": os.environ.get("FEDOT_DATA_DIR", "")}
+    run = Path("runs/bench-sim-inprocess").resolve()
+    rc = {**config, **BUDGET, "run-dir": str(run), "data-dir": os.environ.get("FEDOT_DATA_DIR", "")}
     t = time.perf_counter()
     with TreeMemory() as mem:
         run_in_process(rc, clients)
-    return {"clients": clients, "wall_s": time.perf_counter() - t, "peak_tree_rss_bytes": mem.peak}
+    return {"clients": clients, "wall_s": time.perf_counter() - t, "server_app_s": server_app_seconds(run),
+            "peak_tree_rss_bytes": mem.peak}
 
 
 def main(argv=None):
@@ -103,15 +110,19 @@ def main(argv=None):
     base = in_process(n)
     flwr = flwr_run(n, f"overhead-{n}")
     overhead = flwr["wall_s"] / base["wall_s"] - 1
-    print(f"\noverhead at {n} clients: flwr run {flwr['wall_s']:.1f}s vs in-process {base['wall_s']:.1f}s -> {overhead:+.1%}")
+    in_run = flwr["server_app_s"] / base["server_app_s"] - 1
+    print(f"\noverhead at {n} clients: flwr run {flwr['wall_s']:.1f}s vs in-process {base['wall_s']:.1f}s -> {overhead:+.1%}"
+          f"\n  of which start-up/tear-down: {flwr['wall_s'] - flwr['server_app_s']:.1f}s vs {base['wall_s'] - base['server_app_s']:.1f}s;"
+          f" inside the ServerApp: {flwr['server_app_s']:.1f}s vs {base['server_app_s']:.1f}s -> {in_run:+.1%}")
     scaling = [flwr_run(c, f"scale-{c}") for c in args.clients]
-    print(f"\n{'clients':>8}{'wall s':>9}{'peak tree MiB':>15}{'workers':>9}{'emulator loads/worker':>23}")
+    print(f"\n{'clients':>8}{'wall s':>9}{'ServerApp s':>13}{'peak tree MiB':>15}{'workers':>9}{'emulator loads/worker':>23}")
     for r in scaling:
-        print(f"{r['clients']:>8}{r['wall_s']:>9.1f}{r['peak_tree_rss_bytes'] / 2**20:>15.0f}{r['workers']:>9}"
+        print(f"{r['clients']:>8}{r['wall_s']:>9.1f}{r['server_app_s']:>13.1f}{r['peak_tree_rss_bytes'] / 2**20:>15.0f}{r['workers']:>9}"
               f"{str(r['emulator_loads_per_worker']):>23}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "in_process": base, "flwr": flwr,
-                                          "overhead": overhead, "scaling": scaling}, indent=2) + "\n")
+                                          "overhead": overhead, "overhead_inside_server_app": in_run,
+                                          "scaling": scaling}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -46,13 +46,40 @@ def reject_reason(update: dict[str, torch.Tensor], reference: dict[str, torch.Te
     return None
 
 
+class RunningAverage:
+    """FedAvg accumulated one update at a time, in float32.
+
+    The server holds one running sum instead of every reply, so its memory does not
+    grow with the number of clients in a round.
+    """
+
+    def __init__(self):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, update: dict[str, torch.Tensor], num_examples: float) -> None:
+        for k, t in update.items():
+            weighted = t.float() * float(num_examples)
+            if k in self.sums:
+                self.sums[k] += weighted
+            else:
+                self.sums[k] = weighted
+        self.total += float(num_examples)
+        self.count += 1
+
+    def result(self) -> dict[str, torch.Tensor]:
+        if not self.count:
+            raise ValueError("no updates to average")
+        return {k: v / self.total for k, v in self.sums.items()}
+
+
 def weighted_average(updates: list[tuple[dict[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
     """FedAvg: example-weighted mean of each tensor, accumulated in float32."""
-    if not updates:
-        raise ValueError("no updates to average")
-    total = float(sum(n for _, n in updates))
-    names = updates[0][0].keys()
-    return {k: sum(u[k].float() * (n / total) for u, n in updates) for k in names}
+    acc = RunningAverage()
+    for update, n in updates:
+        acc.add(update, n)
+    return acc.result()
 
 
 def state_bytes(state: dict[str, torch.Tensor]) -> int:
@@ -149,7 +176,7 @@ class FederatedConfig:
 
 # --- the data owner --------------------------------------------------------------------------
 
-_WORKER: dict = {"emulators": {}, "examples": {}, "emulator_loads": 0}
+_WORKER: dict = {"emulators": {}, "partitions": {}, "examples": {}, "emulator_loads": 0}
 
 
 def client_emulator(path: str, sha256: str, tuning: TuningConfig, device: str):
@@ -170,10 +197,12 @@ def client_examples(task_name: str, tokenizer, scheme: str, num_partitions: int,
     """This data owner's training examples (its partition of the task's train split)."""
     from .partition import partition_indices
 
-    key = (task_name, scheme, num_partitions, partition_id, seed, alpha, max_length)
+    split = (os.environ.get(DATA_ENV), task_name, scheme, num_partitions, seed, alpha)
+    if split not in _WORKER["partitions"]:  # all partitions at once: a worker serves many data owners
+        _WORKER["partitions"][split] = partition_indices(task_name, scheme, num_partitions, seed, alpha)
+    key = (*split, partition_id, max_length)
     if key not in _WORKER["examples"]:
-        indices = partition_indices(task_name, scheme, num_partitions, seed, alpha)[partition_id]
-        _WORKER["examples"][key] = task_examples(task_name, tokenizer, max_length, indices=indices)
+        _WORKER["examples"][key] = task_examples(task_name, tokenizer, max_length, indices=_WORKER["partitions"][split][partition_id])
     return _WORKER["examples"][key]
 
 

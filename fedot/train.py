@@ -86,8 +86,7 @@ def task_examples(task_name: str, tokenizer, max_length: int, split: str = "trai
 
     task = get_task(task_name)
     if isinstance(task, ChoiceTask):
-        pairs = task.train_pairs(split)
-        return choice_examples(tokenizer, pairs if indices is None else [pairs[i] for i in indices], max_length)
+        return choice_examples(tokenizer, task.train_pairs(split, indices), max_length)
     texts = task.train_texts(split)
     return corpus_examples(tokenizer, texts if indices is None else [texts[i] for i in indices], max_length)
 

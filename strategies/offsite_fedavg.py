@@ -3,7 +3,9 @@
 Every reply is checked (names, shapes, dtypes, finite values, example count)
 and a bad one is dropped with its reason logged instead of poisoning the
 average; a failed client does not stop the round while at least
-``min_replies`` good replies arrive. The round's learning rate follows a
+``min_replies`` good replies arrive. Replies are averaged as they are read
+(one running sum), so with a streaming grid the server never holds a round's
+replies all at once. The round's learning rate follows a
 schedule across rounds. Each round's bookkeeping goes to a ``RoundLog``.
 """
 
@@ -17,7 +19,7 @@ from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedot.federated import RoundLog, reject_reason, state_bytes, weighted_average
+from fedot.federated import RoundLog, RunningAverage, reject_reason, state_bytes
 
 
 class OffsiteFedAvg(FedAvg):
@@ -44,9 +46,9 @@ class OffsiteFedAvg(FedAvg):
         return messages
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        replies = list(replies)
         reference = self._sent["reference"]
-        accepted, rejected, updates, losses, emulator_loads = [], [], [], [], {}
+        average = RunningAverage()
+        accepted, rejected, losses, emulator_loads = [], [], [], {}
         bytes_up = steps = 0
         for msg in replies:
             node = msg.metadata.src_node_id
@@ -67,29 +69,29 @@ class OffsiteFedAvg(FedAvg):
                 continue
             accepted.append(node)
             steps += int(metrics.get("train-steps", 0))
-            updates.append((state, float(num_examples)))
+            average.add(state, float(num_examples))
             losses.append((float(metrics.get("train-loss", float("nan"))), float(num_examples)))
             emulator_loads[str(metrics.get("worker-pid", node))] = int(metrics.get("emulator-loads", 0))
         for r in rejected:
             log(WARNING, "round %d: dropped reply from node %s: %s", server_round, r["node"], r["reason"])
-        total = sum(n for _, n in updates)
+        total = average.total
         row = {"round": server_round, "lr": self._sent["lr"], "sampled": self._sent["sampled"], "accepted": accepted,
                "rejected": rejected, "bytes_down": self._sent["bytes_down_per_client"] * len(self._sent["sampled"]),
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
                "client_steps": steps,
                "train_loss": sum(loss * n for loss, n in losses) / total if total else None,
                "emulator_loads_by_worker": emulator_loads}
-        if len(updates) < self.min_replies:
+        if average.count < self.min_replies:
             row["aggregated"] = False
             self.round_log.write(row)
             log(WARNING, "round %d: only %d valid replies (< min-replies %d); keeping the previous adapter",
-                server_round, len(updates), self.min_replies)
+                server_round, average.count, self.min_replies)
             return None, None
         row["aggregated"] = True
         self.pending_row = row
         metrics = MetricRecord({"train-loss": row["train_loss"], "num-examples": total, "accepted": len(accepted),
                                 "rejected": len(rejected)})
-        return ArrayRecord(weighted_average(updates)), metrics
+        return ArrayRecord(average.result()), metrics
 
     def finish_round(self, evaluation: dict | None) -> None:
         """Called by the server's evaluate_fn so each round's row carries its evaluation."""

@@ -71,7 +71,7 @@ def test_lr_schedule_across_rounds():
 def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
     from fedot import federated
 
-    monkeypatch.setattr(federated, "_WORKER", {"emulators": {}, "examples": {}, "emulator_loads": 0})  # a fresh worker
+    monkeypatch.setattr(federated, "_WORKER", {"emulators": {}, "partitions": {}, "examples": {}, "emulator_loads": 0})  # a fresh worker
     rc = run_config(tiny_models["llama"], tmp_path / "run")
     grid = run_in_process(rc, 3)
     rows, results = outputs(rc)
@@ -100,6 +100,54 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
         assert row["bytes_down"] == sum(a.numpy().nbytes for m in sent for a in m.content["arrays"].values())
     # in-process every client shares one worker: the emulator was loaded once for all clients and rounds
     assert [r["emulator_loads_by_worker"] for r in rows[1:]] == [{str(os.getpid()): 1}] * 2
+
+
+def test_replies_are_averaged_as_they_arrive(tiny_models, tmp_path, monkeypatch):
+    """Each reply is folded into the running sum before the next client runs: the server never holds a round."""
+    from fedot import federated
+
+    monkeypatch.setattr(federated, "_WORKER", {"emulators": {}, "partitions": {}, "examples": {}, "emulator_loads": 0})
+    events = []
+    add = federated.RunningAverage.add
+    monkeypatch.setattr(federated.RunningAverage, "add", lambda self, u, n: (events.append("add"), add(self, u, n))[1])
+    import fedot.partition
+
+    calls = []
+    real = fedot.partition.partition_indices
+    monkeypatch.setattr(fedot.partition, "partition_indices", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 2})
+    run_server(rc, InProcessGrid(3, rc, tamper=lambda node, reply: (events.append(node), reply)[1]))
+    assert events[1::2] == ["add"] * 6 and sorted(events[0:6:2]) == sorted(events[6::2]) == [101, 102, 103]
+    assert len(calls) == 1  # one worker computes the partitioning once for all its data owners and rounds
+
+
+def test_streaming_grid_pulls_until_every_reply_or_timeout():
+    from flwr.app import Message, RecordDict as RD
+
+    from fedot_apps import streaming_grid
+
+    class Link:  # replies become available two per pull; one message never gets a reply
+        def __init__(self):
+            self.pulls = 0
+
+        def push_messages(self, messages):
+            self.msgs = list(messages)
+            for i, m in enumerate(self.msgs):
+                m.metadata.__dict__["_message_id"] = f"m{i}"
+            return [m.metadata.message_id for m in self.msgs]
+
+        def pull_messages(self, ids):
+            self.pulls += 1
+            ready = [m for m in self.msgs[:4] if m.metadata.message_id in ids][:2]
+            return [Message(RD(), reply_to=m) for m in ready]
+
+    link = Link()
+    grid = streaming_grid.StreamingGrid(link)
+    msgs = [Message(RD(), dst_node_id=n, message_type="train") for n in range(5)]
+    replies = grid.send_and_receive(msgs, timeout=1.2)
+    assert link.pulls == 0  # lazy: nothing is pulled before the strategy reads
+    got = [r.metadata.reply_to_message_id for r in replies]
+    assert got == ["m0", "m1", "m2", "m3"]  # m4 never answered: given up at the timeout, not waited on forever
 
 
 def test_aggregate_is_the_weighted_mean_of_replies(tiny_models, tmp_path):

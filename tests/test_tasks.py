@@ -158,6 +158,16 @@ def test_training_examples(tiny):
     assert tok.eos_token_id in [t for b in blocks for t in b[0]]
 
 
+def test_partition_pairs_render_only_their_documents(fixture_data):
+    from fedot.tasks import choice
+
+    task = get_task("arc_easy")
+    choice._template.cache_clear()
+    pairs = task.train_pairs("train")
+    assert task.train_pairs("train", [2, 0]) == [pairs[2], pairs[0]]
+    assert choice._template.cache_info().misses == 3  # text, choices, target: compiled once, not once per document
+
+
 @pytest.mark.parametrize("task,scheme", [("pydocs", "document"), ("pydocs", "iid"), ("arc_easy", "dirichlet"), ("piqa", "iid")])
 def test_partitions_cover_train_once_and_are_deterministic(task, scheme, fixture_data):
     parts = partition_indices(task, scheme, 4, seed=3, alpha=0.3)
