@@ -125,7 +125,7 @@ def main(argv=None):
         rows.append(queue.get())
         proc.join()
     base = rows[0]
-    print(f"\n{'variant':<11}{'tokens/s':>10}{'speed-up':>10}{'FLOP limit':>12}{'peak MiB':>10}{'mem. red.':>11}{'trainable':>13}")
+    print(f"\n{'variant':<11}{'tokens/s':>10}{'speed-up':>10}{'FLOP limit':>12}{'peak MiB':>10}{'mem. red.':>11}{'trainable':>15}")
     for r in rows:
         r["flop_limit"] = base["flops"] / r["flops"]
         if "tokens_per_s" in r:
@@ -134,7 +134,7 @@ def main(argv=None):
             measured = (f"{r['tokens_per_s']:>10.1f}{r['speedup']:>9.2f}x", f"{r['peak_memory_bytes'] / 2**20:>10.0f}{r['memory_reduction']:>10.2f}x")
         else:
             measured = (f"{'-':>10}{'-':>10}", f"{'-':>10}{'-':>11}")
-        print(f"{r['variant']:<11}{measured[0]}{r['flop_limit']:>11.2f}x{measured[1]}{r['trainable_params']:>13,}")
+        print(f"{r['variant']:<11}{measured[0]}{r['flop_limit']:>11.2f}x{measured[1]}{r['trainable_params']:>15,}")
     out = Path(args.out or f"bench/results/efficiency-{args.shapes or args.model}-{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "args": vars(args), "rows": rows}, indent=2) + "\n")
