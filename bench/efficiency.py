@@ -125,13 +125,15 @@ def main(argv=None):
         rows.append(queue.get())
         proc.join()
     base = rows[0]
-    print(f"\n{'variant':<11}{'tokens/s':>10}{'speed-up':>10}{'FLOP limit':>12}{'peak MiB':>10}{'mem. red.':>11}{'trainable':>15}")
+    print(f"\n{'variant':<11}{'tokens/s':>10}{'speed-up':>10}{'FLOP limit':>12}{'peak MiB':>10}{'mem. red.':>11}"
+          f"{'trainable':>15}")
     for r in rows:
         r["flop_limit"] = base["flops"] / r["flops"]
         if "tokens_per_s" in r:
             r["speedup"] = r["tokens_per_s"] / base["tokens_per_s"]
             r["memory_reduction"] = base["peak_memory_bytes"] / r["peak_memory_bytes"]
-            measured = (f"{r['tokens_per_s']:>10.1f}{r['speedup']:>9.2f}x", f"{r['peak_memory_bytes'] / 2**20:>10.0f}{r['memory_reduction']:>10.2f}x")
+            measured = (f"{r['tokens_per_s']:>10.1f}{r['speedup']:>9.2f}x",
+                        f"{r['peak_memory_bytes'] / 2**20:>10.0f}{r['memory_reduction']:>10.2f}x")
         else:
             measured = (f"{'-':>10}{'-':>10}", f"{'-':>10}{'-':>11}")
         print(f"{r['variant']:<11}{measured[0]}{r['flop_limit']:>11.2f}x{measured[1]}{r['trainable_params']:>15,}")

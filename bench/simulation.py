@@ -25,7 +25,8 @@ import psutil
 
 from fedot.sim import flwr_home, run_sim, superlink_pids
 
-BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1, "max-length": 64, "eval-limit": 1, "full-ft": False}
+BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1, "max-length": 64,
+          "eval-limit": 1, "full-ft": False}
 
 
 def _kind(proc: psutil.Process) -> str:
@@ -101,7 +102,8 @@ def flwr_run(clients: int, tag: str, local_steps: int = BUDGET["local-steps"]) -
     for r in rows[1:]:
         for worker, n in r.get("emulator_loads_by_worker", {}).items():
             loads[worker] = max(loads.get(worker, 0), n)
-    return {"clients": clients, "wall_s": wall, "server_app_s": server_app_seconds(run), "peak_tree_pss_bytes": mem.peak, "peak_breakdown_bytes": mem.breakdown,
+    return {"clients": clients, "wall_s": wall, "server_app_s": server_app_seconds(run),
+            "peak_tree_pss_bytes": mem.peak, "peak_breakdown_bytes": mem.breakdown,
             "workers": len(loads),
             "emulator_loads_per_worker": sorted(set(loads.values())), "accepted": sum(len(r.get("accepted", [])) for r in rows)}
 
@@ -123,7 +125,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, nargs="+", default=[4, 10, 50, 100])
     p.add_argument("--overhead-clients", type=int, default=10)
-    p.add_argument("--overhead-steps", type=int, nargs="+", default=[2, 40], help="local steps per client, one pair of runs each")
+    p.add_argument("--overhead-steps", type=int, nargs="*", default=[2, 40],
+                   help="local steps per client, one pair of runs each (none: skip)")
     p.add_argument("--out", default="bench/results/simulation.json")
     args = p.parse_args(argv)
     n = args.overhead_clients
@@ -132,8 +135,9 @@ def main(argv=None):
         base, flwr = in_process(n, steps), flwr_run(n, f"overhead-{n}-{steps}", steps)
         overhead.append({"local_steps": steps, "in_process": base, "flwr": flwr, "overhead": flwr["wall_s"] / base["wall_s"] - 1,
                          "overhead_inside_server_app": flwr["server_app_s"] / base["server_app_s"] - 1})
-    print(f"\noverhead at {n} clients{'local steps':>14}{'flwr run s':>12}{'in-process s':>14}{'overhead':>10}"
-          f"{'start-up+tear-down s (flwr / in-process)':>42}{'inside ServerApp':>18}")
+    if overhead:
+        print(f"\noverhead at {n} clients{'local steps':>14}{'flwr run s':>12}{'in-process s':>14}{'overhead':>10}"
+              f"{'start-up+tear-down s (flwr / in-process)':>42}{'inside ServerApp':>18}")
     for o in overhead:
         f, b = o["flwr"], o["in_process"]
         fixed = f"{f['wall_s'] - f['server_app_s']:.1f} / {b['wall_s'] - b['server_app_s']:.1f}"
@@ -142,8 +146,10 @@ def main(argv=None):
     scaling = [flwr_run(c, f"scale-{c}") for c in args.clients]
     print(f"\n{'clients':>8}{'wall s':>9}{'ServerApp s':>13}{'peak tree PSS MiB':>19}{'workers':>9}{'emulator loads/worker':>23}")
     for r in scaling:
-        print(f"{r['clients']:>8}{r['wall_s']:>9.1f}{r['server_app_s']:>13.1f}{r['peak_tree_pss_bytes'] / 2**20:>19.0f}{r['workers']:>9}"
-              f"{str(r['emulator_loads_per_worker']):>23}")
+        print(f"{r['clients']:>8}{r['wall_s']:>9.1f}{r['server_app_s']:>13.1f}{r['peak_tree_pss_bytes'] / 2**20:>19.0f}"
+              f"{r['workers']:>9}{str(r['emulator_loads_per_worker']):>23}")
+        roles = sorted(r["peak_breakdown_bytes"].items(), key=lambda kv: -kv[1])
+        print(f"{'':>8}at the peak (MiB): " + ", ".join(f"{k} {v / 2**20:,.0f}" for k, v in roles))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"command": "python " + " ".join(sys.argv), "overhead": overhead,
                                           "scaling": scaling}, indent=2) + "\n")

@@ -202,7 +202,8 @@ def client_examples(task_name: str, tokenizer, scheme: str, num_partitions: int,
         _WORKER["partitions"][split] = partition_indices(task_name, scheme, num_partitions, seed, alpha)
     key = (*split, partition_id, max_length)
     if key not in _WORKER["examples"]:
-        _WORKER["examples"][key] = task_examples(task_name, tokenizer, max_length, indices=_WORKER["partitions"][split][partition_id])
+        indices = _WORKER["partitions"][split][partition_id]
+        _WORKER["examples"][key] = task_examples(task_name, tokenizer, max_length, indices=indices)
     return _WORKER["examples"][key]
 
 

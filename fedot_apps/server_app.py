@@ -36,6 +36,6 @@ def main(grid: Grid, context: Context) -> None:
         return MetricRecord(result) if result else None
 
     train_config = ConfigRecord({"emulator-path": str(owner.emulator_dir), "emulator-sha256": owner.manifest["sha256"]})
-    final = strategy.start(grid=StreamingGrid(grid), initial_arrays=ArrayRecord(owner.initial_adapter()), num_rounds=cfg.num_rounds,
-                           train_config=train_config, evaluate_fn=evaluate)
+    final = strategy.start(grid=StreamingGrid(grid), initial_arrays=ArrayRecord(owner.initial_adapter()),
+                           num_rounds=cfg.num_rounds, train_config=train_config, evaluate_fn=evaluate)
     federated_report(owner, final.arrays.to_torch_state_dict(), evaluations, round_log, out, rc)
