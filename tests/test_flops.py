@@ -35,3 +35,23 @@ def test_lora_counts_its_factors(tiny_models):
     factors = 2 * 10 * 4 * (32 + 32) * 2 * 2  # q_proj, v_proj in 2 blocks: A (32->4) and B (4->32)
     assert f.weight_grad == factors
     assert f.forward == 1_264_640 + factors
+
+
+def test_efficiency_bench_counts_real_opt_shapes_on_meta(monkeypatch):
+    """bench/efficiency.py --device meta: FLOP limits of the real OPT-1.3B shapes without weights or a GPU."""
+    from argparse import Namespace
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "bench"))
+    import efficiency
+
+    class Queue(list):
+        put = list.append
+
+    args = Namespace(shapes="opt-1.3b", device="meta", seq=512, batch=1, bottom=2, top=2, emulator_layers=8)
+    rows = Queue()
+    for variant in efficiency.VARIANTS:
+        efficiency._child(args, variant, rows)
+    full, ot_lora = rows[0], rows[-1]
+    assert full["trainable_params"] > 1.3e9 and "tokens_per_s" not in full  # shapes only: nothing was timed
+    assert 2.5 < full["flops"] / ot_lora["flops"] < 3.0  # 2-8-2 + LoRA: the limit docs/benchmarks.md quotes (2.74x)
