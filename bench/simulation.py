@@ -123,7 +123,7 @@ def in_process(clients: int, local_steps: int) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--clients", type=int, nargs="+", default=[4, 10, 50, 100])
+    p.add_argument("--clients", type=int, nargs="*", default=[4, 10, 50, 100], help="scaling runs (none: skip)")
     p.add_argument("--overhead-clients", type=int, default=10)
     p.add_argument("--overhead-steps", type=int, nargs="*", default=[2, 40],
                    help="local steps per client, one pair of runs each (none: skip)")
@@ -144,7 +144,9 @@ def main(argv=None):
         print(f"{'':>20}{o['local_steps']:>14}{f['wall_s']:>12.1f}{b['wall_s']:>14.1f}{o['overhead']:>+10.1%}"
               f"{fixed:>42}{o['overhead_inside_server_app']:>+18.1%}")
     scaling = [flwr_run(c, f"scale-{c}") for c in args.clients]
-    print(f"\n{'clients':>8}{'wall s':>9}{'ServerApp s':>13}{'peak tree PSS MiB':>19}{'workers':>9}{'emulator loads/worker':>23}")
+    if scaling:
+        print(f"\n{'clients':>8}{'wall s':>9}{'ServerApp s':>13}{'peak tree PSS MiB':>19}{'workers':>9}"
+              f"{'emulator loads/worker':>23}")
     for r in scaling:
         print(f"{r['clients']:>8}{r['wall_s']:>9.1f}{r['server_app_s']:>13.1f}{r['peak_tree_pss_bytes'] / 2**20:>19.0f}"
               f"{r['workers']:>9}{str(r['emulator_loads_per_worker']):>23}")
