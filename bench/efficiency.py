@@ -56,19 +56,25 @@ def _model(args, variant):
     return model, list(range(model.config.num_hidden_layers))
 
 
-def _child(args, variant, queue):
-    import torch
-
-    from fedot.flops import step_flops
+def trainable(args, variant):
+    """The variant's model with only what it trains requiring grad, and those parameters."""
     from fedot.tuning import TuningConfig, prepare
 
-    torch.manual_seed(0)
     model, adapter = _model(args, variant)
     if variant == "full":
         model.requires_grad_(True)
     else:
         model = prepare(model, adapter, TuningConfig(mode="lora" if variant.endswith("lora") else "full", lora_rank=4))
-    params = [p for p in model.parameters() if p.requires_grad]
+    return model, [p for p in model.parameters() if p.requires_grad]
+
+
+def _child(args, variant, queue):
+    import torch
+
+    from fedot.flops import step_flops
+
+    torch.manual_seed(0)
+    model, params = trainable(args, variant)
     row = {"variant": variant, "flops": step_flops(model, args.seq, args.batch).total,
            "trainable_params": sum(p.numel() for p in params)}
     if args.device == "meta":

@@ -37,24 +37,14 @@ def main(argv=None):
     mark("interpreter")
     import torch
 
-    from fedot.emulator import EmulatorSpec, adapter_local
-    from fedot.models import load_model
-    from fedot.tuning import TuningConfig, prepare
+    import fedot.models  # noqa: F401  (transformers)
+    import fedot.tuning  # noqa: F401  (peft)
+    from efficiency import trainable
 
     mark("import torch, transformers, fedot")
-    spec = EmulatorSpec(args.model, 2, 2, 8)
-    if args.variant.startswith("ot"):
-        path, manifest = spec.build()
-        model, adapter = load_model(path, torch.float32, "cpu"), adapter_local(manifest)
-    else:
-        model = load_model(spec.check(), torch.float32, "cpu")
-        adapter = list(range(model.config.num_hidden_layers))
+    model, params = trainable(argparse.Namespace(model=args.model, shapes=None, device="cpu", bottom=2, top=2,
+                                                 emulator_layers=8), args.variant)
     mark("weights loaded")
-    if args.variant == "full":
-        model.requires_grad_(True)
-    else:
-        model = prepare(model, adapter, TuningConfig(mode="lora" if args.variant.endswith("lora") else "full", lora_rank=4))
-    params = [q for q in model.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-5)
     ids = torch.randint(0, 1000, (1, args.seq))
     for step in range(args.steps):
