@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fedot.sim import run_sim
+from fedot.run.sim import run_sim
 from fedot.sizes import artifact_sizes
 
 
@@ -57,7 +57,8 @@ def main(argv=None):
                                     f"eval-every={args.rounds} full-ft=false tuning=\"{mode}\""], args.clients, run)
         rows.append(measure(run, lora_rank=4))
     mib = lambda b: f"{b / 2**20:,.2f}"  # noqa: E731
-    print(f"\n{'mode':<6}{'emulator once/client':>22}{'adapter down/round':>20}{'adapter up/round':>18}{'formula ok':>11}"
+    print(f"\n{'mode':<6}{'emulator once/client':>22}{'adapter down/round':>20}{'adapter up/round':>18}"
+          f"{'formula ok':>11}"
           f"{'total fedot':>13}{'naive resend':>14}{'full-model FL':>15}   (MiB)")
     for r in rows:
         print(f"{r['mode']:<6}{mib(r['emulator_bytes_once_per_client']):>22}{mib(r['adapter_bytes_down_per_client_round']):>20}"

@@ -33,32 +33,32 @@ def _model(args, variant):
     import torch
     from transformers import AutoModelForCausalLM, OPTConfig
 
-    from fedot.emulator import EmulatorSpec, adapter_local
+    from fedot.emulator import EmulatorSpec, adapter_local, load_emulator
+    from fedot.emulator.split import sandwich
     from fedot.models import load_model
-    from fedot.split import sandwich
 
     dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
     offsite = variant.startswith("ot")
     if args.shapes:
         layers = SHAPES[args.shapes]["num_hidden_layers"]
-        split = sandwich(layers, args.bottom, args.top, args.emulator_layers)
+        split = sandwich(layers, args.bottom, args.top, args.emulator_blocks)
         kept = len(split.kept) if offsite else layers
         config = OPTConfig(**{**SHAPES[args.shapes], "num_hidden_layers": kept})
         with torch.device(args.device):
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         adapter = [split.to_local()[i] for i in split.adapter] if offsite else list(range(layers))
         return model, adapter
-    spec = EmulatorSpec(args.model, args.bottom, args.top, args.emulator_layers)
+    spec = EmulatorSpec(args.model, args.bottom, args.top, args.emulator_blocks)
     if offsite:
         path, manifest = spec.build()
-        return load_model(path, dtype, args.device), adapter_local(manifest)
-    model = load_model(spec.check(), dtype, args.device)
+        return load_emulator(path, dtype, args.device)[0], adapter_local(manifest)
+    model = load_model(spec.preflight(), dtype, args.device)
     return model, list(range(model.config.num_hidden_layers))
 
 
 def trainable(args, variant):
     """The variant's model with only what it trains requiring grad, and those parameters."""
-    from fedot.tuning import TuningConfig, prepare
+    from fedot.data_owner.tuning import TuningConfig, prepare
 
     model, adapter = _model(args, variant)
     if variant == "full":
@@ -109,13 +109,14 @@ def _child(args, variant, queue):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--shapes", choices=SHAPES, default=None, help="random-weight OPT of these shapes instead of --model")
+    p.add_argument("--shapes", choices=SHAPES, default=None,
+                   help="random-weight OPT of these shapes instead of --model")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--bottom", type=int, default=2)
     p.add_argument("--top", type=int, default=2)
-    p.add_argument("--emulator-layers", type=int, default=8)
+    p.add_argument("--emulator-blocks", type=int, default=8)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--out", default=None)
@@ -145,7 +146,8 @@ def main(argv=None):
         print(f"{r['variant']:<11}{measured[0]}{r['flop_limit']:>11.2f}x{measured[1]}{r['trainable_params']:>15,}")
     out = Path(args.out or f"bench/results/efficiency-{args.shapes or args.model}-{args.device.split(':')[0]}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "args": vars(args), "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"command": "python " + " ".join(sys.argv), "args": vars(args), "rows": rows},
+                              indent=2) + "\n")
     print(f"written to {out}")
 
 

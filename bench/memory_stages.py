@@ -36,14 +36,14 @@ def main(argv=None):
 
     mark("interpreter")
     import torch
-
-    import fedot.models  # noqa: F401  (transformers)
-    import fedot.tuning  # noqa: F401  (peft)
     from efficiency import trainable
+
+    import fedot.data_owner.tuning  # noqa: F401  (peft)
+    import fedot.models  # noqa: F401  (transformers)
 
     mark("import torch, transformers, fedot")
     model, params = trainable(argparse.Namespace(model=args.model, shapes=None, device="cpu", bottom=2, top=2,
-                                                 emulator_layers=8), args.variant)
+                                                 emulator_blocks=8), args.variant)
     mark("weights loaded")
     opt = torch.optim.AdamW(params, lr=1e-5)
     ids = torch.randint(0, 1000, (1, args.seq))

@@ -18,14 +18,17 @@ import os
 import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 
 import psutil
 
-from fedot.sim import flwr_home, run_sim, superlink_pids
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the in-process grid
 
-BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1, "max-length": 64,
+from fedot.run.sim import flwr_home, run_sim, superlink_pids  # noqa: E402
+from fedot.run.sims import Sim  # noqa: E402
+
+BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1,
+          "max-length": 64,
           "eval-limit": 1, "full-ft": False}
 
 
@@ -105,15 +108,16 @@ def flwr_run(clients: int, tag: str, local_steps: int = BUDGET["local-steps"]) -
     return {"clients": clients, "wall_s": wall, "server_app_s": server_app_seconds(run),
             "peak_tree_pss_bytes": mem.peak, "peak_breakdown_bytes": mem.breakdown,
             "workers": len(loads),
-            "emulator_loads_per_worker": sorted(set(loads.values())), "accepted": sum(len(r.get("accepted", [])) for r in rows)}
+            "emulator_loads_per_worker": sorted(set(loads.values())), "accepted": sum(len(r.get("accepted",
+                                                                                                [])) for r in rows)}
 
 
 def in_process(clients: int, local_steps: int) -> dict:
-    from fedot_apps.inprocess import run_in_process
+    from support.inprocess import run_in_process
 
-    config = tomllib.loads(Path("sims/quickstart/pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
     run = Path(f"runs/bench-sim-inprocess-{local_steps}").resolve()
-    rc = {**config, **BUDGET, "local-steps": local_steps, "run-dir": str(run), "data-dir": os.environ.get("FEDOT_DATA_DIR", "")}
+    rc = {**Sim("sims/quickstart").declared(), **BUDGET, "local-steps": local_steps, "run-dir": str(run),
+          "data-dir": os.environ.get("FEDOT_DATA_DIR", "")}
     t = time.perf_counter()
     with TreeMemory() as mem:
         run_in_process(rc, clients)
@@ -133,7 +137,8 @@ def main(argv=None):
     overhead = []
     for steps in args.overhead_steps:
         base, flwr = in_process(n, steps), flwr_run(n, f"overhead-{n}-{steps}", steps)
-        overhead.append({"local_steps": steps, "in_process": base, "flwr": flwr, "overhead": flwr["wall_s"] / base["wall_s"] - 1,
+        overhead.append({"local_steps": steps, "in_process": base, "flwr": flwr,
+                         "overhead": flwr["wall_s"] / base["wall_s"] - 1,
                          "overhead_inside_server_app": flwr["server_app_s"] / base["server_app_s"] - 1})
     if overhead:
         print(f"\noverhead at {n} clients{'local steps':>14}{'flwr run s':>12}{'in-process s':>14}{'overhead':>10}"

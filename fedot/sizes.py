@@ -6,10 +6,10 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from .emulator.artifact import HARMONIZERS, WEIGHTS, read_manifest, stored_layers
+from .data_owner.tuning import TuningConfig
+from .emulator.artifact import HARMONIZERS, WEIGHTS, read_manifest, stored_blocks
 from .models import load_config
 from .registry import architecture
-from .tuning import TuningConfig, targets
 
 
 def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
@@ -17,14 +17,14 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
 
     The full model is not needed: adapter blocks are stored uncompressed in the
     artifact and all blocks of a family share one shape, so
-    full = non-block + num_layers x (one adapter block).
+    full = non-block + num_blocks x (one adapter block).
     """
     path = Path(path)
     manifest = read_manifest(path)
     config = load_config(path)
     arch = architecture(config)
-    stored = {orig: i for i, orig in enumerate(stored_layers(manifest))}  # block numbering of the weights file
-    adapter = {stored[i] for i in manifest["adapter_layers"]}
+    stored = {orig: i for i, orig in enumerate(stored_blocks(manifest))}  # block numbering of the weights file
+    adapter = {stored[i] for i in manifest["adapter_blocks"]}
     shapes, itemsize = _shapes(path / WEIGHTS)
     harmonizer_shapes = _shapes(path / HARMONIZERS)[0] if (path / HARMONIZERS).exists() else {}
     numel = {n: _prod(s) for n, s in shapes.items()}
@@ -35,10 +35,10 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     lora = sum(
         lora_rank * (shapes[n][0] + shapes[n][1])
         for n in adapter_params
-        if n.endswith(".weight") and len(shapes[n]) == 2 and n.split(".")[-2] in targets(TuningConfig(mode="lora"), arch)
+        if n.endswith(".weight") and len(shapes[n]) == 2 and n.split(".")[-2] in TuningConfig(mode="lora").targets(arch)
     )
     counts = {
-        "full_model": non_block + manifest["num_layers"] * one_block,
+        "full_model": non_block + manifest["num_blocks"] * one_block,
         "emulator": sum(numel.values()) + sum(_prod(s) for s in harmonizer_shapes.values()),
         "harmonizers": sum(_prod(s) for s in harmonizer_shapes.values()),
         "adapter": sum(adapter_params.values()),

@@ -9,18 +9,18 @@ F=.venv/bin/fedot
 OUT=docs/results/compression
 IMP=$OUT/importance
 # Dynamic LayerReplace on WikiText-2 (train split: harmonizers, validation split: rewards); pydocs is never seen.
-importance() { [ -f $IMP/importance.json ] || $F emulator importance --model smollm2-135m --replace-corpus wikitext2 --replace-steps 200 --out $IMP; }
+importance() { [ -f $IMP/importance.json ] || $F emulator importance --model smollm2-135m --emulator-scaleot-replace-corpus wikitext2 --emulator-scaleot-replace-steps 200 --out $IMP; }
 # 22 of 30 blocks everywhere: uniform/distill keep 2+2 adapter + 18 of the 26 middle blocks; scaleot keeps
 # 4 adapter + 18 blocks and replaces 8 (alpha 0.25 -> 2 per group) with harmonizers; prune keeps 70% of the middle's
 # weights (18/26 = 69%); quantize stores the whole middle at 4 bits.
 method_args() {
   case $1 in
-    uniform)      echo "--method uniform --emulator-layers 18" ;;
-    distill)      echo "--method distill --emulator-layers 18 --distill-corpus wikitext2 --distill-steps 100 --distill-max-length 128" ;;
-    scaleot)      echo "--method scaleot --importance $IMP --n-adapter 4 --alpha 0.25 --src-ratio 0.8" ;;
-    scaleot_nosrc) echo "--method scaleot --importance $IMP --n-adapter 4 --alpha 0.25 --src-ratio 0" ;;
-    prune)        echo "--method prune --sparsity 0.3" ;;
-    quantize)     echo "--method quantize --bits 4" ;;
+    uniform)      echo "--emulator-method uniform --emulator-blocks 18" ;;
+    distill)      echo "--emulator-method distill --emulator-blocks 18 --emulator-distill-corpus wikitext2 --emulator-distill-steps 100 --emulator-distill-max-length 128" ;;
+    scaleot)      echo "--emulator-method scaleot --emulator-scaleot-importance $IMP --emulator-scaleot-n-adapter 4 --emulator-scaleot-alpha 0.25 --emulator-src-ratio 0.8" ;;
+    scaleot_nosrc) echo "--emulator-method scaleot --emulator-scaleot-importance $IMP --emulator-scaleot-n-adapter 4 --emulator-scaleot-alpha 0.25 --emulator-src-ratio 0" ;;
+    prune)        echo "--emulator-method prune --emulator-prune-sparsity 0.3" ;;
+    quantize)     echo "--emulator-method quantize --emulator-quantize-bits 4" ;;
   esac
 }
 task_args() {
@@ -44,8 +44,8 @@ sweep() {
       [ "$a" = 0.25 ] || [ "$b" = 0.8 ] || continue  # an alpha line at beta 0.8 and a beta line at alpha 0.25
       d=$OUT/sweep/a${a}_b${b}
       [ -f $d/results.json ] || $F offsite --model smollm2-135m --task pydocs --lr 3e-4 --max-steps 20 --eval-every 10 \
-        --batch-size 4 --max-length 128 --val-limit 3 --limit 4 --method scaleot --importance $IMP --n-adapter 4 \
-        --alpha $a --src-ratio $b --out $d
+        --batch-size 4 --max-length 128 --val-limit 3 --limit 4 --emulator-method scaleot --emulator-scaleot-importance $IMP --emulator-scaleot-n-adapter 4 \
+        --emulator-scaleot-alpha $a --emulator-src-ratio $b --out $d
     done
   done
 }
@@ -53,7 +53,7 @@ tables() {
   # Fig. 6 with the default emulator's choice marked: adapter (N_a=4) and harmonized (alpha=0.25) blocks
   .venv/bin/python -c "
 from pathlib import Path
-from fedot.emulator.scaleot import plot_importance, read_importance, select
+from fedot.emulator.methods.scaleot import plot_importance, read_importance, select
 r = read_importance('$IMP', 30)
 plot_importance(r, Path('$OUT/importance_selection.png'), select(r['scores'], r['groups'], 4, 0.25))"
   for task in pydocs wikitext2; do

@@ -4,8 +4,8 @@ import json
 import sys
 from pathlib import Path
 
-from fedot.report import plot_rounds
-from fedot.results import markdown, plot
+from fedot.run.report import plot_rounds
+from fedot.run.results import markdown, plot
 
 for run in map(Path, sys.argv[1:]):
     record = json.loads((run / "results.json").read_text())

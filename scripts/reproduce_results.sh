@@ -7,7 +7,7 @@ export FEDOT_DATA_DIR="${FEDOT_DATA_DIR:-../shared/data}"
 F=.venv/bin/fedot
 # Learning rates: {1e-4, 3e-4} from the paper's grid, chosen per run by emulator validation score.
 # OpenBookQA runs without the FT baseline: full fine-tuning of all 135M parameters did not fit the CPU budget twice.
-COMMON="--model smollm2-135m --emulator-layers 18 --lr 1e-4 3e-4 --full-ft"
+COMMON="--model smollm2-135m --emulator-blocks 18 --lr 1e-4 3e-4 --full-ft"
 [ $# -gt 0 ] || set -- pydocs wikitext2 arc_easy openbookqa federated
 for what in "$@"; do
   case $what in

@@ -1,5 +1,5 @@
 """Flower strategies for federated offsite-tuning."""
 
-from .offsite_fedavg import OffsiteFedAvg
+from .offsite import OffsiteStrategy, RoundOutcome
 
-__all__ = ["OffsiteFedAvg"]
+__all__ = ["OffsiteStrategy", "RoundOutcome"]

@@ -7,26 +7,29 @@ from fedot.cli import main
 
 def test_emulator_build_info_and_plugin(tiny_models, tmp_path, capsys):
     model = str(tiny_models["opt"])
-    assert main(["emulator", "build", "--model", model, "--bottom", "1", "--top", "1", "--emulator-layers", "2",
+    assert main(["emulator", "build", "--model", model, "--bottom", "1", "--top", "1", "--emulator-blocks", "2",
                  "--out", str(tmp_path / "emu")]) == 0
     out = capsys.readouterr().out
-    assert '"emulator_layers": [\n    1,\n    4\n  ]' in out and "trainable_lora_r4" in out and "sha256 verified" in out
+    assert "emulator_blocks   [1, 4]" in out and "trainable_lora_r4" in out
+    assert "all sha256 verified" in out
     assert main(["info", str(tmp_path / "emu")]) == 0
     assert "full_model" in capsys.readouterr().out
 
     from transformers import AutoModelForCausalLM
 
+    from fedot.data_owner.tuning import TuningConfig, prepare, trainable_state
     from fedot.plugin import save_adapter
-    from fedot.tuning import TuningConfig, prepare, trainable_state
 
     tuned = prepare(AutoModelForCausalLM.from_pretrained(model), [0, 5], TuningConfig())
-    save_adapter(tmp_path / "a.safetensors", trainable_state(tuned), {"mode": "full", "adapter_layers": [0, 5]})
-    assert main(["plugin", "--model", model, "--adapter", str(tmp_path / "a.safetensors"), "--out", str(tmp_path / "p")]) == 0
+    save_adapter(tmp_path / "a.safetensors", trainable_state(tuned), {"mode": "full", "adapter_blocks": [0, 5]})
+    assert main(["plugin", "--model", model, "--adapter", str(tmp_path / "a.safetensors"), "--out",
+                 str(tmp_path / "p")]) == 0
     assert (tmp_path / "p" / "config.json").exists()
 
 
 def test_cli_errors_are_one_line_and_exit_2(tiny_models, tmp_path, capsys):
-    assert main(["emulator", "build", "--model", str(tiny_models["opt"]), "--emulator-layers", "9", "--out", str(tmp_path / "e")]) == 2
+    assert main(["emulator", "build", "--model", str(tiny_models["opt"]), "--emulator-blocks", "9", "--out",
+                 str(tmp_path / "e")]) == 2
     assert "cannot keep 9" in capsys.readouterr().err
     assert main(["info", str(tmp_path)]) == 2
     assert "not an emulator artifact" in capsys.readouterr().err

@@ -6,8 +6,8 @@ import torch
 from safetensors import safe_open
 
 from fedot.emulator import build_emulator, read_manifest, to_original
-from fedot.emulator.prune import magnitude_prune
-from fedot.emulator.quantize import quantize_rtn
+from fedot.emulator.methods.prune import magnitude_prune
+from fedot.emulator.methods.quantize import quantize_rtn
 from fedot.emulator.src import kept_rank, truncate_rank
 from fedot.registry import architecture
 from fedot.weights import WeightReader
@@ -48,7 +48,7 @@ def test_svd_truncation_keeps_rank_and_is_optimal(beta, shape):
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_src_touches_only_emulator_attention(family, tiny_models, tmp_path):
-    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1, emulator_layers=None, src_ratio=0.75)
+    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1, emulator_src_ratio=0.75)
     manifest = read_manifest(out, verify=True)
     assert manifest["params"]["src_ratio"] == 0.75
     arch = architecture(family)
@@ -59,7 +59,7 @@ def test_src_touches_only_emulator_attention(family, tiny_models, tmp_path):
             block = arch.block_index(name)
             orig_name = arch.rename_block(name, back)
             same = torch.equal(f.get_tensor(name), original.get(orig_name))
-            if block is not None and back[block] in manifest["emulator_layers"] and arch.is_attention_weight(name):
+            if block is not None and back[block] in manifest["emulator_blocks"] and arch.is_attention_weight(name):
                 t = f.get_tensor(name)
                 assert not same and np.linalg.matrix_rank(t.numpy()) == kept_rank(tuple(t.shape), 0.75)
             else:
@@ -70,23 +70,25 @@ def test_prune_and_quantize_methods(tiny_models, tmp_path):
     arch = architecture("opt")
     for method, check in (("prune", lambda t: (t == 0).float().mean().item() == pytest.approx(0.5, abs=0.01)),
                           ("quantize", lambda t: all(len(torch.unique(r)) <= 7 for r in t))):
-        out = build_emulator(str(tiny_models["opt"]), tmp_path / method, bottom=1, top=1, emulator_layers=2,
-                             method=method, sparsity=0.5, bits=3)
+        out = build_emulator(str(tiny_models["opt"]), tmp_path / method, bottom=1, top=1, emulator_blocks=2,
+                             emulator_method=method, emulator_prune_sparsity=0.5, emulator_quantize_bits=3)
         manifest = read_manifest(out)
         assert manifest["method"] == method and ("sparsity" in manifest["params"]) == (method == "prune")
         back = to_original(manifest)
         with safe_open(out / "model.safetensors", "pt") as f:
             for name in f.keys():
                 block = arch.block_index(name)
-                if block is not None and back[block] in manifest["emulator_layers"] and name.endswith("proj.weight"):
+                if block is not None and back[block] in manifest["emulator_blocks"] and name.endswith("proj.weight"):
                     assert check(f.get_tensor(name)), name
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"method": "prune", "sparsity": 1.0}, "sparsity"),
-    ({"method": "quantize", "bits": 1}, "bits"),
-    ({"src_ratio": 1.0}, "SRC"),
-    ({"method": "magic"}, "unknown emulator method"),
+    ({"emulator_method": "prune", "emulator_prune_sparsity": 1.0}, "emulator-prune-sparsity"),
+    ({"emulator_method": "quantize", "emulator_quantize_bits": 1}, "emulator-quantize-bits"),
+    ({"emulator_src_ratio": 1.0}, "emulator-src-ratio"),
+    ({"emulator_src_ratio": -0.5}, "emulator-src-ratio"),
+    ({"emulator_method": "magic"}, "choose one of distill, prune"),
+    ({"emulator_metod": "prune"}, "did you mean 'emulator-method'"),
 ])
 def test_bad_compression_parameters(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):
@@ -94,18 +96,19 @@ def test_bad_compression_parameters(kwargs, match, tmp_path):
 
 
 def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_models, tmp_path, monkeypatch):
-    import datafix
     from transformers import AutoModelForCausalLM
 
-    from fedot.emulator import DistillConfig
+    from support import datafix
 
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
-    cfg = DistillConfig(corpus="pydocs", steps=30, lr=3e-3, batch_size=2, max_length=32, eval_every=10)
-    out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", bottom=1, top=1, emulator_layers=2,
-                         method="distill", distill=cfg)
+    out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", bottom=1, top=1, emulator_blocks=2,
+                         emulator_method="distill", emulator_distill_corpus="pydocs", emulator_distill_steps=30,
+                         emulator_distill_lr=3e-3, emulator_distill_batch_size=2, emulator_distill_max_length=32,
+                         emulator_distill_eval_every=10)
     manifest = read_manifest(out, verify=True)
     result = manifest["params"]["distill_result"]
-    assert manifest["method"] == "distill" and manifest["params"]["distill"]["steps"] == 30
+    assert manifest["method"] == "distill" and manifest["params"]["steps"] == 30
+    assert not (tmp_path / "emu.stage").exists()  # the undistilled stage is gone once the artifact is final
     assert result["held_out_mse_after"] < result["held_out_mse_before"]
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 4
@@ -118,16 +121,14 @@ def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_mod
         if name in ("lm_head.weight",) or "rotary" in name:
             continue
         same = torch.equal(p, original.get(arch.rename_block(name, back)))
-        assert same == (block is None or back[block] in manifest["adapter_layers"]), name
+        assert same == (block is None or back[block] in manifest["adapter_blocks"]), name
 
 
 def test_distillation_needs_a_corpus_and_a_sandwich(tiny_models, tmp_path):
-    from fedot.emulator import DistillConfig
-
-    with pytest.raises(ValueError, match="not a text corpus"):
-        build_emulator("/never/loaded", tmp_path / "e", method="distill", distill=DistillConfig(corpus="piqa"))
-    from fedot.emulator.distill import _middle_indices
+    with pytest.raises(ValueError, match="emulator-distill-corpus.*pydocs, wikitext2"):
+        build_emulator("/never/loaded", tmp_path / "e", emulator_method="distill", emulator_distill_corpus="piqa")
+    from fedot.emulator.methods.distill import middle_indices as _middle_indices
 
     with pytest.raises(ValueError, match="sandwich"):
-        _middle_indices({"num_layers": 8, "adapter_layers": [0, 3, 7], "emulator_layers": [1, 5]})
-    assert _middle_indices({"num_layers": 8, "adapter_layers": [0, 1, 7], "emulator_layers": [2, 4, 6]}) == (5, 7)
+        _middle_indices({"num_blocks": 8, "adapter_blocks": [0, 3, 7], "emulator_blocks": [1, 5]})
+    assert _middle_indices({"num_blocks": 8, "adapter_blocks": [0, 1, 7], "emulator_blocks": [2, 4, 6]}) == (5, 7)

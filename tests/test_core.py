@@ -7,12 +7,11 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
+from fedot.data_owner.tuning import TuningConfig, TuningError, load_trainable_state, prepare, trainable_state
 from fedot.emulator import ArtifactError, adapter_local, build_emulator, read_manifest, to_original
 from fedot.plugin import PluginError, load_adapter, plug_in, plug_in_dir, save_adapter
 from fedot.registry import UnsupportedModelError, architecture
-from fedot.tuning import TuningConfig, TuningError, load_trainable_state, prepare, trainable_state
-
-from conftest import FAMILIES
+from support.models import FAMILIES
 
 IDS = torch.tensor([[5, 17, 42, 9, 100, 7, 3, 250]])
 
@@ -34,10 +33,10 @@ def _train_a_bit(model, steps=2):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_artifact_holds_only_kept_blocks_and_loads_with_plain_transformers(family, tiny_models, tmp_path):
-    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1, emulator_layers=2)
+    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1, emulator_blocks=2)
     manifest = read_manifest(out, verify=True)
-    assert manifest["method"] == "uniform" and manifest["num_layers"] == 6
-    assert manifest["adapter_layers"] == [0, 5] and manifest["emulator_layers"] == [1, 4]
+    assert manifest["method"] == "uniform" and manifest["num_blocks"] == 6
+    assert manifest["adapter_blocks"] == [0, 5] and manifest["emulator_blocks"] == [1, 4]
     arch = architecture(family)
     with safe_open(out / "model.safetensors", "pt") as f:
         blocks = {arch.block_index(k) for k in f.keys()} - {None}
@@ -60,28 +59,28 @@ def arch_blocks(model):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_lossless_emulator_round_trip_is_exact(family, tiny_models, tmp_path):
-    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=2, top=1, emulator_layers=None)
+    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=2, top=1)
     full = AutoModelForCausalLM.from_pretrained(tiny_models[family])
     emu = AutoModelForCausalLM.from_pretrained(out)
     assert torch.equal(_logits(full), _logits(emu))
     manifest = read_manifest(out)
     model = prepare(emu, adapter_local(manifest), TuningConfig())
     state = trainable_state(model, to_original(manifest))
-    plug_in(full, state, {"mode": "full", "adapter_layers": manifest["adapter_layers"]})
+    plug_in(full, state, {"mode": "full", "adapter_blocks": manifest["adapter_blocks"]})
     assert torch.equal(_logits(full), _logits(emu))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_plug_in_changes_only_adapter_and_matches_emulator_adapter(family, mode, tiny_models, tmp_path):
-    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1, emulator_layers=None)
+    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1)
     manifest = read_manifest(out)
     cfg = TuningConfig(mode=mode, lora_rank=2)
     emu = prepare(AutoModelForCausalLM.from_pretrained(out), adapter_local(manifest), cfg)
     _train_a_bit(emu)
     state = trainable_state(emu, to_original(manifest))
     assert all(v.dtype == torch.float32 for v in state.values())
-    meta = {**cfg.describe(), "adapter_layers": manifest["adapter_layers"]}
+    meta = {**cfg.describe(), "adapter_blocks": manifest["adapter_blocks"]}
     full = AutoModelForCausalLM.from_pretrained(tiny_models[family])
     before = {k: v.clone() for k, v in full.state_dict().items()}
     plug_in(full, state, meta)
@@ -135,7 +134,7 @@ def test_plug_in_rejects_missing_and_mismatched_tensors(tiny_models, tmp_path):
     full = AutoModelForCausalLM.from_pretrained(tiny_models["opt"])
     model = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["opt"]), [0, 5], TuningConfig())
     state = trainable_state(model)
-    meta = {"mode": "full", "adapter_layers": [0, 5]}
+    meta = {"mode": "full", "adapter_blocks": [0, 5]}
     missing = dict(state)
     missing.pop(next(iter(missing)))
     with pytest.raises(PluginError, match="missing"):
@@ -152,7 +151,7 @@ def test_plug_in_rejects_missing_and_mismatched_tensors(tiny_models, tmp_path):
 def test_plug_in_dir_writes_a_normal_model(tiny_models, tmp_path):
     model = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]), [0, 5], TuningConfig(mode="lora"))
     _train_a_bit(model)
-    meta = {**TuningConfig(mode="lora").describe(), "adapter_layers": [0, 5]}
+    meta = {**TuningConfig(mode="lora").describe(), "adapter_blocks": [0, 5]}
     path = save_adapter(tmp_path / "adapter.safetensors", trainable_state(model), meta)
     assert load_adapter(path)[1] == meta
     out = plug_in_dir(str(tiny_models["gpt2"]), path, tmp_path / "plugged")
@@ -164,18 +163,19 @@ def test_plug_in_dir_writes_a_normal_model(tiny_models, tmp_path):
 
 def test_unsupported_family_is_a_clear_error(tmp_path):
     from transformers import GPTNeoXConfig
-    GPTNeoXConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64, vocab_size=100).save_pretrained(tmp_path)
+    GPTNeoXConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+                  vocab_size=100).save_pretrained(tmp_path)
     with pytest.raises(UnsupportedModelError, match="supports .*llama.*opt"):
         build_emulator(str(tmp_path), tmp_path / "emu")
 
 
 def test_bad_inputs(tiny_models, tmp_path):
+    from fedot.emulator.split import SplitError
     from fedot.models import ModelNotFoundError
-    from fedot.split import SplitError
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         build_emulator("./no/such/model", tmp_path / "emu")
     with pytest.raises(SplitError, match="cannot keep"):
-        build_emulator(str(tiny_models["opt"]), tmp_path / "emu", bottom=2, top=2, emulator_layers=5)
+        build_emulator(str(tiny_models["opt"]), tmp_path / "emu", bottom=2, top=2, emulator_blocks=5)
     assert not (tmp_path / "emu").exists()
     with pytest.raises(ArtifactError, match="not an emulator artifact"):
         read_manifest(tmp_path)
@@ -186,10 +186,24 @@ def test_bad_inputs(tiny_models, tmp_path):
     assert (tmp_path / "keep" / "precious.txt").exists()
 
 
-def test_tampered_artifact_fails_verification(tiny_models, tmp_path):
-    out = build_emulator(str(tiny_models["opt"]), tmp_path / "emu", bottom=1, top=1, emulator_layers=2)
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["sha256"] = "0" * 64
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="corrupt"):
-        read_manifest(out, verify=True)
+@pytest.mark.parametrize("tamper,match", [
+    ("config.json", "corrupt"),  # the config, not only the weights, is covered
+    ("tokenizer.json", "corrupt"),
+    ("model.safetensors", "corrupt"),
+    ("extra", "does not list"),
+    ("manifest", "replaced or modified"),
+])
+def test_every_file_of_the_artifact_is_verified(tamper, match, tiny_models, tmp_path):
+    out = build_emulator(str(tiny_models["opt"]), tmp_path / "emu", bottom=1, top=1, emulator_blocks=2)
+    identity = read_manifest(out, verify=True)["id"]
+    if tamper == "extra":
+        (out / "notes.txt").write_text("x")
+    elif tamper == "manifest":
+        manifest = json.loads((out / "manifest.json").read_text())
+        manifest["emulator_blocks"] = [1, 2]
+        (out / "manifest.json").write_text(json.dumps(manifest))
+    else:
+        with open(out / tamper, "ab") as f:
+            f.write(b" ")
+    with pytest.raises(ArtifactError, match=match):
+        read_manifest(out, verify=True, expected_id=identity)

@@ -1,40 +1,19 @@
 """The ServerApp/ClientApp/strategy in process on tiny models: aggregation, bad replies, what is sent."""
 
-import json
 import math
 import os
-import tomllib
 from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import ArrayRecord, Context, RecordDict
+from flwr.app import ArrayRecord
 
+from fedot.aggregation.average import weighted_average
+from fedot.aggregation.schedule import lr_at
+from fedot.aggregation.validate import reject_reason
 from fedot.emulator import read_manifest
-from fedot.federated import FederatedConfig, lr_at, reject_reason, weighted_average
 from fedot.registry import architecture
-from fedot_apps.inprocess import InProcessGrid, run_in_process
-
-QUICKSTART = tomllib.loads((Path(__file__).parents[1] / "sims/quickstart/pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
-
-
-def run_config(model_dir, out, **overrides):
-    rc = {**QUICKSTART, "model": str(model_dir), "run-dir": str(out), "emulator-layers": 2, "bottom": 1, "top": 1,
-          "num-rounds": 2, "local-steps": 2, "batch-size": 2, "max-length": 64, "eval-limit": 1, "full-ft": False, "lr": 1e-3}
-    rc.update(overrides)
-    return rc
-
-
-def run_server(rc, grid):
-    from fedot_apps.server_app import main
-
-    main(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config=rc))
-    return outputs(rc)
-
-
-def outputs(rc):
-    out = Path(rc["run-dir"])
-    return [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()], json.loads((out / "results.json").read_text())
+from support.inprocess import InProcessGrid, outputs, run_config, run_in_process, run_server
 
 
 def test_weighted_average_math():
@@ -68,10 +47,7 @@ def test_lr_schedule_across_rounds():
         lr_at(2, 5, 1e-3, "linear")
 
 
-def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
-    from fedot import federated
-
-    monkeypatch.setattr(federated, "_WORKER", {"emulators": {}, "partitions": {}, "examples": {}, "emulator_loads": 0})  # a fresh worker
+def test_federated_round_trip_in_process(tiny_models, tmp_path):
     rc = run_config(tiny_models["llama"], tmp_path / "run")
     grid = run_in_process(rc, 3)
     rows, results = outputs(rc)
@@ -82,7 +58,8 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
         assert {"plugin", "emulator_finetuned", "gap"} <= set(row["evaluation"])
         assert row["bytes_down"] == row["bytes_up"] > 0  # same adapter down and up, 3 clients each way
     assert rows[1]["emulator_bytes_down"] == 3 * rows[0]["emulator_bytes"] and rows[2]["emulator_bytes_down"] == 0
-    assert all(math.isfinite(results["numbers"][k]) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"))
+    assert all(math.isfinite(results["numbers"][k]) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
+                                                              "plugin"))
     out = Path(rc["run-dir"])
     assert (out / "adapter.safetensors").exists() and (out / "results.png").exists() and (out / "rounds.png").exists()
     # only adapter tensors travel, the emulator goes by path + hash in the config, and each message carries it once
@@ -90,9 +67,9 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
     arch = architecture("llama")
     for msg in grid.sent:
         names = list(msg.content["arrays"].keys())
-        assert names and {arch.block_index(n) for n in names} <= set(manifest["adapter_layers"])
+        assert names and {arch.block_index(n) for n in names} <= set(manifest["adapter_blocks"])
         config = msg.content["config"]
-        assert config["emulator-sha256"] == manifest["sha256"] and Path(config["emulator-path"]).is_dir()
+        assert config["emulator-id"] == manifest["id"] and Path(config["emulator-path"]).is_dir()
         assert config.count_bytes() < 1000
     # the byte accounting equals the sizes of the tensors actually sent
     for row in rows[1:]:
@@ -104,17 +81,15 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
 
 def test_replies_are_averaged_as_they_arrive(tiny_models, tmp_path, monkeypatch):
     """Each reply is folded into the running sum before the next client runs: the server never holds a round."""
-    from fedot import federated
+    from fedot.aggregation.average import RunningAverage
+    from fedot.data_owner import worker
 
-    monkeypatch.setattr(federated, "_WORKER", {"emulators": {}, "partitions": {}, "examples": {}, "emulator_loads": 0})
     events = []
-    add = federated.RunningAverage.add
-    monkeypatch.setattr(federated.RunningAverage, "add", lambda self, u, n: (events.append("add"), add(self, u, n))[1])
-    import fedot.partition
-
+    add = RunningAverage.add
+    monkeypatch.setattr(RunningAverage, "add", lambda self, u, n: (events.append("add"), add(self, u, n))[1])
     calls = []
-    real = fedot.partition.partition_indices
-    monkeypatch.setattr(fedot.partition, "partition_indices", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
+    real = worker.partition_indices
+    monkeypatch.setattr(worker, "partition_indices", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
     rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 2})
     run_server(rc, InProcessGrid(3, rc, tamper=lambda node, reply: (events.append(node), reply)[1]))
     assert events[1::2] == ["add"] * 6 and sorted(events[0:6:2]) == sorted(events[6::2]) == [101, 102, 103]
@@ -122,7 +97,8 @@ def test_replies_are_averaged_as_they_arrive(tiny_models, tmp_path, monkeypatch)
 
 
 def test_streaming_grid_pulls_until_every_reply_or_timeout():
-    from flwr.app import Message, RecordDict as RD
+    from flwr.app import Message
+    from flwr.app import RecordDict as RD
 
     from fedot_apps import streaming_grid
 
@@ -201,10 +177,13 @@ def test_lora_federated(tiny_models, tmp_path):
 
 @pytest.mark.parametrize("overrides,match", [
     ({"run-dir": "relative/dir"}, "absolute"),
-    ({"partitioning": "dirichlet"}, "dirichlet partitioning needs labels"),
+    ({"partitioning": "dirichlet"}, "dirichlet partitioning does not apply to pydocs"),
     ({"fraction-train": 0.0}, "fraction-train"),
-    ({"tuning": "prefix"}, "tuning mode"),
-    ({"emulator-layers": 9}, "cannot keep"),
+    ({"tuning": "prefix"}, "choose one of full, lora, bitfit"),
+    ({"emulator-blocks": 9}, "cannot keep"),
+    ({"full-ft": "false"}, "must be true or false"),
+    ({"num-rouds": 2}, "did you mean .num-rounds."),
+    ({"min-replies": 3}, "can never be met"),
 ])
 def test_bad_run_config_fails_before_the_model_loads(overrides, match, tiny_models, tmp_path):
     rc = run_config(tiny_models["opt"], tmp_path / "run", **overrides)
@@ -212,21 +191,15 @@ def test_bad_run_config_fails_before_the_model_loads(overrides, match, tiny_mode
         run_server(rc, InProcessGrid(2, rc))
 
 
-def test_config_parsing_defaults():
-    cfg = FederatedConfig.from_run_config(QUICKSTART)
-    assert cfg.emulator.emulator_layers == 18 and cfg.tuning.mode == "full" and cfg.train.max_steps == cfg.local_steps
-
-
 def test_local_epochs_and_step_accounting(tiny_models, tmp_path, monkeypatch):
-    import datafix
+    from support import datafix
 
-    monkeypatch.setenv("FEDOT_DATA_DIR", "restored-after-the-test")  # the run's data-dir key sets it process-wide
+    monkeypatch.delenv("FEDOT_DATA_DIR", raising=False)  # the run's data-dir key alone must lead to the data
     rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "local-epochs": 1.0, "max-length": 32,
                                                              "full-ft": True, "full-ft-steps": 0, "task": "wikitext2",
                                                              "data-dir": str(datafix.write(tmp_path / "data"))})
-    rows, results = run_server(rc, InProcessGrid(2, rc))
-    from fedot.federated import _WORKER
-
-    sizes = [len(v) for v in _WORKER["examples"].values() if v][-2:]
+    grid = InProcessGrid(2, rc)
+    rows, results = run_server(rc, grid)
+    sizes = [len(v) for v in grid.cache.examples.values()]
     assert rows[1]["client_steps"] == sum(-(-n // 2) for n in sizes)  # one epoch at batch 2 on each client
     assert results["client_steps"] == rows[1]["client_steps"] and "full_finetuned" in results["numbers"]

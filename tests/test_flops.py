@@ -2,8 +2,8 @@
 
 from transformers import AutoModelForCausalLM
 
+from fedot.data_owner.tuning import TuningConfig, prepare
 from fedot.flops import step_flops
-from fedot.tuning import TuningConfig, prepare
 
 # per block: q, k, v, out (32x32) + fc1 (32x64) + fc2 (64x32) = 8192 weights; head 32x320 = 10240; T = 10 tokens
 LINEAR_FWD = 2 * 10 * (6 * 8192 + 10240)
@@ -30,7 +30,8 @@ def test_sandwich_and_top_only_adapters(tiny_models):
 
 
 def test_lora_counts_its_factors(tiny_models):
-    lora = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["opt"]), [0, 5], TuningConfig(mode="lora", lora_rank=4))
+    lora = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["opt"]), [0, 5], TuningConfig(mode="lora",
+                                                                                                  lora_rank=4))
     f = step_flops(lora, seq_len=10)
     factors = 2 * 10 * 4 * (32 + 32) * 2 * 2  # q_proj, v_proj in 2 blocks: A (32->4) and B (4->32)
     assert f.weight_grad == factors
@@ -48,7 +49,7 @@ def test_efficiency_bench_counts_real_opt_shapes_on_meta(monkeypatch):
     class Queue(list):
         put = list.append
 
-    args = Namespace(shapes="opt-1.3b", device="meta", seq=512, batch=1, bottom=2, top=2, emulator_layers=8)
+    args = Namespace(shapes="opt-1.3b", device="meta", seq=512, batch=1, bottom=2, top=2, emulator_blocks=8)
     rows = Queue()
     for variant in efficiency.VARIANTS:
         efficiency._child(args, variant, rows)

@@ -5,63 +5,73 @@ import math
 
 import pytest
 
-import datafix
-from fedot.emulator import EmulatorSpec
 from fedot.pipeline import OffsiteConfig, run
-from fedot.results import conditions
-from fedot.train import TrainConfig
-from fedot.tuning import TuningConfig
+from fedot.run.results import conditions
+from fedot.settings import from_flat
+from support import datafix
 
 
 @pytest.mark.parametrize("task,mode,lrs", [("pydocs", "full", [1e-3, 3e-3]), ("arc_easy", "lora", [3e-3])])
 def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypatch):
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
-    cfg = OffsiteConfig(emulator=EmulatorSpec(str(tiny_models["opt"]), 1, 1, 2), task=task,
-                        tuning=TuningConfig(mode=mode), train=TrainConfig(max_steps=3, batch_size=2, max_length=64, eval_every=2),
-                        lrs=lrs, full_ft=True, limit=4, val_limit=4, train_limit=8)
+    cfg = from_flat(OffsiteConfig, {"model": str(tiny_models["opt"]), "bottom": 1, "top": 1, "emulator-blocks": 2,
+                                    "task": task, "tuning": mode, "max-steps": 3, "batch-size": 2, "max-length": 64,
+                                    "eval-every": 2, "lr": lrs, "full-ft": True, "limit": 4, "val-limit": 4,
+                                    "train-limit": 8})
     record = run(cfg, tmp_path / "run")
-    assert set(record["numbers"]) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin", "full_finetuned"}
+    assert set(record["numbers"]) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
+                                      "full_finetuned"}
     assert all(math.isfinite(v) for v in record["numbers"].values())
     assert [s["lr"] for s in record["lr_sweep"]] == lrs and record["chosen_lr"] in lrs
     saved = json.loads((tmp_path / "run/results.json").read_text())
-    assert set(saved["conditions"]) == {"zero_shot < plug-in", "emulator fine-tuned < plug-in", "plug-in ≈ full fine-tuning"}
-    assert "| OT Plug-in |" in (tmp_path / "run/results.md").read_text() and (tmp_path / "run/results.png").stat().st_size > 0
+    assert set(saved["conditions"]) == {"zero_shot < plug-in", "emulator fine-tuned < plug-in",
+                                        "plug-in ≈ full fine-tuning"}
+    assert "| OT Plug-in |" in (tmp_path / "run/results.md").read_text()
+    assert (tmp_path / "run/results.png").stat().st_size > 0
     assert (tmp_path / "run/adapter.safetensors").exists()
 
 
 def test_conditions_direction():
     ppl = {"zero_shot": 20.0, "emulator_finetuned": 18.0, "plugin": 15.0, "full_finetuned": 14.0}
-    assert conditions(ppl, higher_is_better=False) == {"zero_shot < plug-in": True, "emulator fine-tuned < plug-in": True,
+    assert conditions(ppl, higher_is_better=False) == {"zero_shot < plug-in": True,
+                                                       "emulator fine-tuned < plug-in": True,
                                                        "plug-in ≈ full fine-tuning": True}
     acc = {"zero_shot": 0.3, "emulator_finetuned": 0.35, "plugin": 0.32}
-    assert conditions(acc, higher_is_better=True) == {"zero_shot < plug-in": True, "emulator fine-tuned < plug-in": False,
+    assert conditions(acc, higher_is_better=True) == {"zero_shot < plug-in": True,
+                                                      "emulator fine-tuned < plug-in": False,
                                                       "plug-in ≈ full fine-tuning": None}
 
 
 def test_missing_data_fails_before_model_loading(tmp_path, monkeypatch):
     monkeypatch.setenv("FEDOT_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="piqa/valid.jsonl"):
-        run(OffsiteConfig(emulator=EmulatorSpec("does-not-matter/never-loaded"), task="piqa"), tmp_path / "run")
+        run(from_flat(OffsiteConfig, {"model": "does-not-matter/never-loaded", "task": "piqa"}), tmp_path / "run")
 
 
 def test_compare_tables_runs_with_the_privacy_gap(tmp_path):
     import json
 
-    from fedot.compare import compare
+    from fedot.run.compare import compare
 
     def run(name, numbers, task="pydocs"):
         d = tmp_path / name
         d.mkdir()
-        (d / "results.json").write_text(json.dumps({"task": task, "metric": "word_perplexity", "higher_is_better": False,
-                                                    "numbers": numbers, "emulator": {"method": name}, "wall_seconds": 3}))
-        (d / "rounds.jsonl").write_text(json.dumps({"round": 1, "evaluation": {"plugin": numbers["plugin"]}, "bytes_down": 10}) + "\n")
+        (d / "results.json").write_text(json.dumps({"task": task, "metric": "word_perplexity",
+                                                    "higher_is_better": False,
+                                                    "numbers": numbers, "emulator": {"method": name},
+                                                    "wall_seconds": 3}))
+        (d / "rounds.jsonl").write_text(json.dumps({"round": 1, "evaluation": {"plugin": numbers["plugin"]},
+                                                    "bytes_down": 10}) + "\n")
         return d
 
     a = run("uniform", {"zero_shot": 60.0, "emulator_zero_shot": 900.0, "emulator_finetuned": 80.0, "plugin": 58.0})
     b = run("scaleot", {"zero_shot": 60.0, "emulator_zero_shot": 500.0, "emulator_finetuned": 70.0, "plugin": 75.0})
     text = compare([a, b], tmp_path / "cmp")
-    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| ") and "---" not in line}
-    assert rows["uniform"].split(" | ")[7] == "22.00" and rows["scaleot"].split(" | ")[7] == "-5.00"  # lower ppl is better
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()
+            if line.startswith("| ") and "---" not in line}
+    gaps = {name: rows[name].split(" | ")[7] for name in ("uniform", "scaleot")}
+    assert gaps == {"uniform": "22.00", "scaleot": "-5.00"}  # lower ppl is better
     assert (tmp_path / "cmp" / "comparison.png").exists()
     with pytest.raises(ValueError, match="different tasks"):
-        compare([a, run("other", {"zero_shot": 1.0, "emulator_finetuned": 1.0, "plugin": 1.0}, task="wikitext2")], tmp_path / "c2")
+        compare([a, run("other", {"zero_shot": 1.0, "emulator_finetuned": 1.0, "plugin": 1.0}, task="wikitext2")],
+                tmp_path / "c2")

@@ -10,9 +10,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_smollm2_2_8_2_emulator_generates(tmp_path):
-    out = build_emulator("smollm2-135m", tmp_path / "emu", bottom=2, top=2, emulator_layers=8)
+    out = build_emulator("smollm2-135m", tmp_path / "emu", bottom=2, top=2, emulator_blocks=8)
     manifest = read_manifest(out, verify=True)
-    assert manifest["num_layers"] == 30 and manifest["adapter_layers"] == [0, 1, 28, 29]
+    assert manifest["num_blocks"] == 30 and manifest["adapter_blocks"] == [0, 1, 28, 29]
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
     assert model.config.num_hidden_layers == 12
@@ -23,12 +23,11 @@ def test_smollm2_2_8_2_emulator_generates(tmp_path):
 
 
 def test_smollm2_offsite_pipeline_pydocs(tmp_path):
-    from fedot.emulator import EmulatorSpec
     from fedot.pipeline import OffsiteConfig, run
-    from fedot.train import TrainConfig
+    from fedot.settings import from_flat
 
-    cfg = OffsiteConfig(task="pydocs", emulator=EmulatorSpec(emulator_layers=18), train=TrainConfig(max_steps=4, batch_size=2, max_length=64),
-                        lrs=[2e-4], limit=2, val_limit=1, train_limit=4)
+    cfg = from_flat(OffsiteConfig, {"task": "pydocs", "emulator-blocks": 18, "max-steps": 4, "batch-size": 2,
+                                    "max-length": 64, "lr": [2e-4], "limit": 2, "val-limit": 1, "train-limit": 4})
     record = run(cfg, tmp_path / "run")
     numbers = record["numbers"]
     assert set(numbers) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedot.emulator.scaleot import groups, rewards, sample_kept, select, sigmoid, update_scores
+from fedot.emulator.methods.scaleot import groups, rewards, sample_kept, select, sigmoid, update_scores
 
 
 def test_groups_are_adjacent_and_cover():
@@ -57,13 +57,12 @@ def test_bad_selection_parameters(n_adapter, alpha, match):
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
-from conftest import FAMILIES  # noqa: E402
-from fedot.emulator import LayerReplaceConfig, build_emulator, read_manifest, to_original  # noqa: E402
-from fedot.emulator.scaleot import Harmonizer, learn_importance, save_importance  # noqa: E402
-from fedot.models import load_model  # noqa: E402
+from fedot.data_owner.tuning import TuningConfig, prepare, trainable_state  # noqa: E402
+from fedot.emulator import build_emulator, load_emulator, read_manifest, to_original  # noqa: E402
+from fedot.emulator.methods.scaleot import Harmonizer, LayerReplaceConfig, learn_importance, save_importance  # noqa: E402,E501
 from fedot.plugin import plug_in  # noqa: E402
 from fedot.registry import architecture, blocks_of  # noqa: E402
-from fedot.tuning import TuningConfig, prepare, trainable_state  # noqa: E402
+from support.models import FAMILIES  # noqa: E402
 
 IDS = torch.tensor([[5, 17, 42, 99, 7, 250, 3, 11]])
 
@@ -74,8 +73,9 @@ def _logits(model):
 
 
 def _importance(tiny_models, family, tmp_path, monkeypatch, steps=6):
-    import datafix
     from transformers import AutoTokenizer
+
+    from support import datafix
 
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
     cfg = LayerReplaceConfig(corpus="pydocs", steps=steps, lr=1e-2, batch_size=2, max_length=16, rank=4, n_groups=2,
@@ -93,7 +93,8 @@ def test_untrained_harmonizer_is_a_dropped_block():
 
 
 @pytest.mark.parametrize("family", ["llama", "bloom"])
-def test_dynamic_layer_replace_learns_scores_and_harmonizers_and_restores_the_model(family, tiny_models, tmp_path, monkeypatch):
+def test_dynamic_layer_replace_learns_scores_and_harmonizers_and_restores_the_model(family, tiny_models, tmp_path,
+                                                                                    monkeypatch):
     reference = _logits(AutoModelForCausalLM.from_pretrained(tiny_models[family]))
     model, result, out = _importance(tiny_models, family, tmp_path, monkeypatch)
     assert torch.equal(_logits(model), reference)  # every block back in place, nothing trained
@@ -101,21 +102,23 @@ def test_dynamic_layer_replace_learns_scores_and_harmonizers_and_restores_the_mo
     assert len(result["scores"]) == 6 and any(s != 0 for s in result["scores"])
     assert all(h.up.weight.abs().sum() > 0 for h in result["harmonizers"].values())  # every harmonizer was trained
     assert [h["step"] for h in result["history"]] == [0, 3, 6]
-    assert (out / "importance.json").exists() and (out / "harmonizers.safetensors").exists() and (out / "importance.png").exists()
+    assert all((out / f).exists() for f in ("importance.json", "harmonizers.safetensors", "importance.png"))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_scaleot_emulator_inserts_harmonizers_and_plugs_a_non_sandwich_adapter(family, tiny_models, tmp_path, monkeypatch):
+def test_scaleot_emulator_inserts_harmonizers_and_plugs_a_non_sandwich_adapter(family, tiny_models, tmp_path,
+                                                                               monkeypatch):
     _, result, importance = _importance(tiny_models, family, tmp_path, monkeypatch, steps=3)
-    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", method="scaleot", n_adapter=2, alpha=0.34,
-                         importance=str(importance), src_ratio=0.5)
+    out = build_emulator(str(tiny_models[family]), tmp_path / "emu", emulator_method="scaleot",
+                         emulator_scaleot_n_adapter=2, emulator_scaleot_alpha=0.34,
+                         emulator_scaleot_importance=str(importance), emulator_src_ratio=0.5)
     manifest = read_manifest(out, verify=True)
-    adapter, harmonized = manifest["adapter_layers"], manifest["harmonized_layers"]
-    assert len(adapter) == 2 and len(harmonized) == 2 and len(manifest["emulator_layers"]) == 2
+    adapter, harmonized = manifest["adapter_blocks"], manifest["harmonized_blocks"]
+    assert len(adapter) == 2 and len(harmonized) == 2 and len(manifest["emulator_blocks"]) == 2
     assert adapter == [max(g, key=lambda i: result["scores"][i]) for g in result["groups"]]  # Eq. 8
     assert manifest["params"]["src_ratio"] == 0.5 and manifest["params"]["importance_scores"] == result["scores"]
     plain = AutoModelForCausalLM.from_pretrained(out)  # plain transformers: the stored blocks only
-    emu = load_model(out)
+    emu, _ = load_emulator(out)
     assert len(blocks_of(plain)) == 4 and len(blocks_of(emu)) == 6
     assert [isinstance(b, Harmonizer) for b in blocks_of(emu)] == [i in harmonized for i in range(6)]
     assert torch.isfinite(_logits(emu)).all() and not torch.equal(_logits(emu), _logits(plain))
@@ -130,7 +133,7 @@ def test_scaleot_emulator_inserts_harmonizers_and_plugs_a_non_sandwich_adapter(f
     assert {arch.block_index(k) for k in state} == set(adapter)
     full = AutoModelForCausalLM.from_pretrained(tiny_models[family])
     before = {k: v.clone() for k, v in full.state_dict().items()}
-    plug_in(full, state, {"mode": "full", "adapter_layers": adapter})
+    plug_in(full, state, {"mode": "full", "adapter_blocks": adapter})
     changed = {k for k, v in full.state_dict().items() if not torch.equal(v, before[k])}
     assert {arch.block_index(k) for k in changed} == set(adapter)
     for k in changed:
@@ -141,8 +144,9 @@ def test_harmonizer_file_is_verified(tiny_models, tmp_path, monkeypatch):
     from fedot.emulator import ArtifactError
 
     _, _, importance = _importance(tiny_models, "llama", tmp_path, monkeypatch, steps=2)
-    out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", method="scaleot", n_adapter=2, alpha=0.34,
-                         importance=str(importance))
+    out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", emulator_method="scaleot",
+                         emulator_scaleot_n_adapter=2, emulator_scaleot_alpha=0.34,
+                         emulator_scaleot_importance=str(importance))
     with open(out / "harmonizers.safetensors", "r+b") as f:
         f.seek(-4, 2)
         f.write(b"\x00\x01\x02\x03")
@@ -151,36 +155,37 @@ def test_harmonizer_file_is_verified(tiny_models, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"alpha": 1.0}, "alpha"), ({"alpha": -0.5}, "alpha"), ({"n_adapter": 3}, "multiple of N_g"),
-    ({"layer_replace": LayerReplaceConfig(corpus="piqa")}, "not a text corpus"),
-    ({"layer_replace": LayerReplaceConfig(n_candidates=1)}, "N_c"),
-    ({"src_ratio": 1.0}, "SRC"),
+    ({"emulator_scaleot_alpha": 1.0}, "alpha"), ({"emulator_scaleot_alpha": -0.5}, "alpha"),
+    ({"emulator_scaleot_n_adapter": 3}, "multiple of N_g"),
+    ({"emulator_scaleot_replace_corpus": "piqa"}, "replace-corpus.*pydocs, wikitext2"),
+    ({"emulator_scaleot_replace_n_candidates": 1}, "n-candidates"),
+    ({"emulator_src_ratio": 1.0}, "src-ratio"),
 ])
 def test_bad_scaleot_parameters_fail_before_any_work(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):
-        build_emulator("/never/loaded", tmp_path / "emu", method="scaleot", **kwargs)
+        build_emulator("/never/loaded", tmp_path / "emu", emulator_method="scaleot", **kwargs)
 
 
 def test_importance_from_another_model_is_rejected(tiny_models, tmp_path, monkeypatch, tokenizer_dir):
-    from conftest import make_model_dir
+    from support.models import make_model_dir
 
     _, _, importance = _importance(tiny_models, "llama", tmp_path, monkeypatch, steps=2)
     other = make_model_dir(tmp_path / "deeper", "llama", 8, tokenizer_dir)
     with pytest.raises(ValueError, match="another model"):
-        build_emulator(str(other), tmp_path / "emu", method="scaleot", importance=str(importance), n_adapter=2)
+        build_emulator(str(other), tmp_path / "emu", emulator_method="scaleot",
+                       emulator_scaleot_importance=str(importance), emulator_scaleot_n_adapter=2)
     with pytest.raises(FileNotFoundError, match="fedot emulator importance"):
-        build_emulator(str(other), tmp_path / "emu", method="scaleot", importance=str(tmp_path / "nothing"), n_adapter=2)
+        build_emulator(str(other), tmp_path / "emu", emulator_method="scaleot",
+                       emulator_scaleot_importance=str(tmp_path / "nothing"), emulator_scaleot_n_adapter=2)
 
 
 def test_scaleot_runs_in_the_federated_simulation(tiny_models, tmp_path, monkeypatch):
-    from test_federated import outputs, run_config
-
-    from fedot_apps.inprocess import run_in_process
+    from support.inprocess import outputs, run_config, run_in_process
 
     _, result, importance = _importance(tiny_models, "llama", tmp_path, monkeypatch, steps=2)
     rc = run_config(tiny_models["llama"], tmp_path / "run", **{
-        "num-rounds": 1, "emulator-method": "scaleot", "emulator-n-adapter": 2, "emulator-alpha": 0.34,
-        "emulator-importance": str(importance)})
+        "num-rounds": 1, "emulator-method": "scaleot", "emulator-scaleot-n-adapter": 2,
+        "emulator-scaleot-alpha": 0.34, "emulator-scaleot-importance": str(importance)})
     grid = run_in_process(rc, 2)
     rows, results = outputs(rc)
     manifest = read_manifest(results["emulator"]["path"], verify=True)
@@ -188,5 +193,6 @@ def test_scaleot_runs_in_the_federated_simulation(tiny_models, tmp_path, monkeyp
     assert rows[0]["emulator_bytes"] > (Path(results["emulator"]["path"]) / "model.safetensors").stat().st_size
     arch = architecture("llama")
     for msg in grid.sent:
-        assert {arch.block_index(n) for n in msg.content["arrays"].keys()} == set(manifest["adapter_layers"])
-    assert all(math.isfinite(results["numbers"][k]) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"))
+        assert {arch.block_index(n) for n in msg.content["arrays"].keys()} == set(manifest["adapter_blocks"])
+    assert all(math.isfinite(results["numbers"][k]) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
+                                                              "plugin"))

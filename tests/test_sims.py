@@ -1,58 +1,85 @@
-"""Every sims/ folder is a valid Flower app for the installed package, and `fedot sim` refuses what cannot run."""
+"""Every sims/ folder is a valid Flower app whose config is fedot's defaults plus what it declares."""
 
 import importlib
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from fedot.federated import FederatedConfig
 from fedot.models import ModelNotFoundError
-from fedot.sim import SimError, federation_settings, preflight
+from fedot.run.config import FederatedConfig
+from fedot.run.sim import SimError, federation, parse_overrides, preflight
+from fedot.run.sims import Sim, all_sims
+from fedot.settings import SettingError, declarations, to_flat
 
-SIMS = sorted(p for p in (Path(__file__).parents[1] / "sims").iterdir() if (p / "pyproject.toml").exists())
+ROOT = Path(__file__).parents[1]
+SIMS = all_sims(ROOT / "sims")
 
 
 def test_required_sims_exist():
-    assert {"quickstart", "smollm2_1client", "smollm2_10clients", "opt13b_10clients"} <= {p.name for p in SIMS}
+    assert {"quickstart", "smollm2_1client", "smollm2_10clients", "opt13b_10clients"} <= {s.name for s in SIMS}
 
 
-@pytest.mark.parametrize("sim", SIMS, ids=lambda p: p.name)
+@pytest.mark.parametrize("sim", SIMS, ids=lambda s: s.name)
 def test_sim_is_a_valid_flower_app(sim):
-    doc = tomllib.loads((sim / "pyproject.toml").read_text())
+    doc = sim.doc
     assert re.fullmatch(r"[A-Za-z0-9-]+", doc["project"]["name"])
     assert doc["project"]["dependencies"] == []
     for ref in doc["tool"]["flwr"]["app"]["components"].values():
         module, attr = ref.split(":")
         assert getattr(importlib.import_module(module), attr) is not None
-    cfg = FederatedConfig.from_run_config(doc["tool"]["flwr"]["app"]["config"])
-    assert cfg.num_rounds >= 1
-    assert "num-supernodes" in doc["tool"]["fedot"]["federation"]
-    assert "fedot sim sims/" + sim.name in (sim / "README.md").read_text()
+    assert "fedot sim sims/" + sim.name in (sim.path / "README.md").read_text()
+    assert "num-supernodes" not in sim.resources()  # declared once, as num-clients
+
+
+@pytest.mark.parametrize("sim", SIMS, ids=lambda s: s.name)
+def test_sim_config_is_the_defaults_plus_its_declared_settings(sim):
+    """The generated [tool.flwr.app.config] holds every setting, equal to the defaults + [tool.fedot.sim]."""
+    declared = sim.declared()
+    app = sim.app_config()
+    assert list(app) == [d.key for d in declarations(FederatedConfig)]  # every key, so --run-config can set any
+    defaults = to_flat(FederatedConfig())
+    for key, value in app.items():
+        assert value == declared.get(key, defaults[key]), f"{sim.name}: {key} = {value!r} is neither the default " \
+            f"{defaults[key]!r} nor declared in [tool.fedot.sim]; run `fedot settings --sync`"
+    assert sim.generated().split("[tool.flwr.app.config]\n", 1)[1] in sim.file.read_text()  # comments in sync too
 
 
 def test_same_total_budget_for_one_and_ten_clients():
-    one = tomllib.loads((Path(SIMS[0]).parent / "smollm2_1client/pyproject.toml").read_text())
-    ten = tomllib.loads((Path(SIMS[0]).parent / "smollm2_10clients/pyproject.toml").read_text())
-    budget = lambda d: d["tool"]["flwr"]["app"]["config"]["num-rounds"] * d["tool"]["flwr"]["app"]["config"]["local-steps"] \
-        * d["tool"]["fedot"]["federation"]["num-supernodes"]  # noqa: E731
-    assert budget(one) == budget(ten)
+    one, ten = (Sim(ROOT / "sims" / n).config() for n in ("smollm2_1client", "smollm2_10clients"))
+    assert one.num_rounds * one.data_owner.local_steps * one.num_clients == \
+        ten.num_rounds * ten.data_owner.local_steps * ten.num_clients
+
+
+def test_bad_declared_setting_is_refused_with_the_sim_name(tmp_path):
+    text = (ROOT / "sims/quickstart/pyproject.toml").read_text().replace("local-steps = 5", "local-stps = 5", 1)
+    (tmp_path / "pyproject.toml").write_text(text)
+    with pytest.raises(SettingError, match=r"run config key 'local-stps' \(did you mean 'local-steps'\?\)"):
+        Sim(tmp_path).config()
+
+
+def test_run_config_overrides_are_parsed_like_flower():
+    assert parse_overrides(["lr=1e-3 tuning='lora'", "full-ft=false"]) == {"lr": 1e-3, "tuning": "lora",
+                                                                             "full-ft": False}
+    cfg = Sim(ROOT / "sims/quickstart").config(parse_overrides(["num-clients=7"]))
+    assert federation(Sim(ROOT / "sims/quickstart"), cfg)["num-supernodes"] == 7
 
 
 def test_preflight_unreachable_hub_model():
-    sim = Path(SIMS[0]).parent / "opt13b_10clients"
     with pytest.raises(ModelNotFoundError, match="facebook/opt-13b"):
-        preflight(sim, federation_settings(sim, None), [])
+        preflight(Sim(ROOT / "sims/opt13b_10clients"), {})
 
 
-def test_preflight_gpu_request_without_gpu(monkeypatch):
+def test_preflight_gpu_request_without_gpu(monkeypatch, tmp_path):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    sim = Path(SIMS[0]).parent / "quickstart"
-    settings = {**federation_settings(sim, 2), "client-resources-num-gpus": 0.25}
+    text = (ROOT / "sims/quickstart/pyproject.toml").read_text().replace("client-resources-num-gpus = 0.0",
+                                                                          "client-resources-num-gpus = 0.25")
+    (tmp_path / "pyproject.toml").write_text(text)
     with pytest.raises(SimError, match="no CUDA GPU"):
-        preflight(sim, settings, [])
+        preflight(Sim(tmp_path), {})
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        preflight(sim, federation_settings(sim, 2), ['model="/no/such/model"'])
+        preflight(Sim(ROOT / "sims/quickstart"), {"model": "/no/such/model"})
+    with pytest.raises(SettingError, match="full-ft"):
+        preflight(Sim(ROOT / "sims/quickstart"), {"full-ft": "false"})

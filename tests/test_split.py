@@ -1,6 +1,6 @@
 import pytest
 
-from fedot.split import Split, SplitError, sandwich, uniform_layer_drop
+from fedot.emulator.split import Split, SplitError, sandwich, uniform_layer_drop
 
 
 @pytest.mark.parametrize("m,k,expected", [

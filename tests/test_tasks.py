@@ -8,11 +8,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import datafix
-from fedot.evaluate import evaluate, lm_eval_choice, perplexity, rolling_loglikelihood
-from fedot.partition import partition_indices
+from fedot.data_owner.partition import PartitionConfig, partition_indices
+from fedot.evaluation.scoring import evaluate, lm_eval_choice, perplexity, rolling_loglikelihood
 from fedot.tasks import TASKS, DataNotFoundError, get_task
-from fedot.train import choice_examples, corpus_examples
+from fedot.tasks.tokenize import choice_examples, corpus_examples
+from support import datafix
 
 SHARED = Path(os.environ.get("FEDOT_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
 IDENTITY = {"piqa": "goal", "openbookqa": "question_stem", "arc_easy": "question", "sciq": "question",
@@ -26,7 +26,8 @@ def fixture_data(tmp_path, monkeypatch):
 
 @pytest.fixture
 def tiny(tiny_models):
-    return AutoModelForCausalLM.from_pretrained(tiny_models["llama"]).eval(), AutoTokenizer.from_pretrained(tiny_models["llama"])
+    path = tiny_models["llama"]
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 
 @pytest.mark.parametrize("name", [n for n in TASKS if n != "arc_challenge"])
@@ -103,12 +104,12 @@ def test_rolling_loglikelihood_matches_lm_eval(tiny):
 
 
 def test_perplexity_metrics_by_hand(monkeypatch, tiny):
-    import fedot.evaluate as ev
+    import fedot.evaluation.scoring as ev
 
     model, tok = tiny
     task = get_task("pydocs")
     docs = [{"id": "a", "page": "one two  three"}, {"id": "b", "page": "four\nfive é"}]
-    monkeypatch.setattr(task.__class__, "docs", lambda self, split: docs)
+    monkeypatch.setattr(task.__class__, "docs", lambda self, split, root=None: docs)
     values = iter([-6.0, -4.0])
     monkeypatch.setattr(ev, "rolling_loglikelihood", lambda *a: next(values))
     m = perplexity(model, tok, task)
@@ -158,27 +159,34 @@ def test_training_examples(tiny):
     assert tok.eos_token_id in [t for b in blocks for t in b[0]]
 
 
-def test_partition_pairs_render_only_their_documents(fixture_data):
-    from fedot.tasks import choice
+def test_partition_pairs_render_only_their_documents(fixture_data, monkeypatch):
+    import jinja2
 
     task = get_task("arc_easy")
-    choice._template.cache_clear()
+    task.__dict__.pop("templates", None)
+    compiled = []
+    real = jinja2.Template.__new__
+    monkeypatch.setattr(jinja2.Template, "__new__", lambda cls, *a, **k: (compiled.append(a[0]), real(cls, *a, **k))[1])
     pairs = task.train_pairs("train")
     assert task.train_pairs("train", [2, 0]) == [pairs[2], pairs[0]]
-    assert choice._template.cache_info().misses == 3  # text, choices, target: compiled once, not once per document
+    assert len(compiled) == 3  # text, choices, target: compiled once, not once per document
 
 
-@pytest.mark.parametrize("task,scheme", [("pydocs", "document"), ("pydocs", "iid"), ("arc_easy", "dirichlet"), ("piqa", "iid")])
+@pytest.mark.parametrize("task,scheme", [("pydocs", "document"), ("pydocs", "iid"), ("arc_easy", "dirichlet"),
+                                         ("piqa", "iid")])
 def test_partitions_cover_train_once_and_are_deterministic(task, scheme, fixture_data):
-    parts = partition_indices(task, scheme, 4, seed=3, alpha=0.3)
+    cfg = PartitionConfig(scheme, 0.3)
+    parts = partition_indices(task, cfg, 4, seed=3)
     flat = sorted(i for p in parts for i in p)
     assert flat == list(range(len(get_task(task).docs("train"))))
-    assert parts == partition_indices(task, scheme, 4, seed=3, alpha=0.3)
+    assert parts == partition_indices(task, cfg, 4, seed=3)
     assert all(parts)
 
 
 def test_partition_rejects_unworkable_schemes():
-    with pytest.raises(ValueError, match="needs labels"):
-        partition_indices("pydocs", "dirichlet", 2)
+    with pytest.raises(ValueError, match="does not apply to pydocs"):
+        partition_indices("pydocs", PartitionConfig("dirichlet"), 2)
+    with pytest.raises(ValueError, match="does not apply to piqa"):
+        partition_indices("piqa", PartitionConfig("document"), 2)
     with pytest.raises(ValueError, match="fewer than"):
-        partition_indices("pydocs", "document", 500)
+        partition_indices("pydocs", PartitionConfig("document"), 500)

@@ -1,17 +1,12 @@
 """Selective Rank Compression (ScaleOT Eqs. 6-7, 11): truncated SVD of attention projections.
 
-Only attention weights are compressed: ScaleOT finds that MHSA tolerates rank loss
-at the owner's site (plug-in) while hurting the emulator, which widens the privacy gap.
+Only attention weights are compressed: ScaleOT finds that MHSA tolerates rank loss at the owner's site (plug-in)
+while hurting the emulator, which widens the privacy gap. It composes with any method (``emulator-src-ratio``).
 """
 
 from __future__ import annotations
 
 import torch
-
-
-def check(ratio: float) -> None:
-    if not 0 <= ratio < 1:
-        raise ValueError(f"SRC ratio beta must be in [0, 1) (got {ratio})")
 
 
 def kept_rank(shape: tuple[int, int], ratio: float) -> int:

@@ -8,9 +8,9 @@ both the lm-eval evaluation and the training examples (prompt + " " + answer).
 from __future__ import annotations
 
 import ast
-import functools
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 from jinja2 import Template
@@ -18,12 +18,6 @@ from jinja2 import Template
 from .data import carve, data_dir, data_file, from_hub, read_json, read_jsonl
 
 ACC = ["acc", "acc_norm"]
-
-
-@functools.lru_cache(maxsize=64)
-def _template(text: str) -> Template:
-    """Compiling a Jinja template costs ~1 ms, rendering one ~10 us: compile each of a task's templates once."""
-    return Template(text)
 
 
 @dataclass(frozen=True)
@@ -42,13 +36,18 @@ class ChoiceTask:
     def primary(self) -> str:
         return self.metrics[0]
 
-    def docs(self, split: str) -> list[dict]:
-        return self.load(split)
+    def docs(self, split: str, root=None) -> list[dict]:
+        return self.load(split, root)
+
+    @cached_property
+    def templates(self) -> dict[str, Template]:
+        """Compiling a Jinja template costs ~1 ms, rendering one ~10 us: each of a task's templates compiles once."""
+        return {t: Template(t) for t in (self.doc_to_text, self.doc_to_choice, self.doc_to_target)}
 
     def _render(self, template: str, doc: dict):
         if template in doc:
             return doc[template]
-        out = _template(template).render(**doc)
+        out = self.templates[template].render(**doc)
         return ast.literal_eval(out) if out.startswith("[") else (int(out) if out.strip().isdigit() else out)
 
     def prompt(self, doc: dict) -> str:
@@ -60,12 +59,12 @@ class ChoiceTask:
     def target(self, doc: dict) -> int | list[int]:
         return self._render(self.doc_to_target, doc)
 
-    def train_pairs(self, split: str = "train", indices: list[int] | None = None) -> list[tuple[str, str]]:
+    def train_pairs(self, split: str = "train", indices: list[int] | None = None, root=None) -> list[tuple[str, str]]:
         """(context, continuation) pairs: the prompt and its correct answer, as lm-eval scores them.
 
         ``indices`` renders only those documents: a data owner needs its partition, not the whole split.
         """
-        docs = self.docs(split)
+        docs = self.docs(split, root)
         pairs = []
         for doc in docs if indices is None else [docs[i] for i in indices]:
             target = self.target(doc)
@@ -89,32 +88,36 @@ class ChoiceTask:
 
 # --- per-dataset loaders: official splits where the offline copy has them, carved ones where not ---
 
-def _piqa(split):
-    """Only PIQA's validation set has labels offline: 50% test, 10% validation, 40% train, by goal (repeated goals stay together)."""
-    if data_dir() is None:
+def _piqa(split, root):
+    """Only PIQA's validation set has labels offline: 50% test, 10% validation, 40% train, by goal.
+
+    Repeated goals stay together.
+    """
+    if data_dir(root) is None:
         return from_hub("baber/piqa", None, {"test": "validation", "validation": "train"}.get(split, split))
-    docs = read_jsonl(data_file("piqa/valid.jsonl"))
-    labels = data_file("piqa/valid-labels.lst").read_text().split()
+    docs = read_jsonl(data_file("piqa/valid.jsonl", root))
+    labels = data_file("piqa/valid-labels.lst", root).read_text().split()
     docs = [{**d, "label": int(y)} for d, y in zip(docs, labels, strict=True)]
     return carve(docs, lambda d: d["goal"], {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
 
 
-def _openbookqa(split):
-    if data_dir() is None:
+def _openbookqa(split, root):
+    if data_dir(root) is None:
         return from_hub("allenai/openbookqa", "main", split)
     file = {"train": "train.jsonl", "validation": "dev.from_tsv.jsonl", "test": "test.jsonl"}[split]
     return [
         {"id": d["id"], "question_stem": d["question"]["stem"], "answerKey": d["answerKey"],
-         "choices": {"text": [c["text"] for c in d["question"]["choices"]], "label": [c["label"] for c in d["question"]["choices"]]}}
-        for d in read_jsonl(data_file(f"openbookqa/original_jsonl/{file}"))
+         "choices": {"text": [c["text"] for c in d["question"]["choices"]],
+                     "label": [c["label"] for c in d["question"]["choices"]]}}
+        for d in read_jsonl(data_file(f"openbookqa/original_jsonl/{file}", root))
     ]
 
 
 def _arc(subset):
-    def load(split):
-        if data_dir() is None:
+    def load(split, root):
+        if data_dir(root) is None:
             return from_hub("allenai/ai2_arc", "ARC-" + subset.split("_")[1].capitalize(), split)
-        return read_json(data_file(f"{subset}/hf_format/{split}.json"))
+        return read_json(data_file(f"{subset}/hf_format/{split}.json", root))
     return load
 
 
@@ -123,26 +126,27 @@ def _hellaswag_preprocess(text):
     return re.sub("\\[.*?\\]", "", text).replace("  ", " ")
 
 
-def _hellaswag(split):
+def _hellaswag(split, root):
     """Validation (10,042 items) is all there is offline: 50% test, 10% validation, 40% train, by context."""
-    if data_dir() is None:
+    if data_dir(root) is None:
         rows = from_hub("Rowan/hellaswag", None, {"test": "validation", "validation": "validation"}.get(split, split))
-        rows = [{"query": r["activity_label"] + ": " + r["ctx_a"] + " " + r["ctx_b"].capitalize(), "endings": r["endings"],
+        rows = [{"query": r["activity_label"] + ": " + r["ctx_a"] + " " + r["ctx_b"].capitalize(),
+                 "endings": r["endings"],
                  "label": r["label"], "idx": i} for i, r in enumerate(rows)]
     else:
-        rows = read_jsonl(data_file("hellaswag/klosax_text/hellaswag_val.preprocessed.jsonl"))
+        rows = read_jsonl(data_file("hellaswag/klosax_text/hellaswag_val.preprocessed.jsonl", root))
         rows = carve(rows, lambda d: d["query"], {"test": 0.5, "validation": 0.1, "train": 0.4})[split]
     return [{"query": _hellaswag_preprocess(r["query"]), "choices": [_hellaswag_preprocess(e) for e in r["endings"]],
              "label": int(r["label"])} for r in rows]
 
 
-def _sciq(split):
+def _sciq(split, root):
     """Offline SciQ has validation and test: train on 90% of validation, select on the other 10%."""
-    if data_dir() is None:
+    if data_dir(root) is None:
         return from_hub("allenai/sciq", None, split)
     if split == "test":
-        return read_json(data_file("sciq/original_SciQ_dataset-2_3/test.json"))
-    docs = read_json(data_file("sciq/original_SciQ_dataset-2_3/valid.json"))
+        return read_json(data_file("sciq/original_SciQ_dataset-2_3/test.json", root))
+    docs = read_json(data_file("sciq/original_SciQ_dataset-2_3/valid.json", root))
     return carve(docs, lambda d: d["question"], {"validation": 0.1, "train": 0.9})[split]
 
 
@@ -156,11 +160,11 @@ def _remove_prefixes(aliases):
     return out
 
 
-def _webqs(split):
-    if data_dir() is None:
+def _webqs(split, root):
+    if data_dir(root) is None:
         rows = from_hub("stanfordnlp/web_questions", None, "test" if split == "test" else "train")
     else:
-        rows = read_jsonl(data_file(f"webquestions/{'test' if split == 'test' else 'train'}.jsonl"))
+        rows = read_jsonl(data_file(f"webquestions/{'test' if split == 'test' else 'train'}.jsonl", root))
     if split != "test":
         rows = carve(rows, lambda d: d["question"], {"validation": 0.1, "train": 0.9})[split]
     return [{"question": r["question"], "choices": _remove_prefixes(list(r["answers"])),
@@ -172,12 +176,14 @@ CHOICE_TASKS = {
     "piqa": ChoiceTask("piqa", "PIQA", _piqa, "Question: {{goal}}\nAnswer:", "{{[sol1, sol2]}}", "label"),
     "openbookqa": ChoiceTask("openbookqa", "OpenBookQA (main)", _openbookqa, "question_stem", "{{choices.text}}",
                              "{{choices.label.index(answerKey.lstrip())}}"),
-    "arc_easy": ChoiceTask("arc_easy", "ARC-Easy", _arc("arc_easy"), _QA, "{{choices.text}}", "{{choices.label.index(answerKey)}}"),
+    "arc_easy": ChoiceTask("arc_easy", "ARC-Easy", _arc("arc_easy"), _QA, "{{choices.text}}",
+                           "{{choices.label.index(answerKey)}}"),
     "arc_challenge": ChoiceTask("arc_challenge", "ARC-Challenge", _arc("arc_challenge"), _QA, "{{choices.text}}",
                                 "{{choices.label.index(answerKey)}}"),
     "hellaswag": ChoiceTask("hellaswag", "HellaSwag", _hellaswag, "{{query}}", "choices", "{{label}}"),
     "sciq": ChoiceTask("sciq", "SciQ", _sciq, "{{support.lstrip()}}\nQuestion: {{question}}\nAnswer:",
                        "{{[distractor1, distractor2, distractor3, correct_answer]}}", "3"),
     # lm-eval's webqs: exact match = the greedy continuation is one of the gold answers
-    "webqs": ChoiceTask("webqs", "WebQuestions (greedy exact match)", _webqs, _QA, "choices", "gold", metrics=["exact_match"]),
+    "webqs": ChoiceTask("webqs", "WebQuestions (greedy exact match)", _webqs, _QA, "choices", "gold",
+                        metrics=["exact_match"]),
 }

@@ -21,17 +21,17 @@ class CorpusTask:
     primary: str = "word_perplexity"
     higher_is_better: bool = False
 
-    def docs(self, split: str) -> list[dict]:
-        return self.load(split)
+    def docs(self, split: str, root=None) -> list[dict]:
+        return self.load(split, root)
 
     def score_text(self, doc: dict) -> str:
         return self.detokenize(doc["page"])
 
-    def train_texts(self, split: str = "train") -> list[str]:
-        return [self.score_text(d) for d in self.docs(split)]
+    def train_texts(self, split: str = "train", root=None) -> list[str]:
+        return [self.score_text(d) for d in self.docs(split, root)]
 
 
-def _pydocs(split: str) -> list[dict]:
+def _pydocs(split: str, root=None) -> list[dict]:
     """The 79 topics of ``pydoc_data.topics``, split by topic: 70% train, 10% validation, 20% test."""
     from pydoc_data.topics import topics
 
@@ -52,20 +52,22 @@ def pages(lines: list[str]) -> list[str]:
     return ["".join(p) for p in out if "".join(p).strip()]
 
 
-def _wikitext2(split: str) -> list[dict]:
+def _wikitext2(split: str, root=None) -> list[dict]:
     """Test: the raw WikiText-2 test articles (what lm-eval's ``wikitext`` scores).
 
     The offline copy lacks the train split, so training uses the validation
     articles (tokenised release), of which 10% are held out for checkpoint
     selection. Validation and test articles are disjoint by construction.
     """
-    if data_dir() is None:
-        rows = from_hub("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", {"validation": "validation"}.get(split, split))
+    if data_dir(root) is None:
+        rows = from_hub("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", split)
         return [{"id": str(i), "page": r["page"]} for i, r in enumerate(rows)]
     if split == "test":
-        lines = data_file("wikitext2/raw/wiki.test.raw.lf.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+        text = data_file("wikitext2/raw/wiki.test.raw.lf.txt", root).read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
         return [{"id": str(i), "page": p} for i, p in enumerate(pages(lines))]
-    lines = data_file("wikitext2/pytorch_examples_tokens/valid.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    text = data_file("wikitext2/pytorch_examples_tokens/valid.txt", root).read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
     docs = [{"id": p.splitlines()[0].strip(), "page": p} for p in pages(lines)]
     return carve(docs, lambda d: d["id"], {"validation": 0.1, "train": 0.9})[split]
 
@@ -78,5 +80,6 @@ def _wikitext_detokenize(text: str) -> str:
 
 CORPORA = {
     "pydocs": CorpusTask("pydocs", "CPython documentation topics (pydoc_data), split by topic", _pydocs),
-    "wikitext2": CorpusTask("wikitext2", "WikiText-2 (raw test articles, lm-eval wikitext scoring)", _wikitext2, _wikitext_detokenize),
+    "wikitext2": CorpusTask("wikitext2", "WikiText-2 (raw test articles, lm-eval wikitext scoring)", _wikitext2,
+                            _wikitext_detokenize),
 }

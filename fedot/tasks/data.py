@@ -1,8 +1,9 @@
-"""Where task data comes from: ``FEDOT_DATA_DIR`` (the layout of fedot's shared offline data) or the hub.
+"""Where task data comes from: a data directory in the layout of fedot's shared offline data, or the hub.
 
-Splits that a published dataset lacks are carved deterministically from what
-exists, by a hash of each example's identity, so a run never evaluates on an
-example it trained on, on any machine.
+The directory is passed explicitly (a run's ``data-dir``, a data owner's node config) or read from
+``FEDOT_DATA_DIR``; nothing writes the environment. Splits that a published dataset lacks are carved
+deterministically from what exists, by a hash of each example's identity, so a run never evaluates on an example it
+trained on, on any machine.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ class DataNotFoundError(FileNotFoundError):
     pass
 
 
-def data_dir() -> Path | None:
-    value = os.environ.get(DATA_ENV)
+def data_dir(root: str | Path | None = None) -> Path | None:
+    """The data directory: ``root`` when given (a run's ``data-dir``), else ``FEDOT_DATA_DIR``, else None (hub)."""
+    value = str(root) if root else os.environ.get(DATA_ENV)
     return Path(value).expanduser().resolve() if value else None
 
 
-def data_file(relative: str) -> Path:
-    """A file under ``FEDOT_DATA_DIR``; a clear error naming the expected path when it is absent."""
-    root = data_dir()
+def data_file(relative: str, root: str | Path | None = None) -> Path:
+    """A file under the data directory; a clear error naming the expected path when it is absent."""
+    root = data_dir(root)
     if root is None:
-        raise DataNotFoundError(f"{DATA_ENV} is not set; point it at the offline data directory (expected file: <{DATA_ENV}>/{relative})")
+        raise DataNotFoundError(f"{DATA_ENV} is not set; point it at the offline data directory "
+                                f"(expected file: <{DATA_ENV}>/{relative})")
     path = root / relative
     if not path.exists():
         raise DataNotFoundError(f"{path} does not exist; set {DATA_ENV} to a data directory that contains {relative}")

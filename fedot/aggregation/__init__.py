@@ -1,0 +1,5 @@
+"""The model owner's side of a round, without Flower: checking replies, averaging them, the round's learning rate.
+
+The Flower strategy (``strategies/``) only moves messages and calls into here, so every decision about adapters can
+be tested and reused in-process.
+"""

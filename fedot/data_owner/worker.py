@@ -1,0 +1,89 @@
+"""A data owner's round, and the cache a worker process keeps across the rounds and data owners it serves.
+
+:class:`DataOwnerConfig` is everything a data owner reads from the run config: its task, its share of the data,
+what and how it trains. Nothing of the model owner (model id, owner paths, caches) is in it, so a ClientApp that
+parses only these keys cannot depend on the owner's side. :class:`WorkerCache` holds what is expensive to redo: a
+Ray worker serves many data owners over many rounds, and loading the emulator or partitioning a task for each call
+would dominate. The ClientApp owns one instance; tests make their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from ..emulator import adapter_local, load_emulator, to_local, to_original
+from ..models import default_device, default_dtype, load_tokenizer
+from ..settings import group, setting
+from ..tasks import data_dir as resolve_data_dir
+from ..tasks import task_names
+from ..tasks.tokenize import task_examples
+from .partition import PartitionConfig, partition_indices
+from .train import TrainConfig, train
+from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
+
+
+@dataclass
+class DataOwnerConfig:
+    task: str = setting("pydocs", "the task: its train split is the data owners' data, its test split scores the "
+                        "five numbers", choices=task_names)
+    seed: int = setting(0, "seed of everything random: partitioning, client sampling, local batches", ge=0)
+    local_steps: int = setting(10, "optimizer steps each data owner takes per round", ge=1)
+    local_epochs: float = setting(0.0, "> 0: passes over each data owner's data per round, instead of local-steps",
+                                  ge=0)
+    data_dir: str = setting("", "offline data in FEDOT_DATA_DIR's layout for a simulation (`fedot sim` fills it in); "
+                            "a SuperNode's node-config data-dir wins; empty: FEDOT_DATA_DIR, else the hub")
+    partition: PartitionConfig = group(PartitionConfig)
+    tuning: TuningConfig = group(TuningConfig)
+    train: TrainConfig = group(TrainConfig)
+
+
+class WorkerCache:
+    def __init__(self):
+        self.emulators: dict = {}  # (artifact id, tuning) -> (model, manifest, tokenizer)
+        self.partitions: dict = {}  # (data, task, scheme, partitions, seed) -> indices of every partition
+        self.examples: dict = {}  # (... , partition id, max length) -> tokenised examples
+        self.emulator_loads = 0
+
+    def emulator(self, path: str, artifact_id: str, tuning: TuningConfig, device: str):
+        """The emulator prepared for tuning, loaded (and verified file by file) once per artifact and tuning."""
+        key = (artifact_id, json.dumps(tuning.describe(), sort_keys=True))
+        if key not in self.emulators:
+            model, manifest = load_emulator(path, default_dtype(device), device, expected_id=artifact_id)
+            self.emulators[key] = (prepare(model, adapter_local(manifest), tuning), manifest, load_tokenizer(path))
+            self.emulator_loads += 1
+        return self.emulators[key]
+
+    def examples_of(self, cfg: DataOwnerConfig, tokenizer, num_partitions: int, partition_id: int, data_dir):
+        """This data owner's training examples (its partition of the task's train split)."""
+        split = (str(resolve_data_dir(data_dir)), cfg.task, cfg.partition.scheme, cfg.partition.dirichlet_alpha,
+                 num_partitions, cfg.seed)
+        if split not in self.partitions:  # all partitions at once: a worker serves many data owners
+            self.partitions[split] = partition_indices(cfg.task, cfg.partition, num_partitions, cfg.seed,
+                                                       root=data_dir)
+        key = (*split, partition_id, cfg.train.max_length)
+        if key not in self.examples:
+            self.examples[key] = task_examples(cfg.task, tokenizer, cfg.train.max_length,
+                                               indices=self.partitions[split][partition_id], root=data_dir)
+        return self.examples[key]
+
+
+def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global_state: dict[str, torch.Tensor],
+                cfg: DataOwnerConfig, *, partition_id: int, num_partitions: int, lr: float, data_dir=None,
+                device: str | None = None, progress: bool = False) -> tuple[dict, dict]:
+    """One round on one data owner: apply the global adapter, train locally, return (adapter, metrics)."""
+    device = device or default_device()
+    model, manifest, tokenizer = cache.emulator(emulator_path, artifact_id, cfg.tuning, device)
+    load_trainable_state(model, global_state, to_local=to_local(manifest))
+    examples = cache.examples_of(cfg, tokenizer, num_partitions, partition_id, data_dir)
+    record = train(model, examples, cfg.train, lr=lr, steps=0 if cfg.local_epochs else cfg.local_steps,
+                   epochs=cfg.local_epochs, seed=cfg.seed + partition_id, desc=f"client {partition_id}",
+                   progress=progress)
+    losses = [h["loss"] for h in record.history if "loss" in h]
+    metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),
+               "train-loss-last": losses[-1], "train-tokens": record.tokens, "train-seconds": record.seconds,
+               "emulator-loads": cache.emulator_loads, "worker-pid": os.getpid()}
+    return trainable_state(model, to_original(manifest)), metrics

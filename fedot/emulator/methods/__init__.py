@@ -1,0 +1,92 @@
+"""Emulator compression methods, registered by name the way peft registers its tuners.
+
+Each method is one module (or package) in this folder: a settings dataclass declaring its options once, and a
+:class:`Method` subclass saying how the method splits the model and compresses or trains the kept emulator blocks,
+registered with :func:`register`. The mapping :data:`METHODS` is all the rest of fedot reads: the CLI's flags and
+the run config's keys (``emulator-<method>-<option>``), validation, dispatch and the manifest. Every module here is
+imported below, so adding a method is adding its module (plus its test); nothing outside this folder names one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..split import Split, sandwich
+
+
+@dataclass
+class NoSettings:
+    """A method without options."""
+
+
+class Method:
+    """A compression method bound to its settings and to the emulator spec it serves.
+
+    The default is the paper's sandwich (bottom + top adapter blocks, uniform layer-drop of the middle) with the
+    kept blocks copied unchanged; subclasses override what differs.
+    """
+
+    name: ClassVar[str]
+    Settings: ClassVar[type] = NoSettings
+    sandwich: ClassVar[bool] = True  # uses the spec's bottom / top / emulator-blocks
+    default_src_ratio: ClassVar[float] = 0.0  # SRC beta when emulator-src-ratio is -1
+
+    def __init__(self, spec, settings):
+        self.spec = spec
+        self.settings = settings
+
+    def split(self, num_blocks: int) -> tuple[Split, list[int]]:
+        """The split of a model of ``num_blocks`` blocks, and the blocks harmonizers replace (none by default).
+
+        Must need no weights: pre-flight calls it to fail before anything is loaded.
+        """
+        return sandwich(num_blocks, self.spec.bottom, self.spec.top, self.spec.emulator_blocks), []
+
+    def prepare(self, model_dir: Path, config, cache: Path) -> dict:
+        """Expensive preparation before the split is final (e.g. ScaleOT's importance); returns manifest params."""
+        return {}
+
+    def transform(self, arch):
+        """A per-tensor compression ``(name, tensor) -> tensor`` of kept emulator weight matrices, or None."""
+        return None
+
+    def harmonizers(self, config, harmonized: list[int]) -> dict:
+        return {}
+
+    def finish(self, staged: Path, out: Path, model_dir: Path) -> Path:
+        """Work after the layer-dropped artifact is written (e.g. distillation).
+
+        A method that overrides this gets its artifact written to ``staged`` and must write the final one to
+        ``out`` (an interrupted run then never leaves an unfinished artifact where a finished one belongs).
+        """
+        return out
+
+    def params(self) -> dict:
+        """The method's settings as recorded in the manifest."""
+        return asdict(self.settings)
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator: make a method available under ``cls.name``."""
+    if cls.name in METHODS:
+        raise ValueError(f"emulator method {cls.name!r} is registered twice")
+    METHODS[cls.name] = cls
+    return cls
+
+
+def method_settings() -> dict[str, type]:
+    """Each registered method's settings dataclass, for the settings tree."""
+    return {name: cls.Settings for name, cls in METHODS.items() if cls.Settings is not NoSettings}
+
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["METHODS", "Method", "NoSettings", "method_settings", "register"]

@@ -1,0 +1,20 @@
+"""When and on how much the model owner evaluates during a federated run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..settings import setting
+
+
+@dataclass
+class EvalConfig:
+    every: int = setting(1, "rounds between evaluations of the aggregated adapter (the last round always is)", ge=1)
+    limit: int = setting(0, "test examples scored (documents for corpora); 0: the whole test split", ge=0)
+
+    @property
+    def examples(self) -> int | None:
+        return self.limit or None
+
+    def due(self, server_round: int, num_rounds: int) -> bool:
+        return server_round % self.every == 0 or server_round == num_rounds

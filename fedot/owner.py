@@ -1,0 +1,92 @@
+"""The model owner in a federated run: holds the full model (never sent), builds the emulator, evaluates adapters.
+
+It evaluates what the paper's five numbers need on the task's test split: the full model and the emulator
+zero-shot (before any round), and after a round the aggregated adapter through the emulator (OT emulator) and
+plugged into the full model (OT plug-in). The FT baseline fine-tunes the full model centrally on the union of the
+data owners' data: a reference that needs the data in one place, never part of the private protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .data_owner.train import train
+from .data_owner.tuning import load_trainable_state, prepare, trainable_state
+from .emulator import adapter_local, load_emulator, to_local, to_original
+from .evaluation import evaluate
+from .models import default_device, default_dtype, load_model, load_tokenizer
+from .plugin import adapter_parameters, plug_in, save_adapter
+from .run.results import gap
+from .settings import setting
+from .sizes import artifact_sizes
+from .tasks import get_task
+from .tasks.tokenize import task_examples
+
+
+@dataclass
+class BaselineConfig:
+    enabled: bool = setting(False, "also fine-tune the full model centrally on the union of the data owners' data "
+                            "(the FT baseline of the five numbers; not private)", key="full-ft")
+    steps: int = setting(0, "FT baseline optimizer steps; 0: as many as all data owners took together", ge=0,
+                         key="full-ft-steps")
+
+
+class ModelOwner:
+    def __init__(self, cfg, device: str | None = None):
+        self.cfg = cfg
+        self.task = cfg.data_owner.task
+        self.data_dir = cfg.data_owner.data_dir or None
+        get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
+        cfg.emulator.data_dir = self.data_dir
+        self.model_dir = cfg.emulator.preflight()
+        self.device = device or default_device()
+        self.dtype = default_dtype(self.device)
+        self.emulator_dir, self.manifest = cfg.emulator.build()
+        self.tokenizer = load_tokenizer(self.emulator_dir)
+        self.full = load_model(self.model_dir, self.dtype, self.device)
+        adapter = adapter_parameters(self.full, self.manifest["adapter_blocks"])
+        self.base = {k: v.detach().clone() for k, v in adapter.items()}
+        emulator, _ = load_emulator(self.emulator_dir, self.dtype, self.device)
+        self.emulator = prepare(emulator, adapter_local(self.manifest), cfg.data_owner.tuning)
+        self.emulator_bytes = artifact_sizes(self.emulator_dir)["artifact_file_bytes"]
+        self.meta = {**cfg.data_owner.tuning.describe(), "adapter_blocks": self.manifest["adapter_blocks"],
+                     "source_model": cfg.emulator.model, "emulator_id": self.manifest["id"], "task": self.task}
+
+    def initial_adapter(self) -> dict[str, torch.Tensor]:
+        """The adapter before any tuning, in full-model names (LoRA starts at its peft initialisation)."""
+        return trainable_state(self.emulator, to_original(self.manifest))
+
+    def score(self, model) -> float:
+        limit = self.cfg.evaluation.examples
+        return evaluate(model, self.tokenizer, self.task, "test", limit, self.data_dir)["primary"]
+
+    def zero_shot(self) -> dict:
+        """The full model and the (untuned) emulator on the test split."""
+        load_trainable_state(self.emulator, self.initial_adapter(), to_local=to_local(self.manifest))
+        return {"zero_shot": self.score(self.full), "emulator_zero_shot": self.score(self.emulator)}
+
+    def evaluate(self, adapter: dict[str, torch.Tensor]) -> dict:
+        """An adapter through the emulator (what a data owner sees) and plugged into the full model."""
+        load_trainable_state(self.emulator, adapter, to_local=to_local(self.manifest))
+        out = {"emulator_finetuned": self.score(self.emulator)}
+        plug_in(self.full, adapter, self.meta, base=self.base)
+        out["plugin"] = self.score(self.full)
+        out["gap"] = gap(out, get_task(self.task).higher_is_better)
+        return out
+
+    def save_adapter(self, path: Path, adapter: dict[str, torch.Tensor]) -> Path:
+        return save_adapter(path, adapter, self.meta)
+
+    def full_finetune(self, steps: int) -> float:
+        """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy)."""
+        examples = task_examples(self.task, self.tokenizer, self.cfg.data_owner.train.max_length, root=self.data_dir)
+        model = load_model(self.model_dir, self.dtype, self.device)
+        model.requires_grad_(True)
+        train(model, examples, self.cfg.data_owner.train, lr=self.cfg.lr, steps=steps, seed=self.cfg.data_owner.seed,
+              desc="full FT baseline")
+        score = self.score(model)
+        del model
+        return score

@@ -1,0 +1,53 @@
+"""The settings of a federated run: every run-config key of every sim, declared once in the parts it configures.
+
+The tree mirrors who uses what: the model owner's emulator (``EmulatorSpec``), the data owners' task, data and
+training (``DataOwnerConfig``, the only part a ClientApp reads), the rounds and the strategy (here), the owner's
+evaluation and FT baseline. ``fedot.settings`` derives the flat keys, checks and docs from it; this module adds the
+checks that relate parts to each other, so an experiment that cannot work fails before Flower or Ray start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..aggregation.schedule import SCHEDULES
+from ..data_owner.partition import SCHEMES
+from ..data_owner.worker import DataOwnerConfig
+from ..emulator.spec import EmulatorSpec
+from ..evaluation.config import EvalConfig
+from ..owner import BaselineConfig
+from ..settings import SettingError, from_flat, group, setting
+
+
+@dataclass
+class FederatedConfig:
+    run_dir: str = setting("", "absolute output directory (`fedot sim` fills in runs/<sim>-<time>)")
+    command: str = setting("", "the command that started the run, recorded in results (`fedot sim` fills it in)")
+    num_clients: int = setting(2, "data owners the experiment needs: `fedot sim` starts this many SuperNodes, and a "
+                               "ServerApp given another number stops with the command that runs it right", ge=1)
+    num_rounds: int = setting(3, "federated rounds", ge=1)
+    fraction_train: float = setting(1.0, "share of the data owners sampled each round", gt=0, le=1)
+    min_replies: int = setting(1, "valid replies a round needs to aggregate; with fewer the adapter stays as it was",
+                               ge=1)
+    lr: float = setting(1e-4, "data owners' learning rate (of round 1 when lr-schedule decays it)", gt=0)
+    lr_schedule: str = setting("constant", "learning rate across rounds", choices=tuple(SCHEDULES))
+    emulator: EmulatorSpec = group(EmulatorSpec)
+    data_owner: DataOwnerConfig = group(DataOwnerConfig)
+    evaluation: EvalConfig = group(EvalConfig, prefix="eval")
+    baseline: BaselineConfig = group(BaselineConfig)
+
+    @property
+    def sampled_per_round(self) -> int:
+        """Data owners sampled each round, as Flower's FedAvg samples them (at least one)."""
+        return max(int(self.num_clients * self.fraction_train), 1)
+
+    def check(self) -> None:
+        if self.min_replies > self.sampled_per_round:
+            raise SettingError(f"min-replies = {self.min_replies} can never be met: each round samples "
+                               f"{self.sampled_per_round} of {self.num_clients} data owners (fraction-train "
+                               f"{self.fraction_train:g}); lower min-replies or raise num-clients / fraction-train")
+        SCHEMES[self.data_owner.partition.scheme].check(self.data_owner.task)
+
+    @classmethod
+    def from_run_config(cls, run_config) -> FederatedConfig:
+        return from_flat(cls, dict(run_config), where="run config")

@@ -1,0 +1,49 @@
+"""``rounds.jsonl``: one JSON line per round, owned by the ServerApp and written as the run goes.
+
+Each row says who was sampled, which replies were accepted or rejected and why, the learning rate, the bytes that
+travelled and the round's evaluation. The whole file is rewritten through a temporary file on every row, so a
+crash leaves the previous rows intact, never half a line; a resumed run starts from the rows already there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..files import write_text
+
+ROUNDS = "rounds.jsonl"
+
+
+def read_rows(out: Path) -> list[dict]:
+    path = Path(out) / ROUNDS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+class RoundLog:
+    def __init__(self, out: Path, rows: list[dict] | None = None):
+        self.out = Path(out)
+        self.path = self.out / ROUNDS
+        self.rows: list[dict] = list(rows or [])
+        self.t0 = time.perf_counter() - (self.rows[-1].get("elapsed_s", 0.0) if self.rows else 0.0)
+
+    def write(self, row: dict) -> dict:
+        row = {**row, "elapsed_s": round(time.perf_counter() - self.t0, 2)}
+        self.rows.append(row)
+        write_text(self.path, "".join(json.dumps(r, default=str) + "\n" for r in self.rows))
+        return row
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def run_dir(value: str) -> Path:
+    """The run's output directory; must be absolute because the SuperLink's working directory is not the user's."""
+    value = str(value).strip()
+    if not value or not Path(value).expanduser().is_absolute():
+        raise ValueError(f"run-dir must be an absolute path (got {value!r}); pass --run-config \"run-dir='/abs/path'\" "
+                         "or use `fedot sim`, which fills it in")
+    path = Path(value).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,82 @@
+"""What a federated run leaves behind besides rounds.jsonl: results.{json,md,png}, rounds.png and the adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..emulator.artifact import describe
+from ..settings import to_flat
+from ..tasks import get_task
+from . import results
+from .results import style_metric_axis
+
+
+def plot_rounds(rows: list[dict], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..files import atomic_path
+
+    evals = [(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for key, label in (("plugin", "OT plug-in"), ("emulator_finetuned", "OT emulator")):
+        pts = [(rnd, e[key]) for rnd, e in evals if key in e]
+        if pts:
+            a.plot(*zip(*pts), marker="o", label=label)
+    zs = [e["zero_shot"] for _, e in evals if "zero_shot" in e]
+    if zs:
+        a.axhline(zs[0], color="gray", ls="--", label="full zero-shot")
+    a.set_xlabel("round")
+    a.set_ylabel(metric)
+    style_metric_axis(a, metric)
+    a.legend()
+    for ax in (a, b):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    losses = [(r["round"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
+    if losses:
+        b.plot(*zip(*losses), marker="o")
+    b.set_xlabel("round")
+    b.set_ylabel("mean client train loss")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def numbers_of(rows: list[dict]) -> dict:
+    """The five numbers from the rows: zero-shot ones from round 0, tuned ones from the last evaluated round."""
+    numbers: dict = {}
+    for row in rows:
+        evaluation = row.get("evaluation") or {}
+        numbers.update({k: v for k, v in evaluation.items() if k in results.FIVE})
+    return numbers
+
+
+def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: float) -> dict:
+    """Save the final adapter, run the FT baseline if asked, and write the five numbers."""
+    cfg = owner.cfg
+    task = get_task(owner.task)
+    owner.save_adapter(out / "adapter.safetensors", adapter)
+    numbers = numbers_of(rows)
+    client_steps = sum(r.get("client_steps", 0) for r in rows)
+    if cfg.baseline.enabled:
+        numbers["full_finetuned"] = owner.full_finetune(cfg.baseline.steps or client_steps)
+    record = {
+        "title": f"Federated offsite-tuning, {len({n for r in rows for n in r.get('sampled', [])})} clients",
+        "model": cfg.emulator.model, "task": owner.task, "metric": task.primary,
+        "higher_is_better": task.higher_is_better, "split_label": describe(owner.manifest),
+        "numbers": numbers, "per_round": {str(r["round"]): r["evaluation"] for r in rows if r.get("evaluation")},
+        "communication": {
+            "emulator_bytes_down": sum(r.get("emulator_bytes_down", 0) for r in rows),
+            "adapter_bytes_down": sum(r.get("bytes_down", 0) for r in rows),
+            "adapter_bytes_up": sum(r.get("bytes_up", 0) for r in rows),
+        },
+        "client_steps": client_steps, "run_config": to_flat(cfg),
+        "emulator": {"path": str(owner.emulator_dir), **owner.manifest},
+        "wall_seconds": wall_seconds, "command": cfg.command,
+    }
+    results.write(out, record)
+    plot_rounds(rows, task.primary, out / "rounds.png")
+    return record
