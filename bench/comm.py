@@ -53,8 +53,9 @@ def main(argv=None):
     rows = []
     for mode in ("full", "lora"):
         run = Path(f"runs/bench-comm-{mode}").resolve()
-        run_sim("sims/quickstart", [f"num-rounds={args.rounds} local-steps=1 batch-size=1 max-length=32 eval-limit=1 "
-                                    f"eval-every={args.rounds} full-ft=false tuning=\"{mode}\""], args.clients, run)
+        run_sim("sims/pydocs_4clients", [f"num-rounds={args.rounds} local-steps=1 batch-size=1 max-length=32 "
+                                         f"eval-limit=1 eval-every={args.rounds} full-ft=false tuning=\"{mode}\""],
+                args.clients, run)
         rows.append(measure(run, lora_rank=4))
     mib = lambda b: f"{b / 2**20:,.2f}"  # noqa: E731
     print(f"\n{'mode':<6}{'emulator once/client':>22}{'adapter down/round':>20}{'adapter up/round':>18}"

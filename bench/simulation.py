@@ -24,7 +24,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the in-process grid
 
-from fedot.run.sim import flwr_home, run_sim, superlink_pids  # noqa: E402
+from fedot.run.services import flwr_home, superlink_pids  # noqa: E402
+from fedot.run.sim import run_sim  # noqa: E402
 from fedot.run.sims import Sim  # noqa: E402
 
 BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1,
@@ -98,7 +99,7 @@ def flwr_run(clients: int, tag: str, local_steps: int = BUDGET["local-steps"]) -
     run = Path(f"runs/bench-sim-{tag}").resolve()
     t = time.perf_counter()
     with TreeMemory() as mem:
-        run_sim("sims/quickstart", [overrides({"local-steps": local_steps})], clients, run)
+        run_sim("sims/pydocs_4clients", [overrides({"local-steps": local_steps})], clients, run)
     wall = time.perf_counter() - t
     rows = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
     loads = {}
@@ -116,7 +117,7 @@ def in_process(clients: int, local_steps: int) -> dict:
     from support.inprocess import run_in_process
 
     run = Path(f"runs/bench-sim-inprocess-{local_steps}").resolve()
-    rc = {**Sim("sims/quickstart").declared(), **BUDGET, "local-steps": local_steps, "run-dir": str(run),
+    rc = {**Sim("sims/pydocs_4clients").declared(), **BUDGET, "local-steps": local_steps, "run-dir": str(run),
           "data-dir": os.environ.get("FEDOT_DATA_DIR", "")}
     t = time.perf_counter()
     with TreeMemory() as mem:

@@ -64,10 +64,28 @@ def _offsite(args):
     run(from_args(OffsiteConfig, args), args.out, command="fedot " + " ".join(sys.argv[1:]))
 
 
+def _eval(args):
+    from .evaluation.command import EvalCommand, describe_result, run_eval
+    from .files import write_json
+
+    result = run_eval(from_args(EvalCommand, args))
+    print(describe_result(result))
+    if args.json:
+        print(f"written to {write_json(args.json, result)}")
+
+
 def _sim(args):
     from .run.sim import run_sim
 
-    run_sim(args.app, args.run_config, args.num_clients, args.run_dir, args.keep_superlink, args.print_config)
+    run_sim(args.app, args.run_config, args.num_clients, args.run_dir, args.keep_alive, args.print_config,
+            args.verbose, resume=args.resume, overwrite=args.overwrite)
+
+
+def _stop(args):
+    from .run.services import flwr_home, stop_all
+
+    stopped = stop_all(flwr_home())
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing kept alive was running")
 
 
 def _compare(args):
@@ -136,14 +154,29 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True)
     o.set_defaults(func=_offsite)
 
+    from .evaluation.command import EvalCommand
+
+    ev = sub.add_parser("eval", help="score a model (optionally with an adapter plugged in) on a task, cached")
+    add_arguments(ev, EvalCommand)
+    ev.add_argument("--json", default=None, help="also write the result to this JSON file")
+    ev.set_defaults(func=_eval)
+
     sm = sub.add_parser("sim", help="run a sims/<experiment> Flower app and fail unless the run completed")
     sm.add_argument("app", help="a folder in sims/, e.g. sims/quickstart")
     sm.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides (repeatable)")
     sm.add_argument("--num-clients", type=int, default=None, help="data owners (overrides the sim's num-clients)")
     sm.add_argument("--run-dir", default=None, help="output directory (default: runs/<app>-<time>)")
-    sm.add_argument("--keep-superlink", action="store_true", help="leave the local SuperLink running afterwards")
+    sm.add_argument("--keep-alive", action="store_true", help="keep the SuperLink and a Ray head running for the next "
+                    "runs (also: export FEDOT_KEEP_ALIVE=1); `fedot stop` ends them")
+    sm.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue that run from its last checkpointed "
+                    "round, with its settings (--run-config may still change e.g. num-rounds)")
+    sm.add_argument("--overwrite", action="store_true", help="replace what --run-dir already holds (refused otherwise)")
     sm.add_argument("--print-config", action="store_true", help="print the effective settings and stop")
+    sm.add_argument("--verbose", action="store_true", help="show Flower's and Ray's output and every progress bar")
     sm.set_defaults(func=_sim)
+
+    st = sub.add_parser("stop", help="stop the SuperLink and Ray head that `fedot sim --keep-alive` left running")
+    st.set_defaults(func=_stop)
 
     c = sub.add_parser("compare", help="compare run directories: five numbers, plug-in per round, bytes")
     c.add_argument("runs", nargs="+")

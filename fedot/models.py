@@ -8,6 +8,7 @@ transformers marks a GGUF-loaded model as quantized and refuses to save it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -163,3 +164,31 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def content_hash(model_dir: str | Path) -> str:
+    """A model directory's identity: the sha256 of its config and of every weight file.
+
+    File digests are remembered in ``$FEDOT_CACHE/hashes.json`` by (path, size, mtime), so a multi-GB checkpoint is
+    read once, not at every run.
+    """
+    from .files import write_json
+    from .weights import sha256_file
+
+    model_dir = Path(model_dir)
+    memo_path = cache_dir() / "hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    digests, changed = [], False
+    files = [model_dir / "config.json", *sorted(model_dir.glob("*.safetensors")), *sorted(model_dir.glob("*.bin"))]
+    for f in files:
+        stat = f.stat()
+        mark = f"{f.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if mark not in memo:
+            memo[mark], changed = sha256_file(f), True
+        digests.append((f.name, memo[mark]))
+    if changed:
+        write_json(memo_path, memo)
+    return hashlib.sha256(json.dumps(digests).encode()).hexdigest()

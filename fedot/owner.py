@@ -16,11 +16,12 @@ import torch
 from .data_owner.train import train
 from .data_owner.tuning import load_trainable_state, prepare, trainable_state
 from .emulator import adapter_local, load_emulator, to_local, to_original
-from .evaluation import evaluate
-from .models import default_device, default_dtype, load_model, load_tokenizer
+from .evaluation import EvalCache, docs_of, evaluate
+from .evaluation.cache import docs_hash
+from .models import content_hash, default_device, default_dtype, load_model, load_tokenizer
 from .plugin import adapter_parameters, plug_in, save_adapter
 from .run.results import gap
-from .settings import setting
+from .settings import setting, to_flat
 from .sizes import artifact_sizes
 from .tasks import get_task
 from .tasks.tokenize import task_examples
@@ -35,8 +36,9 @@ class BaselineConfig:
 
 
 class ModelOwner:
-    def __init__(self, cfg, device: str | None = None):
+    def __init__(self, cfg, device: str | None = None, report=print):
         self.cfg = cfg
+        self.cache = EvalCache(enabled=cfg.evaluation.cache, report=report)
         self.task = cfg.data_owner.task
         self.data_dir = cfg.data_owner.data_dir or None
         get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
@@ -61,12 +63,19 @@ class ModelOwner:
 
     def score(self, model) -> float:
         limit = self.cfg.evaluation.examples
-        return evaluate(model, self.tokenizer, self.task, "test", limit, self.data_dir)["primary"]
+        return evaluate(model, self.tokenizer, self.task, "test", limit, self.data_dir,
+                        self.cfg.data_owner.verbose)["primary"]
+
+    def cached_score(self, label: str, model, model_id: str) -> float:
+        return self.cache.evaluate(label, model, self.tokenizer, model_id, self.task, "test",
+                                   self.cfg.evaluation.examples, self.data_dir, self.cfg.data_owner.verbose)["primary"]
 
     def zero_shot(self) -> dict:
-        """The full model and the (untuned) emulator on the test split."""
+        """The full model and the (untuned) emulator on the test split; both are deterministic, so cached."""
         load_trainable_state(self.emulator, self.initial_adapter(), to_local=to_local(self.manifest))
-        return {"zero_shot": self.score(self.full), "emulator_zero_shot": self.score(self.emulator)}
+        return {"zero_shot": self.cached_score("full model zero-shot", self.full, content_hash(self.model_dir)),
+                "emulator_zero_shot": self.cached_score("emulator zero-shot", self.emulator,
+                                                        f"emulator:{self.manifest['id']}")}
 
     def evaluate(self, adapter: dict[str, torch.Tensor]) -> dict:
         """An adapter through the emulator (what a data owner sees) and plugged into the full model."""
@@ -81,12 +90,23 @@ class ModelOwner:
         return save_adapter(path, adapter, self.meta)
 
     def full_finetune(self, steps: int) -> float:
-        """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy)."""
-        examples = task_examples(self.task, self.tokenizer, self.cfg.data_owner.train.max_length, root=self.data_dir)
-        model = load_model(self.model_dir, self.dtype, self.device)
-        model.requires_grad_(True)
-        train(model, examples, self.cfg.data_owner.train, lr=self.cfg.lr, steps=steps, seed=self.cfg.data_owner.seed,
-              desc="full FT baseline")
-        score = self.score(model)
-        del model
-        return score
+        """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy).
+
+        Deterministic given the model, data and settings, so cached like the zero-shot scores.
+        """
+        cfg = self.cfg.data_owner
+        examples = task_examples(self.task, self.tokenizer, cfg.train.max_length, root=self.data_dir)
+
+        def compute() -> dict:
+            model = load_model(self.model_dir, self.dtype, self.device)
+            model.requires_grad_(True)
+            train(model, examples, cfg.train, lr=self.cfg.lr, steps=steps, seed=cfg.seed, desc="full FT baseline",
+                  progress=cfg.verbose)
+            return {"primary": self.score(model)}
+
+        parts = {"baseline": "full fine-tuning", "model": content_hash(self.model_dir), "train": to_flat(cfg.train),
+                 "examples": docs_hash(examples), "steps": steps, "lr": self.cfg.lr, "seed": cfg.seed,
+                 "task": self.task, "test": docs_hash(docs_of(self.task, "test", self.cfg.evaluation.examples,
+                                                              self.data_dir)),
+                 "dtype": str(self.dtype)}
+        return self.cache.cached("FT baseline", parts, compute)["primary"]

@@ -15,8 +15,8 @@ from .data_owner.train import TrainConfig, TrainResult, train
 from .data_owner.tuning import TuningConfig, load_trainable_state, prepare, trainable_state
 from .emulator import EmulatorSpec, adapter_local, load_emulator, to_local, to_original
 from .emulator.artifact import describe
-from .evaluation import evaluate
-from .models import default_device, default_dtype, load_model, load_tokenizer
+from .evaluation import EvalCache, evaluate
+from .models import content_hash, default_device, default_dtype, load_model, load_tokenizer
 from .plugin import plug_in, save_adapter
 from .run import results
 from .settings import group, setting, to_flat, validate
@@ -43,6 +43,7 @@ class OffsiteConfig:
     val_limit: int = setting(200, "validation examples for checkpoint and lr selection; 0: all", ge=0)
     train_limit: int = setting(0, "training examples used (documents for corpora); 0: all", ge=0)
     device: str = setting("", "torch device (cpu, cuda, cuda:1); empty: cuda when available")
+    eval_cache: bool = setting(True, "reuse the zero-shot scores from $FEDOT_CACHE/evaluations (verified entries)")
 
 
 def validator(task_name: str, tokenizer, limit: int | None):
@@ -85,16 +86,19 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     ev = lambda m: evaluate(m, tokenizer, cfg.task, "test", cfg.limit or None)  # noqa: E731
     numbers, details, timings = {}, {}, {}
 
-    def measure(key, model):
+    cache = EvalCache(enabled=cfg.eval_cache)
+
+    def measure(key, model, model_id=None):
         t = time.perf_counter()
-        details[key] = ev(model)
+        details[key] = ev(model) if model_id is None else cache.evaluate(
+            results.LABELS[key], model, tokenizer, model_id, cfg.task, "test", cfg.limit or None)
         numbers[key] = details[key]["primary"]
         timings[f"eval_{key}"] = time.perf_counter() - t
         print(f"{results.LABELS[key]:>12}: {numbers[key]:.4f}")
 
     full = load_model(model_dir, dtype, device)
-    measure("zero_shot", full)
-    measure("emulator_zero_shot", load_emulator(emulator_dir, dtype, device)[0])
+    measure("zero_shot", full, content_hash(model_dir))
+    measure("emulator_zero_shot", load_emulator(emulator_dir, dtype, device)[0], f"emulator:{manifest['id']}")
 
     sweeps = []
     best = None

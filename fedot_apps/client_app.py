@@ -1,12 +1,16 @@
 """ClientApp = a data owner: trains the adapter on its own partition through the emulator it was sent.
 
 It reads only the data owner's run-config keys (``DataOwnerConfig``) and its node config; the worker cache it keeps
-across rounds belongs to this app object.
+across rounds belongs to this app object. Faults configured for research (``fault-*``) are injected here, decided
+from (seed, round, node) and reported in the reply's ``fault`` record.
 """
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+import time
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedot.data_owner.faults import InjectedDropout, apply_attack, plan
 from fedot.data_owner.worker import DataOwnerConfig, WorkerCache, local_round
 from fedot.settings import declarations, from_flat
 
@@ -24,13 +28,26 @@ def client_app(cache: WorkerCache) -> ClientApp:
     def train(msg: Message, context: Context) -> Message:
         cfg = data_owner_config(context.run_config)
         config = msg.content["config"]
+        server_round, node = int(config.get("server-round", 1)), context.node_id
+        pid, n = int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])
+        faults = plan(cfg.faults, cfg.seed, server_round, node, pid, n)
+        if faults.get("dropout"):
+            raise InjectedDropout(f"injected fault: dropout (fault-dropout {cfg.faults.dropout:g})")
+        time.sleep(faults.get("delay_s", 0.0))
+        reference = msg.content["arrays"].to_torch_state_dict()
         state, metrics = local_round(
-            cache, str(config["emulator-path"]), str(config["emulator-id"]),
-            msg.content["arrays"].to_torch_state_dict(),
-            cfg, partition_id=int(context.node_config["partition-id"]),
-            num_partitions=int(context.node_config["num-partitions"]), lr=float(config["lr"]),
-            data_dir=str(context.node_config.get("data-dir", "")) or cfg.data_dir or None)
-        return Message(RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord(metrics)}), reply_to=msg)
+            cache, str(config["emulator-path"]), str(config["emulator-id"]), reference, cfg,
+            partition_id=pid, num_partitions=n, lr=float(config["lr"]), server_round=server_round,
+            data_dir=str(context.node_config.get("data-dir", "")) or cfg.data_dir or None,
+            proximal_mu=float(config.get("proximal-mu", 0.0)))
+        reply = {"metrics": metrics}
+        if "attack" in faults:
+            state, metrics["num-examples"] = apply_attack(cfg.faults, state, reference, metrics["num-examples"],
+                                                          cfg.seed, server_round, node)
+        if faults:
+            reply["fault"] = ConfigRecord({k: v if isinstance(v, str) else float(v) for k, v in faults.items()})
+        records = {"arrays": ArrayRecord(state), "metrics": MetricRecord(reply.pop("metrics")), **reply}
+        return Message(RecordDict(records), reply_to=msg)
 
     return app
 

@@ -4,13 +4,18 @@ from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedot.aggregation.schedule import lr_at
+from fedot.files import write_json
 from fedot.owner import ModelOwner
+from fedot.run import checkpoint
 from fedot.run.config import FederatedConfig
-from fedot.run.log import RoundLog, run_dir
+from fedot.run.log import run_dir
+from fedot.run.progress import Progress
 from fedot.run.report import federated_report
+from fedot.settings import to_flat
+from fedot.tasks import get_task
 from strategies import OffsiteStrategy
 
-from .rounds import run_rounds
+from .rounds import await_data_owners, open_run, run_rounds, sim_folder
 from .streaming_grid import StreamingGrid
 
 app = ServerApp()
@@ -19,13 +24,28 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = FederatedConfig.from_run_config(context.run_config)
-    out = run_dir(cfg.run_dir)  # checked before the model is loaded
-    owner = ModelOwner(cfg)
+    await_data_owners(grid, cfg.num_clients, cfg.wait_for_clients_s)  # before anything is loaded
+    out = run_dir(cfg.run_dir, f"{sim_folder(grid).removeprefix('sims/')}-{context.run_id}")
+    log, resumed = open_run(out, cfg)  # before the model loads: a run dir in use is refused at once
+    write_json(out / "run_config.json", to_flat(cfg))
+    progress = Progress(cfg.num_rounds, get_task(cfg.data_owner.task).primary)
+    progress.say(f"{cfg.num_clients} data owners, {cfg.num_rounds} rounds; outputs in {out}")
+    owner = ModelOwner(cfg, report=progress.say)
+    progress.phase(f"emulator ready ({cfg.emulator.method}, {len(owner.manifest['emulator_blocks'])} of "
+                   f"{owner.manifest['num_blocks'] - len(owner.manifest['adapter_blocks'])} middle blocks, "
+                   f"{owner.emulator_bytes / 2**20:,.0f} MiB), full model loaded")
     strategy = OffsiteStrategy(lr_for_round=lambda r: lr_at(r, cfg.num_rounds, cfg.lr, cfg.lr_schedule),
                                min_replies=cfg.min_replies, fraction_train=cfg.fraction_train,
-                               emulator_bytes=owner.emulator_bytes)
-    log = RoundLog(out)
+                               emulator_bytes=owner.emulator_bytes, aggregation=cfg.aggregation)
+    adapter = owner.initial_adapter()
+    if resumed is not None:
+        checkpoint.restore(strategy, resumed)
+        adapter = resumed.adapter
+        progress.say(f"resuming after round {resumed.round} of {cfg.num_rounds} (checkpoint in {out})")
     train_config = {"emulator-path": str(owner.emulator_dir), "emulator-id": owner.manifest["id"]}
-    final = run_rounds(strategy, StreamingGrid(grid), owner, log, cfg, ArrayRecord(owner.initial_adapter()),
-                       train_config)
-    federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed())
+    final = run_rounds(strategy, StreamingGrid(grid), owner, log, cfg, ArrayRecord(adapter), train_config, progress,
+                       start_round=resumed.round + 1 if resumed else 1)
+    record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed())
+    if "full_finetuned" in record["numbers"]:
+        progress.phase(f"FT baseline: {record['numbers']['full_finetuned']:,.4g}")
+    progress.say(f"done in {log.elapsed():.0f} s; results in {out}")

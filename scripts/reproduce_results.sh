@@ -16,7 +16,7 @@ for what in "$@"; do
     arc_easy)  $F offsite --task arc_easy $COMMON --max-steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 100 --out docs/results/arc_easy ;;
     openbookqa) $F offsite --task openbookqa ${COMMON% --full-ft} --max-steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 100 --out docs/results/openbookqa ;;
     federated)
-      $F sim sims/quickstart --run-dir "$PWD/docs/results/federated/quickstart"
+      $F sim sims/pydocs_4clients --run-dir "$PWD/docs/results/federated/quickstart"  # the former quickstart
       $F sim sims/smollm2_1client --run-dir "$PWD/docs/results/federated/one_client"
       $F sim sims/smollm2_10clients --run-dir "$PWD/docs/results/federated/ten_clients"
       $F compare docs/results/federated/one_client docs/results/federated/ten_clients --out docs/results/federated/compare ;;

@@ -1,10 +1,14 @@
-"""The offsite-tuning strategy: Flower's FedAvg over adapter tensors, with each reply checked before it counts.
+"""The offsite-tuning strategy: Flower's aggregation rules over adapter tensors, every reply checked before it counts.
 
-Every reply is validated (``fedot.aggregation.validate``) and a bad or failed one is dropped with its reason instead
-of poisoning the average; a round aggregates only with at least ``min_replies`` good replies, otherwise the adapter
-stays as it was. Replies are folded into a running sum as they arrive (with a streaming grid the server never holds a
-round's replies at once). The strategy returns what happened as data (:class:`RoundOutcome`); the ServerApp owns the
-run log. The clients' learning rate follows the schedule across rounds.
+Sampling and the train messages come from Flower's FedAvg. Each reply is validated and bounded
+(``fedot.aggregation.validate``: a bad, failed or hostile one is dropped with its reason; example weights are capped
+and far updates rejected or clipped), then aggregated by the configured rule (``fedot.aggregation.rules``: Flower's
+FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan, FedProx or FedAdam). FedAvg and FedProx fold replies into a
+running sum as they arrive, so with a streaming grid the server never holds a round's replies at once; the other
+rules need them all. A round aggregates only with at least ``min_replies`` accepted replies and only if the result
+is finite; otherwise the adapter stays as it was and the row says why. Sampled nodes that never replied within the
+round timeout are logged as timed out. The strategy returns what happened as data (:class:`RoundOutcome`); the
+ServerApp owns the run log.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from logging import WARNING
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedot.aggregation.average import RunningAverage, state_bytes
-from fedot.aggregation.validate import reject_reason
+from fedot.aggregation.rules import RULES, AggregationConfig
+from fedot.aggregation.validate import Rejected, check_reply, finite, injected_fault
 
 
 @dataclass
@@ -30,71 +36,124 @@ class RoundOutcome:
     row: dict = field(default_factory=dict)
 
 
+def _payload_bytes(msg) -> int:
+    """Tensor bytes a reply carried (as ``bytes_down`` counts them), from its arrays' metadata; 0 if unreadable."""
+    try:
+        return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize for a in msg.content["arrays"].values())
+    except Exception:
+        return 0
+
+
+def _count(metrics: dict, key: str) -> int:
+    """A validated metric as a count (a list, which validation allows, counts as 0)."""
+    value = metrics.get(key, 0.0)
+    return int(value) if isinstance(value, float) else 0
+
+
 class OffsiteStrategy(FedAvg):
     def __init__(self, *, lr_for_round: Callable[[int], float], min_replies: int = 1, fraction_train: float = 1.0,
-                 min_available_nodes: int = 1, emulator_bytes: int = 0):
+                 min_available_nodes: int = 1, emulator_bytes: int = 0,
+                 aggregation: AggregationConfig | None = None):
         super().__init__(fraction_train=fraction_train, fraction_evaluate=0.0, min_train_nodes=1,
                          min_available_nodes=min_available_nodes)
         self.lr_for_round = lr_for_round
         self.min_replies = min_replies
         self.emulator_bytes = emulator_bytes
+        self.aggregation = aggregation or AggregationConfig()
+        self.rule = RULES[self.aggregation.rule]
+        self.flower_rule = self.rule.build(self.aggregation)
         self.seen: set[int] = set()  # nodes that already hold the emulator
         self._sent: dict = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         config["lr"] = float(self.lr_for_round(server_round))
+        for key, value in self.rule.client_config(self.aggregation).items():
+            config[key] = value
         messages = list(super().configure_train(server_round, arrays, config, grid))
         sampled = sorted(m.metadata.dst_node_id for m in messages)
         first_contact = [n for n in sampled if n not in self.seen]
         self.seen.update(sampled)
         reference = arrays.to_torch_state_dict()
+        if hasattr(self.flower_rule, "current_arrays"):  # FedOpt family: the server optimiser's reference point
+            self.flower_rule.current_arrays = {k: a.numpy() for k, a in arrays.items()}
         self._sent = {"round": server_round, "lr": config["lr"], "sampled": sampled, "reference": reference,
                       "emulator_bytes_down": self.emulator_bytes * len(first_contact),
                       "bytes_down": state_bytes(reference) * len(sampled)}
         return messages
 
+    def _combine(self, server_round: int, held: list, average: RunningAverage | None):
+        """The rule's aggregate of the accepted replies (None with the reason when it cannot be had)."""
+        if average is not None:
+            return average.result(), None
+        messages = []
+        for r in held:  # each reply's tensors are released as its Message is built: one copy of the round, not two
+            arrays, r.state = ArrayRecord(r.state), {}
+            messages.append(Message(RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": r.weight})}),
+                                    dst_node_id=0, message_type="train"))
+        try:
+            arrays, _ = self.flower_rule.aggregate_train(server_round, messages)
+        except Exception as e:  # a rule's own precondition (e.g. Bulyan's n >= 4f + 3) or numerical failure
+            return None, f"{self.aggregation.rule} could not aggregate: {type(e).__name__}: {e}"
+        if arrays is None:
+            return None, f"{self.aggregation.rule} returned no aggregate"
+        return arrays.to_torch_state_dict(), None
+
     def aggregate_round(self, server_round: int, replies: Iterable[Message]) -> RoundOutcome:
-        """Validate and average the replies as they arrive; the round's outcome and its log row."""
+        """Validate, bound and aggregate the replies; the round's outcome and its log row."""
         reference = self._sent["reference"]
-        average = RunningAverage()
-        accepted, rejected, losses, emulator_loads = [], [], [], {}
+        average = RunningAverage() if self.rule.streaming else None
+        held, accepted, rejected, faults, clipped, losses, emulator_loads = [], [], [], [], [], [], {}
+        replied: set[int] = set()
         bytes_up = steps = 0
         for msg in replies:
             node = msg.metadata.src_node_id
-            if msg.has_error():
-                rejected.append({"node": node, "reason": f"client failed: {msg.error.reason}"})
-                continue
+            replied.add(node)
+            bytes_up += _payload_bytes(msg)
+            fault = injected_fault(msg)
+            if fault or (msg.has_error() and "injected fault" in str(msg.error.reason)):
+                faults.append({"node": node, **(fault or {"dropout": True})})
             try:
-                state = msg.content[self.arrayrecord_key].to_torch_state_dict()
-                metrics = msg.content["metrics"]
-                num_examples = metrics[self.weighted_by_key]
-            except (KeyError, TypeError, ValueError) as e:
-                rejected.append({"node": node, "reason": f"malformed reply: {type(e).__name__}: {e}"})
+                reply = check_reply(msg, reference, self.aggregation)
+            except Rejected as e:
+                rejected.append({"node": node, "reason": str(e)})
                 continue
-            bytes_up += state_bytes(state)
-            reason = reject_reason(state, reference, num_examples)
-            if reason:
-                rejected.append({"node": node, "reason": reason})
+            except Exception as e:  # nothing a client sends may crash the server
+                rejected.append({"node": node, "reason": f"unreadable reply: {type(e).__name__}: {e}"})
                 continue
             accepted.append(node)
-            steps += int(metrics.get("train-steps", 0))
-            average.add(state, float(num_examples))
-            losses.append((float(metrics.get("train-loss", float("nan"))), float(num_examples)))
-            emulator_loads[str(metrics.get("worker-pid", node))] = int(metrics.get("emulator-loads", 0))
+            clipped += [node] if reply.clipped else []
+            m = reply.metrics
+            steps += _count(m, "train-steps")
+            if average is not None:
+                average.add(reply.state, reply.weight)
+            else:
+                held.append(reply)
+            losses.append((m.get("train-loss"), reply.weight))
+            emulator_loads[str(_count(m, "worker-pid") or node)] = _count(m, "emulator-loads")
+        timed_out = [n for n in self._sent["sampled"] if n not in replied]
+        rejected += [{"node": n, "reason": "timed out (no reply within round-timeout-s)"} for n in timed_out]
         for r in rejected:
             log(WARNING, "round %d: dropped reply from node %s: %s", server_round, r["node"], r["reason"])
-        total = average.total
-        row = {"round": server_round, "lr": self._sent["lr"], "sampled": self._sent["sampled"], "accepted": accepted,
-               "rejected": rejected, "bytes_down": self._sent["bytes_down"],
+        total = sum(w for _, w in losses)
+        known = [(loss, w) for loss, w in losses if isinstance(loss, float)]
+        row = {"round": server_round, "lr": self._sent["lr"], "aggregation": self.aggregation.rule,
+               "sampled": self._sent["sampled"], "accepted": accepted, "rejected": rejected,
+               "timed_out": timed_out, "clipped": clipped, "faults": faults, "bytes_down": self._sent["bytes_down"],
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
-               "client_steps": steps, "train_loss": sum(loss * n for loss, n in losses) / total if total else None,
+               "client_steps": steps,
+               "train_loss": sum(lo * w for lo, w in known) / sum(w for _, w in known) if known else None,
                "emulator_loads_by_worker": emulator_loads}
-        if average.count < self.min_replies:
-            log(WARNING, "round %d: only %d valid replies (< min-replies %d); keeping the previous adapter",
-                server_round, average.count, self.min_replies)
-            return RoundOutcome(None, {**row, "aggregated": False})
-        return RoundOutcome(ArrayRecord(average.result()), {**row, "aggregated": True})
+        if len(accepted) < self.min_replies:
+            reason = f"only {len(accepted)} accepted replies (< min-replies {self.min_replies})"
+        else:
+            state, reason = self._combine(server_round, held, average)
+            if state is not None and not finite(state):
+                reason = "the aggregate is not finite"
+        if reason:
+            log(WARNING, "round %d: %s; keeping the previous adapter", server_round, reason)
+            return RoundOutcome(None, {**row, "aggregated": False, "not_aggregated_reason": reason})
+        return RoundOutcome(ArrayRecord(state), {**row, "aggregated": True})
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -10,7 +10,6 @@ from flwr.app import ArrayRecord
 
 from fedot.aggregation.average import weighted_average
 from fedot.aggregation.schedule import lr_at
-from fedot.aggregation.validate import reject_reason
 from fedot.emulator import read_manifest
 from fedot.registry import architecture
 from support.inprocess import InProcessGrid, outputs, run_config, run_in_process, run_server
@@ -23,20 +22,6 @@ def test_weighted_average_math():
     torch.testing.assert_close(avg["w"], torch.tensor([3.0, 6.0]))
     torch.testing.assert_close(avg["b"], torch.tensor([2.0]))
     assert avg["w"].dtype == torch.float32
-
-
-@pytest.mark.parametrize("update,n,match", [
-    ({"w": torch.tensor([1.0, float("nan")])}, 1, "NaN"),
-    ({"w": torch.tensor([1.0, float("inf")])}, 1, "NaN or Inf"),
-    ({"w": torch.zeros(3)}, 1, "shape"),
-    ({"w": torch.zeros(2, dtype=torch.float64)}, 1, "dtype"),
-    ({"v": torch.zeros(2)}, 1, "names"),
-    ({"w": torch.zeros(2)}, 0, "num-examples"),
-    ({"w": torch.zeros(2)}, float("nan"), "num-examples"),
-])
-def test_bad_updates_rejected(update, n, match):
-    assert match in reject_reason(update, {"w": torch.zeros(2)}, n)
-    assert reject_reason({"w": torch.ones(2)}, {"w": torch.zeros(2)}, 3) is None
 
 
 def test_lr_schedule_across_rounds():
@@ -162,9 +147,14 @@ def test_bad_and_failed_replies_are_dropped_with_reasons(tiny_models, tmp_path):
 
 
 def test_too_few_replies_keep_the_previous_adapter(tiny_models, tmp_path):
+    from fedot.run.log import read_rows
+
     rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "min-replies": 2})
-    rows, _ = run_server(rc, InProcessGrid(2, rc, fail_nodes=[101]))
+    with pytest.raises(RuntimeError, match="no round aggregated"):  # and so the run fails: nothing to plug in
+        run_server(rc, InProcessGrid(2, rc, fail_nodes=[101]))
+    rows = read_rows(tmp_path / "run")
     assert rows[1]["aggregated"] is False and rows[1]["accepted"] == [102]
+    assert "min-replies 2" in rows[1]["not_aggregated_reason"]
 
 
 def test_lora_federated(tiny_models, tmp_path):

@@ -1,25 +1,35 @@
 """Slow smoke test: the quickstart through real `flwr run` (local SuperLink + Ray) with a tiny budget."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
+TINY = "num-rounds=1 local-steps=1 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4"
 
 
-def test_quickstart_via_flwr_run(tmp_path, monkeypatch):
-    from fedot.run.sim import flwr_home, superlink_pids
-
+def own_flower(tmp_path, monkeypatch) -> Path:
+    """A Flower home and ports of the test's own, so a SuperLink the user has running is not touched."""
     monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
-    # its own ports, so a SuperLink the user has running is not touched
     monkeypatch.setenv("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", "39191")
     monkeypatch.setenv("FLWR_LOCAL_CONTROL_API_PORT", "39193")
+    monkeypatch.setenv("FEDOT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
+    return tmp_path / "flwr"
+
+
+def test_quickstart_via_fedot_sim(tmp_path, monkeypatch):
+    from fedot.run.services import flwr_home, superlink_pids
+
+    own_flower(tmp_path, monkeypatch)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "2", "--run-dir", str(out),
-           "--run-config",
-           "num-rounds=1 local-steps=1 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4"]
+           "--run-config", TINY]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "finished:completed" in proc.stdout
@@ -33,9 +43,7 @@ def test_failed_run_exits_nonzero(tmp_path, monkeypatch, tiny_models):
     """A run that fails inside Flower (here: corrupt weights, which pre-flight cannot see) is a failed command."""
     import shutil
 
-    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
-    monkeypatch.setenv("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", "39191")
-    monkeypatch.setenv("FLWR_LOCAL_CONTROL_API_PORT", "39193")
+    own_flower(tmp_path, monkeypatch)
     model = shutil.copytree(tiny_models["llama"], tmp_path / "model")
     (model / "model.safetensors").write_bytes(b"not a safetensors file")
     cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "1", "--run-dir",
@@ -52,3 +60,73 @@ def test_bad_setting_stops_before_flower_starts(tmp_path, monkeypatch):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "key 'task' is 'no_such_task'; choose one of pydocs" in proc.stderr
     assert not (tmp_path / "flwr").exists()  # no SuperLink was ever started
+
+
+def test_plain_flwr_run_trains_the_declared_data_owners(tmp_path, monkeypatch):
+    """`flwr run sims/quickstart` as Flower users type it: without the sim's SuperNode count the ServerApp stops at
+    once naming the command that works; with it, all 4 declared data owners train."""
+    from fedot.run.services import stop_superlink
+    from fedot.run.sim import run_status
+
+    home = own_flower(tmp_path, monkeypatch)
+
+    def flwr_run(*extra):
+        cmd = [str(Path(sys.executable).with_name("flwr")), "run", "sims/quickstart", "--stream",
+               "--run-config", TINY + " wait-for-clients-s=3", *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        run_id = re.search(r"started run (\d+)", proc.stdout + proc.stderr).group(1)
+        return run_id, proc.stdout + proc.stderr, run_status(run_id, dict(os.environ))
+
+    try:
+        _, output, status = flwr_run()
+        assert status != "finished:completed"
+        assert "num-clients = 4 data owners but the federation has 2 SuperNodes" in output
+        assert 'flwr run sims/quickstart --federation-config "num-supernodes=4"' in output
+        run_id, output, status = flwr_run("--federation-config", "num-supernodes=4")
+        assert status == "finished:completed", output[-3000:]
+    finally:
+        stop_superlink(home)
+    rows = [json.loads(line) for line in (tmp_path / "runs" / f"quickstart-{run_id}" / "rounds.jsonl").open()]
+    assert len(rows[1]["accepted"]) == 4
+
+
+def test_kill_9_of_the_server_app_then_resume(tmp_path, monkeypatch):
+    """The owner's process dies mid-run (SIGKILL: no handler runs); `fedot sim --resume` finishes the run, redoing
+    at most the round that was in progress."""
+    import signal
+    import time
+
+    from fedot.run.services import stop_superlink
+
+    home = own_flower(tmp_path, monkeypatch)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "2", "--run-dir", str(out),
+           "--run-config", TINY.replace("num-rounds=1", "num-rounds=4")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = out / "checkpoint" / "state.json"
+    try:
+        deadline = time.monotonic() + 600
+        while not (state.exists() and json.loads(state.read_text())["round"] >= 2):
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never reached round 2"
+            time.sleep(0.2)
+        servers = [pid for pid in subprocess.run(["pgrep", "-f", "flwr-simulation"], capture_output=True,
+                                                  text=True).stdout.split()
+                   if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes()]  # this test's only
+        assert servers
+        for pid in servers:
+            os.kill(int(pid), signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        stop_superlink(home)
+    before = [json.loads(line) for line in (out / "rounds.jsonl").open()]
+    killed_at = json.loads(state.read_text())["round"]
+    assert 2 <= killed_at < 4 and not (out / "results.json").exists()
+    resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", str(out)],
+                             capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resuming after round {killed_at} of 4" in resumed.stdout
+    rows = [json.loads(line) for line in (out / "rounds.jsonl").open()]
+    assert [r["round"] for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[:killed_at + 1] == before[:killed_at + 1]  # the rounds done before the kill are kept as they were
+    assert json.loads((out / "results.json").read_text())["numbers"]["plugin"] == rows[4]["evaluation"]["plugin"]

@@ -30,6 +30,13 @@ def test_sim_is_a_valid_flower_app(sim):
         assert getattr(importlib.import_module(module), attr) is not None
     assert "fedot sim sims/" + sim.name in (sim.path / "README.md").read_text()
     assert "num-supernodes" not in sim.resources()  # declared once, as num-clients
+    # the ServerApp names the sim in its messages from the project name
+    from types import SimpleNamespace
+
+    from fedot_apps.rounds import sim_folder
+
+    grid = SimpleNamespace(run=SimpleNamespace(fab_id=f"fedot/{doc['project']['name']}"))
+    assert sim_folder(grid) == f"sims/{sim.name}"
 
 
 @pytest.mark.parametrize("sim", SIMS, ids=lambda s: s.name)
@@ -52,7 +59,7 @@ def test_same_total_budget_for_one_and_ten_clients():
 
 
 def test_bad_declared_setting_is_refused_with_the_sim_name(tmp_path):
-    text = (ROOT / "sims/quickstart/pyproject.toml").read_text().replace("local-steps = 5", "local-stps = 5", 1)
+    text = (ROOT / "sims/pydocs_4clients/pyproject.toml").read_text().replace("local-steps = 5", "local-stps = 5", 1)
     (tmp_path / "pyproject.toml").write_text(text)
     with pytest.raises(SettingError, match=r"run config key 'local-stps' \(did you mean 'local-steps'\?\)"):
         Sim(tmp_path).config()
@@ -83,3 +90,25 @@ def test_preflight_gpu_request_without_gpu(monkeypatch, tmp_path):
         preflight(Sim(ROOT / "sims/quickstart"), {"model": "/no/such/model"})
     with pytest.raises(SettingError, match="full-ft"):
         preflight(Sim(ROOT / "sims/quickstart"), {"full-ft": "false"})
+
+
+def test_preflight_needs_the_task_data(tmp_path):
+    """A task whose splits are not where the run will look is refused before Flower starts, naming the fix."""
+    (tmp_path / "data").mkdir()
+    with pytest.raises(SimError, match=r"task 'arc_easy': its train split .*cannot be read.*FEDOT_DATA_DIR"):
+        preflight(Sim(ROOT / "sims/quickstart"), {"task": "arc_easy", "partitioning": "iid",
+                                                  "data-dir": str(tmp_path / "data")})
+
+
+def test_a_run_dir_in_use_is_refused_unless_resumed_or_overwritten(tmp_path):
+    from fedot.run.sim import claim_run_dir
+
+    claim_run_dir(tmp_path / "new", resume=False, overwrite=False)  # nothing there: fine
+    (tmp_path / "rounds.jsonl").write_text("{}\n")
+    with pytest.raises(SimError, match="already holds a run .*--resume"):
+        claim_run_dir(tmp_path, resume=False, overwrite=False)
+    claim_run_dir(tmp_path, resume=True, overwrite=False)
+    claim_run_dir(tmp_path, resume=False, overwrite=True)
+    assert not (tmp_path / "rounds.jsonl").exists()
+    with pytest.raises(SimError, match="no round of it was completed"):
+        claim_run_dir(tmp_path / "empty", resume=True, overwrite=False)

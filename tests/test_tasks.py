@@ -1,5 +1,6 @@
 """Task data paths, lm-eval parity of prompts and perplexity, hand-checked metrics, training examples."""
 
+import json
 import math
 import os
 from pathlib import Path
@@ -9,7 +10,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fedot.data_owner.partition import PartitionConfig, partition_indices
-from fedot.evaluation.scoring import evaluate, lm_eval_choice, perplexity, rolling_loglikelihood
+from fedot.evaluation.choice import lm_eval_choice
+from fedot.evaluation.perplexity import perplexity, rolling_loglikelihood, score_windows, windows
+from fedot.evaluation.scoring import evaluate, wilson_interval
 from fedot.tasks import TASKS, DataNotFoundError, get_task
 from fedot.tasks.tokenize import choice_examples, corpus_examples
 from support import datafix
@@ -95,28 +98,44 @@ def test_rolling_loglikelihood_matches_lm_eval(tiny):
     from lm_eval.models.huggingface import HFLM
 
     model, tok = tiny
-    text = get_task("pydocs").docs("test")[0]["page"][:1500]
+    texts = [d["page"][:1500] for d in get_task("pydocs").docs("test")[:3]]
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=1, max_length=48)
-    req = Instance(request_type="loglikelihood_rolling", doc={}, arguments=(text,), idx=0)
-    expected = lm.loglikelihood_rolling([req], disable_tqdm=True)[0]
-    assert len(tok.encode(text)) > 3 * 48  # several windows
-    assert rolling_loglikelihood(model, tok, text, 48) == pytest.approx(expected, rel=1e-5)
+    reqs = [Instance(request_type="loglikelihood_rolling", doc={}, arguments=(t,), idx=i) for i, t in enumerate(texts)]
+    expected = lm.loglikelihood_rolling(reqs, disable_tqdm=True)
+    assert len(tok.encode(texts[0])) > 3 * 48  # several windows
+    for text, want in zip(texts, expected):
+        assert rolling_loglikelihood(model, tok, text, 48) == pytest.approx(want, rel=1e-5)
+
+
+def test_batched_and_unbatched_window_scores_agree(tiny):
+    """Padding many windows of different lengths into one batch changes nothing but the speed."""
+    model, tok = tiny
+    texts = [d["page"][:n] for d, n in zip(get_task("pydocs").docs("test"), (20, 45, 90, 120, 900, 2000))]
+    wins = [w for text in texts for w in windows(tok, text, 40)]
+    assert len({len(ids) for ids, _ in wins}) >= 3  # windows of several lengths share batches
+    one_by_one = score_windows(model, wins, batch_tokens=0)
+    batched = score_windows(model, wins, batch_tokens=40 * 16)
+    assert batched == pytest.approx(one_by_one, rel=1e-5)
 
 
 def test_perplexity_metrics_by_hand(monkeypatch, tiny):
-    import fedot.evaluation.scoring as ev
+    import fedot.evaluation.perplexity as ppl
 
     model, tok = tiny
-    task = get_task("pydocs")
     docs = [{"id": "a", "page": "one two  three"}, {"id": "b", "page": "four\nfive é"}]
-    monkeypatch.setattr(task.__class__, "docs", lambda self, split, root=None: docs)
-    values = iter([-6.0, -4.0])
-    monkeypatch.setattr(ev, "rolling_loglikelihood", lambda *a: next(values))
-    m = perplexity(model, tok, task)
+    monkeypatch.setattr(ppl, "score_windows", lambda model, wins, *a: [-5.0] * len(wins))
+    monkeypatch.setattr(ppl, "windows", lambda tok, text, n: [([1], [2]), ([1], [3])])  # two windows a document
+    m = perplexity(model, tok, docs, lambda d: d["page"], 2048)
     words, nbytes = 3 + 3, 14 + 12  # re.split(r"\s+") counts; "é" is two bytes
-    assert m["word_perplexity"] == pytest.approx(math.exp(10 / words))
-    assert m["byte_perplexity"] == pytest.approx(math.exp(10 / nbytes))
-    assert m["bits_per_byte"] == pytest.approx(10 / nbytes / math.log(2))
+    assert m["word_perplexity"] == pytest.approx(math.exp(20 / words))
+    assert m["byte_perplexity"] == pytest.approx(math.exp(20 / nbytes))
+    assert m["bits_per_byte"] == pytest.approx(20 / nbytes / math.log(2))
+
+
+def test_wilson_interval():
+    low, high = wilson_interval(0.5, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    assert wilson_interval(1.0, 10)[1] == 1.0 and wilson_interval(0.0, 10)[0] == 0.0
 
 
 def test_lm_eval_accuracy_matches_hand_scoring(fixture_data, tiny):
@@ -137,7 +156,7 @@ def test_lm_eval_accuracy_matches_hand_scoring(fixture_data, tiny):
         acc += int(max(range(len(lls)), key=lls.__getitem__) == task.target(doc))
         norm = [ll / len(" " + c) for ll, c in zip(lls, task.choices(doc))]
         acc_norm += int(max(range(len(norm)), key=norm.__getitem__) == task.target(doc))
-    got = lm_eval_choice(model, tok, task, "test", limit=12, batch_size=4)
+    got = lm_eval_choice(model, tok, task, docs, max_length=128, batch_size=4)
     assert got["acc"] == pytest.approx(acc / 12) and got["acc_norm"] == pytest.approx(acc_norm / 12)
 
 
@@ -190,3 +209,30 @@ def test_partition_rejects_unworkable_schemes():
         partition_indices("piqa", PartitionConfig("document"), 2)
     with pytest.raises(ValueError, match="fewer than"):
         partition_indices("pydocs", PartitionConfig("document"), 500)
+
+
+@pytest.mark.parametrize("task,row", [
+    ("piqa", lambda split, i: {"goal": f"{split} goal {i}", "sol1": "a", "sol2": "b", "label": i % 2}),
+    ("hellaswag", lambda split, i: {"activity_label": "x", "ctx_a": f"{split} {i}", "ctx_b": "c",
+                                    "ctx": f"{split} ctx {i}", "endings": ["e1", "e2", "e3", "e4"], "label": "1"}),
+])
+def test_hub_splits_never_evaluate_on_training_data(task, row, monkeypatch):
+    """Without FEDOT_DATA_DIR PIQA and HellaSwag come from the hub, whose test splits have no labels: test must be the
+    hub's validation split, train and validation disjoint parts of the hub's train split (offline, a fake hub)."""
+    from fedot.tasks import choice, get_task
+
+    calls = []
+
+    def fake_hub(path, name, split):
+        calls.append(split)
+        return [row(split, i) for i in range(200)]
+
+    monkeypatch.delenv("FEDOT_DATA_DIR", raising=False)
+    monkeypatch.setattr(choice, "from_hub", fake_hub)
+    t = get_task(task)
+    parts = {s: [json.dumps(d, sort_keys=True) for d in t.docs(s)] for s in ("train", "validation", "test")}
+    text = {s: " ".join(v) for s, v in parts.items()}
+    assert "validation" in text["test"] and "train" not in text["test"]
+    assert "validation" not in text["train"] + text["validation"]
+    assert not set(parts["train"]) & set(parts["validation"]) and parts["validation"] and parts["train"]
+    assert len(parts["train"]) + len(parts["validation"]) == 200

@@ -1,29 +1,133 @@
-"""Why a client's reply cannot be averaged: checked before it touches the running sum.
+"""Why a client's reply cannot be aggregated, and how an accepted one is bounded: checked before it counts.
 
-A reply that fails any check is dropped with its reason (logged in rounds.jsonl) instead of poisoning the average.
+A federation spans organisations that do not trust each other, so every field of a reply is untrusted input. A reply
+is rejected, with its reason logged in rounds.jsonl, unless it carries exactly one ArrayRecord ``arrays`` (the
+adapter's tensor names, shapes and dtypes, checked on the wire metadata before any tensor is deserialised, all
+finite) and one MetricRecord ``metrics`` (a finite positive ``num-examples``; every other metric a finite number or
+a list of them) and nothing else. Whatever passes is bounded for every aggregation rule: its example weight is capped
+(one client cannot take ~100% of a weighted mean by claiming 1e30 examples), and an update farther than
+``max-update-norm`` from the global adapter (L2 over all tensors) is rejected or scaled back onto that sphere.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+FAULT = "fault"  # the optional record a fault-injecting data owner adds to its reply
+DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
 
-def reject_reason(update: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], num_examples) -> str | None:
-    """Why a client's update cannot be averaged, or None if it can."""
-    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, float)) or not num_examples > 0 \
-            or not math.isfinite(num_examples):
-        return f"num-examples must be a positive number, got {num_examples!r}"
-    missing, extra = sorted(set(reference) - set(update)), sorted(set(update) - set(reference))
+
+class Rejected(ValueError):
+    """A reply that cannot be aggregated; the message is the reason logged."""
+
+
+@dataclass
+class Reply:
+    node: int
+    state: dict[str, torch.Tensor]
+    weight: float  # capped num-examples
+    metrics: dict = field(default_factory=dict)
+    clipped: bool = False
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise Rejected(f"metric {name!r} must be a finite number, got {type(value).__name__} {value!r:.60}")
+    return float(value)
+
+
+def check_metrics(metrics) -> dict:
+    from flwr.app import MetricRecord
+
+    if not isinstance(metrics, MetricRecord):
+        raise Rejected(f"'metrics' must be a MetricRecord, got {type(metrics).__name__}")
+    out = {}
+    for name, value in metrics.items():
+        out[name] = [_number(name, v) for v in value] if isinstance(value, list) else _number(name, value)
+    if "num-examples" not in out:
+        raise Rejected("metrics lack 'num-examples'")
+    if isinstance(out["num-examples"], list) or not out["num-examples"] > 0:
+        raise Rejected(f"num-examples must be a positive number, got {metrics['num-examples']!r}")
+    return out
+
+
+def check_arrays(arrays, reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The adapter in ``arrays`` if it has the global adapter's names, shapes and dtypes and is finite."""
+    from flwr.app import ArrayRecord
+
+    if not isinstance(arrays, ArrayRecord):
+        raise Rejected(f"'arrays' must be an ArrayRecord, got {type(arrays).__name__}")
+    missing, extra = sorted(set(reference) - set(arrays)), sorted(set(arrays) - set(reference))
     if missing or extra:
-        return f"tensor names differ from the global adapter (missing {missing[:3]}, unexpected {extra[:3]})"
+        raise Rejected(f"tensor names differ from the global adapter (missing {missing[:3]}, unexpected {extra[:3]})")
+    state = {}
     for name, ref in reference.items():
-        t = update[name]
-        if tuple(t.shape) != tuple(ref.shape):
-            return f"{name} has shape {tuple(t.shape)}, expected {tuple(ref.shape)}"
-        if t.dtype != ref.dtype:
-            return f"{name} has dtype {t.dtype}, expected {ref.dtype}"
+        array = arrays[name]
+        shape, dtype = tuple(getattr(array, "shape", ()) or ()), getattr(array, "dtype", None)
+        if shape != tuple(ref.shape):  # before deserialising: an oversized array is never materialised
+            raise Rejected(f"{name} has shape {shape}, expected {tuple(ref.shape)}")
+        if dtype != DTYPES.get(ref.dtype, str(ref.dtype).removeprefix("torch.")):
+            raise Rejected(f"{name} has dtype {dtype}, expected {ref.dtype}")
+        try:
+            t = torch.from_numpy(np.array(array.numpy(), copy=True))
+        except Exception as e:  # corrupt payload bytes
+            raise Rejected(f"{name} cannot be read: {type(e).__name__}: {e}") from None
+        if tuple(t.shape) != tuple(ref.shape) or t.dtype != ref.dtype:
+            raise Rejected(f"{name} decodes to {tuple(t.shape)} {t.dtype}, expected {tuple(ref.shape)} {ref.dtype}")
         if not torch.isfinite(t).all():
-            return f"{name} contains NaN or Inf"
-    return None
+            raise Rejected(f"{name} contains NaN or Inf")
+        state[name] = t
+    return state
+
+
+def update_norm(state: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> float:
+    return math.sqrt(sum(float((state[k].double() - ref.double()).pow(2).sum()) for k, ref in reference.items()))
+
+
+def check_reply(msg, reference: dict[str, torch.Tensor], cfg) -> Reply:
+    """A reply Message as an aggregatable :class:`Reply` (``cfg``: an AggregationConfig), or :class:`Rejected`."""
+    from flwr.app import ConfigRecord
+
+    node = msg.metadata.src_node_id
+    if msg.has_error():
+        raise Rejected(f"client failed: {msg.error.reason}")
+    content = msg.content
+    names = set(content.keys())
+    if not {"arrays", "metrics"} <= names <= {"arrays", "metrics", FAULT}:
+        raise Rejected(f"reply must hold the records 'arrays' and 'metrics' (and, with fault injection, "
+                       f"'{FAULT}') and nothing else, got {sorted(names)}")
+    if FAULT in names and not isinstance(content[FAULT], ConfigRecord):
+        raise Rejected(f"'{FAULT}' must be a ConfigRecord, got {type(content[FAULT]).__name__}")
+    metrics = check_metrics(content["metrics"])
+    state = check_arrays(content["arrays"], reference)
+    clipped = False
+    if cfg.max_update_norm:
+        norm = update_norm(state, reference)
+        if norm > cfg.max_update_norm:
+            if cfg.update_norm_action == "reject":
+                raise Rejected(f"update norm {norm:.4g} exceeds max-update-norm {cfg.max_update_norm:g}")
+            scale = cfg.max_update_norm / norm
+            state = {k: (ref + (state[k] - ref) * scale).to(ref.dtype) for k, ref in reference.items()}
+            clipped = True
+    return Reply(node, state, min(metrics["num-examples"], cfg.weight_cap), metrics, clipped)
+
+
+def injected_fault(msg) -> dict | None:
+    """The fault a data owner reports having injected (``fedot.data_owner.faults``), read defensively."""
+    from flwr.app import ConfigRecord
+
+    try:
+        record = msg.content[FAULT] if not msg.has_error() and FAULT in msg.content.keys() else None
+    except Exception:  # a reply malformed beyond reading: its rejection says why
+        return None
+    if not isinstance(record, ConfigRecord):
+        return None
+    return {str(k): v if isinstance(v, (str, int, float)) else repr(v)[:60] for k, v in record.items()}
+
+
+def finite(state: dict[str, torch.Tensor]) -> bool:
+    return all(torch.isfinite(t).all() for t in state.values())

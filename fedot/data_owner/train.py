@@ -71,8 +71,10 @@ def total_steps(num_examples: int, cfg: TrainConfig, steps: int, epochs: float) 
 
 def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps: int = 0, epochs: float = 1.0,
           seed: int = 0, eval_every: int = 0, validate: Callable[[torch.nn.Module], float] | None = None,
-          desc: str = "train", progress: bool = True) -> TrainResult:
-    """Train ``model``'s trainable parameters in place; leaves the best-validated weights loaded."""
+          desc: str = "train", progress: bool = True, proximal_mu: float = 0.0) -> TrainResult:
+    """Train ``model``'s trainable parameters in place; leaves the best-validated weights loaded.
+
+    ``proximal_mu`` > 0 adds FedProx's (mu / 2) * ||w - w_start||^2 over the trainable parameters to the loss."""
     if not examples:
         raise ValueError("no training examples: the data partition is empty")
     torch.manual_seed(seed)
@@ -83,6 +85,7 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps:
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # trainable tensors stay fp32 even when the frozen rest is bf16
         p.data = p.data.float()
+    anchor = [p.detach().clone() for p in params] if proximal_mu else []
     total = total_steps(len(examples), cfg, steps, epochs)
     from transformers import get_cosine_schedule_with_warmup
 
@@ -112,7 +115,9 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps:
         for ids, labels, mask in batches(examples, cfg.batch_size, pad_id, rng):
             with autocast:
                 loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
-            (loss / cfg.grad_accum).backward()
+            objective = loss + (proximal_mu / 2) * sum((p - a).pow(2).sum() for p, a in zip(params, anchor)) \
+                if proximal_mu else loss
+            (objective / cfg.grad_accum).backward()
             result.tokens += int(mask.sum())
             micro += 1
             if micro % cfg.grad_accum:

@@ -9,6 +9,7 @@ would dominate. The ClientApp owns one instance; tests make their own.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ..settings import group, setting
 from ..tasks import data_dir as resolve_data_dir
 from ..tasks import task_names
 from ..tasks.tokenize import task_examples
+from .faults import FaultConfig
 from .partition import PartitionConfig, partition_indices
 from .train import TrainConfig, train
 from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
@@ -34,8 +36,11 @@ class DataOwnerConfig:
     local_steps: int = setting(10, "optimizer steps each data owner takes per round", ge=1)
     local_epochs: float = setting(0.0, "> 0: passes over each data owner's data per round, instead of local-steps",
                                   ge=0)
+    verbose: bool = setting(False, "progress bars of every training step and scored window, in the data owners' "
+                            "and the owner's logs (`fedot sim --verbose`)")
     data_dir: str = setting("", "offline data in FEDOT_DATA_DIR's layout for a simulation (`fedot sim` fills it in); "
                             "a SuperNode's node-config data-dir wins; empty: FEDOT_DATA_DIR, else the hub")
+    faults: FaultConfig = group(FaultConfig)
     partition: PartitionConfig = group(PartitionConfig)
     tuning: TuningConfig = group(TuningConfig)
     train: TrainConfig = group(TrainConfig)
@@ -71,17 +76,23 @@ class WorkerCache:
         return self.examples[key]
 
 
+def round_seed(seed: int, server_round: int, partition_id: int) -> int:
+    """A data owner's seed for one round: distinct per (seed, round, partition), so a client draws new batches every
+    round and no two (seed, partition) pairs share a stream (``seed + partition`` did: (0, 1) == (1, 0))."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{server_round}/{partition_id}".encode()).digest()[:4], "big")
+
+
 def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global_state: dict[str, torch.Tensor],
-                cfg: DataOwnerConfig, *, partition_id: int, num_partitions: int, lr: float, data_dir=None,
-                device: str | None = None, progress: bool = False) -> tuple[dict, dict]:
+                cfg: DataOwnerConfig, *, partition_id: int, num_partitions: int, lr: float, server_round: int = 1,
+                data_dir=None, device: str | None = None, proximal_mu: float = 0.0) -> tuple[dict, dict]:
     """One round on one data owner: apply the global adapter, train locally, return (adapter, metrics)."""
     device = device or default_device()
     model, manifest, tokenizer = cache.emulator(emulator_path, artifact_id, cfg.tuning, device)
     load_trainable_state(model, global_state, to_local=to_local(manifest))
     examples = cache.examples_of(cfg, tokenizer, num_partitions, partition_id, data_dir)
     record = train(model, examples, cfg.train, lr=lr, steps=0 if cfg.local_epochs else cfg.local_steps,
-                   epochs=cfg.local_epochs, seed=cfg.seed + partition_id, desc=f"client {partition_id}",
-                   progress=progress)
+                   epochs=cfg.local_epochs, seed=round_seed(cfg.seed, server_round, partition_id),
+                   desc=f"client {partition_id}", progress=cfg.verbose, proximal_mu=proximal_mu)
     losses = [h["loss"] for h in record.history if "loss" in h]
     metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),
                "train-loss-last": losses[-1], "train-tokens": record.tokens, "train-seconds": record.seconds,

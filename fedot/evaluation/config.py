@@ -11,6 +11,8 @@ from ..settings import setting
 class EvalConfig:
     every: int = setting(1, "rounds between evaluations of the aggregated adapter (the last round always is)", ge=1)
     limit: int = setting(0, "test examples scored (documents for corpora); 0: the whole test split", ge=0)
+    cache: bool = setting(True, "reuse deterministic results (zero-shot scores, the FT baseline) from "
+                          "$FEDOT_CACHE/evaluations; each entry is verified, a corrupt one recomputed")
 
     @property
     def examples(self) -> int | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..aggregation.rules import AggregationConfig
 from ..aggregation.schedule import SCHEDULES
 from ..data_owner.partition import SCHEMES
 from ..data_owner.worker import DataOwnerConfig
@@ -21,16 +22,24 @@ from ..settings import SettingError, from_flat, group, setting
 
 @dataclass
 class FederatedConfig:
-    run_dir: str = setting("", "absolute output directory (`fedot sim` fills in runs/<sim>-<time>)")
+    run_dir: str = setting("", "absolute output directory (`fedot sim` fills in runs/<sim>-<time>; empty, as in a "
+                                "plain flwr run: $FEDOT_RUNS/<sim>-<run id>, FEDOT_RUNS defaulting to ~/fedot-runs)")
     command: str = setting("", "the command that started the run, recorded in results (`fedot sim` fills it in)")
     num_clients: int = setting(2, "data owners the experiment needs: `fedot sim` starts this many SuperNodes, and a "
                                "ServerApp given another number stops with the command that runs it right", ge=1)
+    wait_for_clients_s: float = setting(10.0, "seconds the ServerApp waits for num-clients SuperNodes to connect "
+                                        "before it stops (a deployment may need longer)", ge=0)
     num_rounds: int = setting(3, "federated rounds", ge=1)
     fraction_train: float = setting(1.0, "share of the data owners sampled each round", gt=0, le=1)
     min_replies: int = setting(1, "valid replies a round needs to aggregate; with fewer the adapter stays as it was",
                                ge=1)
     lr: float = setting(1e-4, "data owners' learning rate (of round 1 when lr-schedule decays it)", gt=0)
     lr_schedule: str = setting("constant", "learning rate across rounds", choices=tuple(SCHEDULES))
+    round_timeout_s: float = setting(0.0, "seconds the owner waits for a round's replies; later ones are logged as "
+                                     "timed out; 0: wait for all", ge=0)
+    resume: bool = setting(False, "continue the run in run-dir from its last checkpointed round (`fedot sim "
+                           "--resume RUN_DIR` sets it)")
+    aggregation: AggregationConfig = group(AggregationConfig)
     emulator: EmulatorSpec = group(EmulatorSpec)
     data_owner: DataOwnerConfig = group(DataOwnerConfig)
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")
@@ -47,6 +56,10 @@ class FederatedConfig:
                                f"{self.sampled_per_round} of {self.num_clients} data owners (fraction-train "
                                f"{self.fraction_train:g}); lower min-replies or raise num-clients / fraction-train")
         SCHEMES[self.data_owner.partition.scheme].check(self.data_owner.task)
+        try:
+            self.aggregation.check_sampled(self.sampled_per_round)
+        except ValueError as e:
+            raise SettingError(str(e)) from None
 
     @classmethod
     def from_run_config(cls, run_config) -> FederatedConfig:

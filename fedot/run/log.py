@@ -8,6 +8,7 @@ crash leaves the previous rows intact, never half a line; a resumed run starts f
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -38,9 +39,14 @@ class RoundLog:
         return time.perf_counter() - self.t0
 
 
-def run_dir(value: str) -> Path:
-    """The run's output directory; must be absolute because the SuperLink's working directory is not the user's."""
+def run_dir(value: str, name: str = "") -> Path:
+    """The run's output directory; must be absolute because the SuperLink's working directory is not the user's.
+
+    Empty (a plain ``flwr run``, which does not fill it in): ``$FEDOT_RUNS/<name>``, by default ``~/fedot-runs``.
+    """
     value = str(value).strip()
+    if not value and name:
+        value = str(Path(os.environ.get("FEDOT_RUNS") or "~/fedot-runs").expanduser().resolve() / name)
     if not value or not Path(value).expanduser().is_absolute():
         raise ValueError(f"run-dir must be an absolute path (got {value!r}); pass --run-config \"run-dir='/abs/path'\" "
                          "or use `fedot sim`, which fills it in")

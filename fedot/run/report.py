@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from ..emulator.artifact import describe
@@ -61,8 +62,11 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
     owner.save_adapter(out / "adapter.safetensors", adapter)
     numbers = numbers_of(rows)
     client_steps = sum(r.get("client_steps", 0) for r in rows)
+    baseline_seconds = 0.0
     if cfg.baseline.enabled:
+        t = time.perf_counter()
         numbers["full_finetuned"] = owner.full_finetune(cfg.baseline.steps or client_steps)
+        baseline_seconds = time.perf_counter() - t
     record = {
         "title": f"Federated offsite-tuning, {len({n for r in rows for n in r.get('sampled', [])})} clients",
         "model": cfg.emulator.model, "task": owner.task, "metric": task.primary,
@@ -75,7 +79,7 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         },
         "client_steps": client_steps, "run_config": to_flat(cfg),
         "emulator": {"path": str(owner.emulator_dir), **owner.manifest},
-        "wall_seconds": wall_seconds, "command": cfg.command,
+        "wall_seconds": wall_seconds, "baseline_seconds": baseline_seconds, "command": cfg.command,
     }
     results.write(out, record)
     plot_rounds(rows, task.primary, out / "rounds.png")

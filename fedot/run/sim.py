@@ -5,7 +5,7 @@ parsed by Flower's own parser) is checked with the same messages the run would g
 and requested GPUs present. The sim's ``num-clients`` becomes the federation's ``num-supernodes``. ``flwr run``
 exits 0 even when the run fails, so this reads the run id from its output, asks ``flwr ls --run-id ID --format
 json`` for the final status and fails unless it is ``finished:completed``. It stops the local SuperLink afterwards
-if it started it.
+if it started it, unless kept alive (``fedot.run.services``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from pathlib import Path
 
 from ..settings import describe
 from .config import FederatedConfig
+from .progress import MARK
+from .services import KEEP_ALIVE_ENV, flwr_home, start_ray_head, stop_superlink, superlink_pids
 from .sims import Sim
 
 
@@ -31,41 +34,6 @@ class SimError(RuntimeError):
 def _flwr() -> str:
     exe = Path(sys.executable).with_name("flwr")
     return str(exe) if exe.exists() else "flwr"
-
-
-def flwr_home() -> Path:
-    return Path(os.environ.get("FLWR_HOME", Path.home() / ".flwr")).expanduser()
-
-
-def superlink_pids(home: Path) -> list[int]:
-    """Local SuperLink (and SuperExec) processes serving ``home``."""
-    import psutil
-
-    marker = str(home / "local-superlink")
-    pids = []
-    for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info["cmdline"] or [])
-        if marker in cmd and "flower-superlink" in cmd:
-            pids.append(p.info["pid"])
-            try:
-                pids += [c.pid for c in p.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                pass
-    return pids
-
-
-def stop_superlink(home: Path) -> None:
-    import psutil
-
-    procs = []
-    for pid in superlink_pids(home):
-        try:
-            proc = psutil.Process(pid)
-            proc.terminate()
-            procs.append(proc)
-        except psutil.NoSuchProcess:  # children may exit with their parent
-            pass
-    psutil.wait_procs(procs, timeout=10)
 
 
 def parse_overrides(run_config: list[str]) -> dict:
@@ -91,11 +59,49 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
 
     cfg = sim.config(overrides)
     check_available(cfg.emulator.model)
+    check_data(cfg.data_owner.task, cfg.data_owner.data_dir or None)
     gpus = float(sim.resources().get("client-resources-num-gpus", 0) or 0)
     if gpus > 0 and not torch.cuda.is_available():
         raise SimError(f"{sim.name} gives each client {gpus:g} GPU but no CUDA GPU is visible here; "
                        f"run it on a GPU machine (see {sim.path / 'README.md'})")
     return cfg
+
+
+def resumed_config(run_dir: Path) -> dict:
+    """The settings a run was started with (``run_config.json``, written by its ServerApp)."""
+    saved = Path(run_dir) / "run_config.json"
+    if not saved.exists():
+        raise SimError(f"cannot resume {run_dir}: it holds no run_config.json (not a fedot run, or it stopped before "
+                       "its first round); start a new run instead")
+    return {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("run-dir", "command", "resume")}
+
+
+def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """A run dir that already holds a run is refused unless resumed or explicitly overwritten."""
+    held = [n for n in ("rounds.jsonl", "checkpoint", "results.json") if (run_dir / n).exists()]
+    if resume:
+        if not (run_dir / "checkpoint").exists() and not (run_dir / "rounds.jsonl").exists():
+            raise SimError(f"cannot resume {run_dir}: no round of it was completed; start it again with --overwrite")
+    elif held and not overwrite:
+        raise SimError(f"run dir {run_dir} already holds a run ({', '.join(held)}); continue it with --resume "
+                       f"{run_dir}, or replace it with --overwrite")
+    elif held:
+        shutil.rmtree(run_dir)
+
+
+def check_data(task_name: str, root) -> None:
+    """The data owners' train split and the owner's test split must be readable before anything starts."""
+    from ..tasks import get_task
+
+    task = get_task(task_name)
+    for split, who in (("train", "the data owners' data"), ("test", "the five numbers' test set")):
+        try:
+            n = len(task.docs(split, root=root))
+        except Exception as e:
+            raise SimError(f"task {task_name!r}: its {split} split ({who}) cannot be read: {e}. Point FEDOT_DATA_DIR "
+                           "(or the data-dir setting) at a directory holding it, or use a task that is present") from e
+        if not n:
+            raise SimError(f"task {task_name!r}: its {split} split ({who}) is empty under {root or 'FEDOT_DATA_DIR'}")
 
 
 def run_status(run_id: str, env: dict) -> str:
@@ -108,12 +114,18 @@ def run_status(run_id: str, env: dict) -> str:
 
 
 def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None,
-            run_dir: str | Path | None = None, keep_superlink: bool = False, print_config: bool = False) -> Path:
+            run_dir: str | Path | None = None, keep_alive: bool = False, print_config: bool = False,
+            verbose: bool = False, resume: str | Path | None = None, overwrite: bool = False) -> Path:
     """Run the app; return its run directory. Raises :class:`SimError` unless the run completed."""
     sim = Sim(app)
     overrides = parse_overrides(run_config or [])
+    if resume:
+        run_dir = Path(resume)
+        overrides = {**resumed_config(run_dir), **overrides, "resume": True}
     if num_clients is not None:
         overrides["num-clients"] = num_clients
+    if verbose:
+        overrides["verbose"] = True
     if os.environ.get("FEDOT_DATA_DIR") and "data-dir" not in overrides:
         overrides["data-dir"] = str(Path(os.environ["FEDOT_DATA_DIR"]).expanduser().resolve())
     run_dir = Path(run_dir or Path("runs") / f"{sim.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -123,31 +135,48 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
     if print_config:
         print(describe(cfg))
         return run_dir
+    claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
     # flwr launches flower-superlink/-superexec by name: they sit beside this interpreter even in an unactivated venv
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, "PATH": path, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
     home = flwr_home()
+    keep_alive = keep_alive or os.environ.get(KEEP_ALIVE_ENV) == "1"
     started_here = not superlink_pids(home)
+    if keep_alive:  # before the SuperLink starts: it and its simulations inherit the address
+        env["RAY_ADDRESS"] = start_ray_head(home)["address"]
     cmd = [_flwr(), "run", str(sim.path), "--stream", "--federation-config",
            " ".join(f"{k}={json.dumps(v)}" for k, v in federation(sim, cfg).items())]
     for key, value in overrides.items():  # Flower's parser takes "..." without inner double quotes
         value = value.replace('"', "'") if isinstance(value, str) else value
         cmd += ["--run-config", f"{key}={json.dumps(value)}"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "flower.log"
+    print(f"{MARK} {sim.name}: {cfg.num_clients} data owners, {cfg.num_rounds} rounds "
+          f"(Flower and Ray output: {log_path}{'' if verbose else '; --verbose shows it'})", flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     run_id = None
     try:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            m = re.search(r"started run (\d+)", line)
-            run_id = run_id or (m.group(1) if m else None)
+        with open(log_path, "a", buffering=1) as flower_log:
+            for line in proc.stdout:
+                flower_log.write(line)
+                if verbose or MARK in line:
+                    sys.stdout.write(line[line.index(MARK):] if MARK in line and not verbose else line)
+                    sys.stdout.flush()
+                m = re.search(r"started run (\d+)", line)
+                run_id = run_id or (m.group(1) if m else None)
         proc.wait()
         if run_id is None:
             raise SimError(f"flwr run did not start a run (exit code {proc.returncode}); see the output above")
         status = run_status(run_id, env)
     finally:
-        if started_here and not keep_superlink:
+        if started_here and not keep_alive:
             stop_superlink(home)
     if status != "finished:completed":
-        raise SimError(f"run {run_id} ended with status {status!r}; see the log above and {run_dir}")
-    print(f"run {run_id} {status}; outputs in {run_dir}")
+        if not verbose:
+            tail = log_path.read_text().splitlines()[-25:]
+            print("\n".join(["", f"last lines of {log_path}:", *tail]), file=sys.stderr)
+        raise SimError(f"run {run_id} ended with status {status!r}; the whole log is {log_path}")
+    if (run_dir / "results.md").exists():
+        print("\n" + (run_dir / "results.md").read_text())
+    print(f"run {run_id} {status}; outputs in {run_dir}; Flower and Ray output in {log_path}")
     return run_dir

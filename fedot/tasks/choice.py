@@ -88,13 +88,22 @@ class ChoiceTask:
 
 # --- per-dataset loaders: official splits where the offline copy has them, carved ones where not ---
 
+def _hub_labelled(path: str, name: str | None, split: str, key) -> list[dict]:
+    """A hub dataset whose test split has no labels (PIQA, HellaSwag): lm-eval scores its validation split, so that
+    is fedot's test; fedot's train and validation are carved from the hub's train split (90% / 10% by ``key``), so no
+    evaluation item is ever trained on and validation never equals test."""
+    if split == "test":
+        return from_hub(path, name, "validation")
+    return carve(from_hub(path, name, "train"), key, {"validation": 0.1, "train": 0.9})[split]
+
+
 def _piqa(split, root):
     """Only PIQA's validation set has labels offline: 50% test, 10% validation, 40% train, by goal.
 
     Repeated goals stay together.
     """
     if data_dir(root) is None:
-        return from_hub("baber/piqa", None, {"test": "validation", "validation": "train"}.get(split, split))
+        return _hub_labelled("baber/piqa", None, split, lambda d: d["goal"])
     docs = read_jsonl(data_file("piqa/valid.jsonl", root))
     labels = data_file("piqa/valid-labels.lst", root).read_text().split()
     docs = [{**d, "label": int(y)} for d, y in zip(docs, labels, strict=True)]
@@ -129,7 +138,7 @@ def _hellaswag_preprocess(text):
 def _hellaswag(split, root):
     """Validation (10,042 items) is all there is offline: 50% test, 10% validation, 40% train, by context."""
     if data_dir(root) is None:
-        rows = from_hub("Rowan/hellaswag", None, {"test": "validation", "validation": "validation"}.get(split, split))
+        rows = _hub_labelled("Rowan/hellaswag", None, split, lambda d: d["ctx"])
         rows = [{"query": r["activity_label"] + ": " + r["ctx_a"] + " " + r["ctx_b"].capitalize(),
                  "endings": r["endings"],
                  "label": r["label"], "idx": i} for i, r in enumerate(rows)]

@@ -63,7 +63,10 @@ class InProcessGrid:
             return Message(Error(code=1, reason="simulated crash"), reply_to=msg)
         context = Context(run_id=1, node_id=node, state=RecordDict(), run_config=self.run_config,
                           node_config={"partition-id": self.nodes.index(node), "num-partitions": len(self.nodes)})
-        reply = self.client_app(msg, context)
+        try:
+            reply = self.client_app(msg, context)
+        except Exception as e:  # as Flower's runtime does: a raising ClientApp becomes an error reply
+            return Message(Error(code=1, reason=f"{type(e)}:<'{e}'>"), reply_to=msg)
         return self.tamper(node, reply) if self.tamper else reply
 
 

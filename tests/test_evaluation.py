@@ -1,0 +1,99 @@
+"""The evaluation cache, `fedot eval`, and what a federated run prints and refuses about its data owners."""
+
+import json
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from fedot.cli import main
+from fedot.evaluation import EvalCache
+from support import datafix
+from support.inprocess import InProcessGrid, run_config, run_server
+
+
+@pytest.fixture
+def tiny(tiny_models):
+    path = tiny_models["llama"]
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
+def test_cache_reuses_reports_and_recomputes_corrupt_entries(tiny, tmp_path):
+    model, tok = tiny
+    said = []
+    cache = EvalCache(tmp_path / "evals", report=said.append)
+    first = cache.evaluate("zs", model, tok, "model-a", "pydocs", limit=2)
+    files = list((tmp_path / "evals").glob("*.json"))
+    assert len(files) == 1 and not said
+    assert cache.evaluate("zs", model, tok, "model-a", "pydocs", limit=2) == first
+    assert said == [f"reused from the evaluation cache: zs ({files[0].stem[:12]})"]
+    # another model identity, or other documents, is another entry
+    cache.evaluate("zs", model, tok, "model-b", "pydocs", limit=2)
+    cache.evaluate("zs", model, tok, "model-a", "pydocs", limit=3)
+    assert len(list((tmp_path / "evals").glob("*.json"))) == 3
+    # a tampered entry is never trusted: recomputed, reported, rewritten
+    entry = json.loads(files[0].read_text())
+    entry["result"]["primary"] = 1.0
+    files[0].write_text(json.dumps(entry))
+    said.clear()
+    again = cache.evaluate("zs", model, tok, "model-a", "pydocs", limit=2)
+    assert again == first and "corrupt" in said[0]
+    files[0].write_text("{not json")
+    assert cache.evaluate("zs", model, tok, "model-a", "pydocs", limit=2) == first
+    assert json.loads(files[0].read_text())["result"] == first
+
+
+def test_disabled_cache_always_computes(tiny, tmp_path):
+    model, tok = tiny
+    cache = EvalCache(tmp_path / "evals", enabled=False)
+    cache.evaluate("zs", model, tok, "m", "pydocs", limit=1)
+    assert not (tmp_path / "evals").exists()
+
+
+def test_fedot_eval_full_model_adapter_and_emulator(tiny_models, tmp_path, capsys, monkeypatch):
+    from fedot.data_owner.tuning import TuningConfig, prepare, trainable_state
+    from fedot.plugin import save_adapter
+
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    model = str(tiny_models["opt"])
+    assert main(["eval", "--model", model, "--task", "arc_easy", "--limit", "6", "--json",
+                 str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "acc" in out and "95% interval" in out
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert result["examples"] == 6 and len(result["metrics"]["acc_ci95"]) == 2
+    tuned = prepare(AutoModelForCausalLM.from_pretrained(model), [0, 5], TuningConfig(mode="lora"))
+    save_adapter(tmp_path / "ad.safetensors", trainable_state(tuned), {**TuningConfig(mode="lora").describe(),
+                                                                       "adapter_blocks": [0, 5]})
+    assert main(["eval", "--model", model, "--adapter", str(tmp_path / "ad.safetensors"), "--task", "pydocs",
+                 "--limit", "2"]) == 0
+    assert "word_perplexity" in capsys.readouterr().out
+    assert main(["emulator", "build", "--model", model, "--bottom", "1", "--top", "1", "--emulator-blocks", "2",
+                 "--out", str(tmp_path / "emu")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--model", str(tmp_path / "emu"), "--task", "pydocs", "--limit", "2"]) == 0
+    assert main(["eval", "--model", str(tmp_path / "emu"), "--adapter", str(tmp_path / "ad.safetensors")]) == 2
+    assert "emulator artifact" in capsys.readouterr().err
+    assert main(["eval", "--model", model, "--adapter", str(tmp_path / "none.safetensors")]) == 2
+
+
+def test_a_run_with_the_wrong_number_of_data_owners_stops_with_the_command(tiny_models, tmp_path):
+    from fedot_apps.rounds import FederationError
+
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-clients": 4, "wait-for-clients-s": 0.0})
+    with pytest.raises(FederationError, match=r"num-clients = 4 .* has 2 SuperNodes.*fedot sim sims/.*"
+                                              r"--federation-config \"num-supernodes=4\""):
+        run_server(rc, InProcessGrid(2, rc))
+    assert not (tmp_path / "run").exists()  # stopped before anything was loaded or written
+
+
+def test_progress_lines_and_zero_shot_reused_by_a_second_run(tiny_models, tmp_path, capsys):
+    rc = run_config(tiny_models["opt"], tmp_path / "one", **{"num-rounds": 2})
+    run_server(rc, InProcessGrid(2, rc))
+    out = capsys.readouterr().out
+    assert "fedot | round 1/2: 2 accepted, 0 rejected" in out and "left" in out and "fedot | zero-shot" in out
+    assert "reused" not in out
+    rc = run_config(tiny_models["opt"], tmp_path / "two", **{"num-rounds": 1})
+    run_server(rc, InProcessGrid(2, rc))
+    out = capsys.readouterr().out
+    assert "reused from the evaluation cache: full model zero-shot" in out
+    assert "reused from the evaluation cache: emulator zero-shot" in out
