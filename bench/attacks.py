@@ -5,6 +5,7 @@ exists is read, not rerun, so the grid can be interrupted and continued. Prints 
 
     .venv/bin/python bench/attacks.py attacks [--out runs/attacks]
     .venv/bin/python bench/attacks.py dropout [--out runs/dropout]
+    .venv/bin/python bench/attacks.py crash [--out runs/crash]    # after dropout: compares with its seed-0 run
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 
 ATTACK_BASE = "num-rounds=1 local-steps=2 eval-limit=6 emulator-blocks=22 full-ft=false"
-DROPOUT_BASE = "num-rounds=5 eval-every=5 full-ft=false"
+SEEDS = (0, 1)  # 3 would be better; 2 is what this machine's session had time for
+DROPOUT_BASE = "num-rounds=5 local-steps=3 eval-every=5 full-ft=false"
 
 
 def run(sim: str, out: Path, run_config: str) -> dict:
@@ -64,29 +66,106 @@ def dropout(out: Path) -> dict:
     points = {}
     for label, extra in (("no dropout", ""), ("30% dropout", "fault-dropout=0.3")):
         values = []
-        for seed in (0, 1, 2):
+        for seed in SEEDS:
             r = run("sims/quickstart", out / f"{label.split()[0]}-seed{seed}", f"{DROPOUT_BASE} seed={seed} {extra}")
             points[f"{label}/seed{seed}"] = r
             values.append(r.get("plugin"))
             print(label, seed, r, flush=True)
         ok = [v for v in values if v is not None]
         points[label] = {"mean": statistics.mean(ok), "std": statistics.stdev(ok) if len(ok) > 1 else 0.0}
-    lines = ["| condition | plug-in per seed (0, 1, 2) | mean ± std | replies lost to dropout |", "|---|---|---|---|"]
+    lines = [f"| condition | plug-in per seed {SEEDS} | mean ± std | replies lost to dropout |", "|---|---|---|---|"]
     for label in ("no dropout", "30% dropout"):
-        seeds = [points[f"{label}/seed{s}"] for s in (0, 1, 2)]
+        seeds = [points[f"{label}/seed{s}"] for s in SEEDS]
         lines.append(f"| {label} | {', '.join(cell(s) for s in seeds)} | "
                      f"{points[label]['mean']:,.2f} ± {points[label]['std']:,.2f} | "
                      f"{sum(s.get('faults', 0) for s in seeds)} |")
     return {"table": "\n".join(lines), "points": points}
 
 
+def _kill_when(home: Path, ready, target: str) -> None:
+    """SIGKILL the processes named ``target`` that belong to this run's Flower home once ``ready()`` holds."""
+    import os
+    import signal
+    import time
+
+    while not ready():
+        time.sleep(0.2)
+    for pid in subprocess.run(["pgrep", "-f", target], capture_output=True, text=True).stdout.split():
+        try:
+            if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                os.kill(int(pid), signal.SIGKILL)
+                print(f"killed {target} {pid}", flush=True)
+                if target != "flwr-simulation":
+                    return  # one worker is enough
+        except OSError:
+            pass
+
+
+CRASHES = (("server", "flwr-simulation", 2),)  # also ("worker", "ClientAppActor", 1): not run yet
+
+
+def crash(out: Path) -> dict:
+    """kill -9 of the ServerApp after round 2's checkpoint, then --resume; kill -9 of one Ray worker in round 2.
+
+    Both against the uninterrupted no-dropout seed-0 run of ``dropout`` (same settings)."""
+    import os
+    import signal
+    import time
+
+    def rounds_done(run_dir):
+        state = run_dir / "checkpoint" / "state.json"
+        return json.loads(state.read_text())["round"] if state.exists() else 0
+
+    record = {}
+    for name, target, when in CRASHES:
+        run_dir, home = out / name, out / f"{name}-flwr"
+        env = {**os.environ, "FLWR_HOME": str(home)}
+        cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--run-dir", str(run_dir), "--overwrite",
+               "--run-config", f"{DROPOUT_BASE} seed=0"]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        _kill_when(home, lambda: rounds_done(run_dir) >= when or proc.poll() is not None, target)
+        if target == "flwr-simulation":
+            os.killpg(proc.pid, signal.SIGKILL)
+            subprocess.run([sys.executable, "-m", "fedot.cli", "stop"], env=env, capture_output=True)
+            killed_at = rounds_done(run_dir)
+            resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume",
+                                      str(run_dir)], env=env, capture_output=True, text=True)
+            status = resumed.returncode
+        else:
+            killed_at = None
+            status = proc.wait()
+        rows = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
+        result = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else {}
+        record[name] = {"killed_after_round": killed_at, "exit": status, "seconds": time.perf_counter() - t0,
+                        "plugin": result.get("numbers", {}).get("plugin"),
+                        "rejected": [r for row in rows[1:] for r in row.get("rejected", [])],
+                        "rounds": [r["round"] for r in rows]}
+        print(name, record[name], flush=True)
+    reference = out.parent / "dropout" / "no-seed0" / "results.json"
+    record["uninterrupted_plugin"] = json.loads(reference.read_text())["numbers"]["plugin"] if reference.exists() \
+        else None
+    lines = ["| crash | killed after round | rounds in rounds.jsonl | exit | plug-in | uninterrupted plug-in |",
+             "|---|---|---|---|---|---|"]
+    for name, what in (("server", "kill -9 of the ServerApp (flwr-simulation) after round 2, then --resume"),
+                       ("worker", "kill -9 of one Ray ClientAppActor during round 2")):
+        if name not in record:
+            continue
+        r = record[name]
+        lines.append(f"| {what} | {r['killed_after_round']} | {r['rounds']} | {r['exit']} | "
+                     f"{cell(r)} | {cell({'plugin': record['uninterrupted_plugin']})} |")
+    record["table"] = "\n".join(lines)
+    return record
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("attacks", "dropout"))
+    p.add_argument("what", choices=("attacks", "dropout", "crash"))
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     out = Path(args.out or f"runs/{args.what}").resolve()
-    record = {"attacks": attacks, "dropout": dropout}[args.what](out)
+    record = {"attacks": attacks, "dropout": dropout, "crash": crash}[args.what](out)
     record["command"] = "python " + " ".join(sys.argv)
     Path("bench/results").mkdir(parents=True, exist_ok=True)
     Path(f"bench/results/{args.what}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
