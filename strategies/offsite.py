@@ -131,7 +131,7 @@ class OffsiteStrategy(FedAvg):
                 held.append(reply)
             losses.append((m.get("train-loss"), reply.weight))
             emulator_loads[str(_count(m, "worker-pid") or node)] = _count(m, "emulator-loads")
-        timed_out = [n for n in self._sent["sampled"] if n not in replied]
+        timed_out = sorted(n for n in self._sent["sampled"] if n not in replied)
         rejected += [{"node": n, "reason": "timed out (no reply within round-timeout-s)"} for n in timed_out]
         for r in rejected:
             log(WARNING, "round %d: dropped reply from node %s: %s", server_round, r["node"], r["reason"])

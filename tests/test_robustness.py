@@ -262,6 +262,6 @@ def test_fedprox_sends_mu_and_pulls_toward_the_global_adapter(tiny_models, tmp_p
 def test_sampled_clients_that_never_replied_are_logged_as_timed_out():
     s, sent = strategy_for(3)
     outcome = s.aggregate_round(1, [reply(sent[0], good(*honest(1.0)))])  # the grid gave up on the other two
-    late = [m.metadata.dst_node_id for m in sent[1:]]
+    late = sorted(m.metadata.dst_node_id for m in sent[1:])
     assert outcome.row["timed_out"] == late and outcome.row["aggregated"]
     assert {r["node"] for r in outcome.row["rejected"] if "timed out" in r["reason"]} == set(late)
