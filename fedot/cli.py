@@ -81,6 +81,21 @@ def _sim(args):
             args.verbose, resume=args.resume, overwrite=args.overwrite)
 
 
+def _deploy(args):
+    from .run.deploy import run_deployed
+
+    run_deployed(args.app, args.dir, args.run_config, tls=not args.insecure, auth=args.auth, run_dir=args.run_dir,
+                 verbose=args.verbose, overwrite=args.overwrite)
+
+
+def _serve(args):
+    from .delivery.url import server
+
+    httpd = server(args.path, args.host, args.port)
+    print(f"serving {args.path} at http://{args.host}:{httpd.server_address[1]} (Ctrl-C stops)", flush=True)
+    httpd.serve_forever()
+
+
 def _stop(args):
     from .run.services import flwr_home, stop_all
 
@@ -175,6 +190,20 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("--verbose", action="store_true", help="show Flower's and Ray's output and every progress bar")
     sm.set_defaults(func=_sim)
 
+    dp = sub.add_parser("deploy", help="run a sim on a real Flower deployment on this machine: a SuperLink and one "
+                        "SuperNode per data owner, TLS on (docs/deployment.md)")
+    dp.add_argument("app", help="a folder in sims/, e.g. sims/quickstart")
+    dp.add_argument("--dir", required=True, help="the deployment's folder: certificates, FLWR_HOME, each SuperNode's "
+                    "cache and every process's log")
+    dp.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides (repeatable)")
+    dp.add_argument("--run-dir", default=None, help="output directory (default: runs/<app>-<time>)")
+    dp.add_argument("--insecure", action="store_true", help="no TLS (Flower's --insecure); for a first try only")
+    dp.add_argument("--auth", action="store_true", help="SuperNode authentication: a key pair per SuperNode, "
+                    "registered with the SuperLink")
+    dp.add_argument("--overwrite", action="store_true", help="replace what --run-dir already holds (refused otherwise)")
+    dp.add_argument("--verbose", action="store_true", help="show Flower's output")
+    dp.set_defaults(func=_deploy)
+
     st = sub.add_parser("stop", help="stop the SuperLink and Ray head that `fedot sim --keep-alive` left running")
     st.set_defaults(func=_stop)
 
@@ -182,6 +211,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
     c.set_defaults(func=_compare)
+
+    sv = emu.add_parser("serve", help="serve an artifact directory over HTTP with Range support (url delivery)")
+    sv.add_argument("path")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8080)
+    sv.set_defaults(func=_serve)
 
     i = sub.add_parser("info", help="print an emulator artifact's manifest and sizes")
     i.add_argument("path")

@@ -140,6 +140,14 @@ def load_config(path: str | Path):
     return config
 
 
+def config_of(spec: str):
+    """The model's config without its weights (a hub model: config.json only; embedded / GGUF: converted once)."""
+    path = Path(spec).expanduser()
+    if spec in _EMBEDDED or path.suffix == ".gguf" or path.is_dir():
+        return load_config(resolve(spec))
+    return load_config(spec)
+
+
 def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     """A model directory as stored (emulator artifacts load through ``fedot.emulator.load_emulator``)."""
     from transformers import AutoModelForCausalLM

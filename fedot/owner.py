@@ -18,7 +18,7 @@ from .data_owner.tuning import load_trainable_state, prepare, trainable_state
 from .emulator import adapter_local, load_emulator, to_local, to_original
 from .evaluation import EvalCache, docs_of, evaluate
 from .evaluation.cache import docs_hash
-from .models import content_hash, default_device, default_dtype, load_model, load_tokenizer
+from .models import content_hash, default_device, default_dtype, load_config, load_model, load_tokenizer
 from .plugin import adapter_parameters, plug_in, save_adapter
 from .run.results import gap
 from .settings import setting, to_flat
@@ -44,6 +44,7 @@ class ModelOwner:
         get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
         cfg.emulator.data_dir = self.data_dir
         self.model_dir = cfg.emulator.preflight()
+        cfg.delivery.refuse_lossless(cfg.emulator.lossless(load_config(self.model_dir)))  # before the build
         self.device = device or default_device()
         self.dtype = default_dtype(self.device)
         self.emulator_dir, self.manifest = cfg.emulator.build()

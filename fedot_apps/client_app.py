@@ -1,6 +1,8 @@
 """ClientApp = a data owner: trains the adapter on its own partition through the emulator it was sent.
 
-It reads only the data owner's run-config keys (``DataOwnerConfig``) and its node config; the worker cache it keeps
+It reads only the data owner's run-config keys (``DataOwnerConfig``), its node config and what the owner's Messages
+carry: the emulator arrives by ``query`` Messages (``message`` delivery) or is found by the training Message's
+emulator id in the node's own store (``fedot.delivery``), never by an owner-side setting. The worker cache it keeps
 across rounds belongs to this app object. Faults configured for research (``fault-*``) are injected here, decided
 from (seed, round, node) and reported in the reply's ``fault`` record.
 """
@@ -10,8 +12,10 @@ import time
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedot.aggregation.privacy import client_mod
 from fedot.data_owner.faults import InjectedDropout, apply_attack, plan
 from fedot.data_owner.worker import DataOwnerConfig, WorkerCache, local_round
+from fedot.delivery import NodeStore, locate, message, node_cache_root
 from fedot.settings import declarations, from_flat
 
 
@@ -21,8 +25,18 @@ def data_owner_config(run_config) -> DataOwnerConfig:
     return from_flat(DataOwnerConfig, {k: v for k, v in run_config.items() if k in keys})
 
 
+def dp_clipping(msg: Message, context: Context, call_next) -> Message:
+    """Flower's clipping mod (fixed or adaptive) when the owner's training Message asks for client-side DP."""
+    mod = client_mod(msg.content["config"]) if msg.metadata.message_type == "train" else None
+    return mod(msg, context, call_next) if mod else call_next(msg, context)
+
+
 def client_app(cache: WorkerCache) -> ClientApp:
-    app = ClientApp()
+    app = ClientApp(mods=[dp_clipping])
+
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        return message.handle(msg, NodeStore(node_cache_root(context.node_config)))
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
@@ -35,8 +49,9 @@ def client_app(cache: WorkerCache) -> ClientApp:
             raise InjectedDropout(f"injected fault: dropout (fault-dropout {cfg.faults.dropout:g})")
         time.sleep(faults.get("delay_s", 0.0))
         reference = msg.content["arrays"].to_torch_state_dict()
+        emulator = locate(config, context.node_config, progress=cfg.verbose)  # the verified artifact, or a reason
         state, metrics = local_round(
-            cache, str(config["emulator-path"]), str(config["emulator-id"]), reference, cfg,
+            cache, emulator, str(config["emulator-id"]), reference, cfg,
             partition_id=pid, num_partitions=n, lr=float(config["lr"]), server_round=server_round,
             data_dir=str(context.node_config.get("data-dir", "")) or cfg.data_dir or None,
             proximal_mu=float(config.get("proximal-mu", 0.0)))

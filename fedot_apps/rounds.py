@@ -11,6 +11,7 @@ train the wrong number of data owners and report success.
 
 from __future__ import annotations
 
+import json
 import time
 
 from flwr.app import ArrayRecord, ConfigRecord
@@ -18,6 +19,8 @@ from flwr.app import ArrayRecord, ConfigRecord
 from fedot.run import checkpoint
 from fedot.run.log import ROUNDS, RoundLog, read_rows
 from fedot.run.progress import Progress
+
+DELIVERY = "delivery.jsonl"
 
 
 class FederationError(RuntimeError):
@@ -82,6 +85,22 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, t
         raise FederationError(f"no round aggregated ({'; '.join(reasons)}), so there is no tuned adapter to plug in "
                               f"and no result was written; see {log.path} for every rejected reply")
     return arrays
+
+
+def deliver(grid, nodes: list[int], owner, cfg, out, progress: Progress) -> dict:
+    """Bring the emulator to every data owner by the configured mode (nothing for nodes that hold it); the record
+    is appended to ``delivery.jsonl``. Returns what every training Message says about the emulator."""
+    mode = cfg.delivery.chosen
+    config = {"emulator-id": owner.manifest["id"], "emulator-delivery": mode.name,
+              **mode.train_config(cfg.delivery, owner.emulator_dir, owner.manifest)}
+    record = mode.deliver(grid, nodes, owner.emulator_dir, owner.manifest, cfg.delivery,
+                          cfg.round_timeout_s or None, progress.say)
+    with open(out / DELIVERY, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if "bytes_sent" in record:
+        progress.phase(f"emulator delivered ({mode.name}): {record['bytes_sent'] / 2**20:,.0f} MiB sent in "
+                       f"{record['seconds']:.1f} s, {len(record['failed'])} failed")
+    return config
 
 
 def open_run(out, cfg) -> tuple[RoundLog, checkpoint.Checkpoint | None]:

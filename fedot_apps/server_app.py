@@ -15,7 +15,7 @@ from fedot.settings import to_flat
 from fedot.tasks import get_task
 from strategies import OffsiteStrategy
 
-from .rounds import await_data_owners, open_run, run_rounds, sim_folder
+from .rounds import await_data_owners, deliver, open_run, run_rounds, sim_folder
 from .streaming_grid import StreamingGrid
 
 app = ServerApp()
@@ -24,7 +24,7 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = FederatedConfig.from_run_config(context.run_config)
-    await_data_owners(grid, cfg.num_clients, cfg.wait_for_clients_s)  # before anything is loaded
+    nodes = await_data_owners(grid, cfg.num_clients, cfg.wait_for_clients_s)  # before anything is loaded
     out = run_dir(cfg.run_dir, f"{sim_folder(grid).removeprefix('sims/')}-{context.run_id}")
     log, resumed = open_run(out, cfg)  # before the model loads: a run dir in use is refused at once
     write_json(out / "run_config.json", to_flat(cfg))
@@ -36,14 +36,16 @@ def main(grid: Grid, context: Context) -> None:
                    f"{owner.emulator_bytes / 2**20:,.0f} MiB), full model loaded")
     strategy = OffsiteStrategy(lr_for_round=lambda r: lr_at(r, cfg.num_rounds, cfg.lr, cfg.lr_schedule),
                                min_replies=cfg.min_replies, fraction_train=cfg.fraction_train,
-                               emulator_bytes=owner.emulator_bytes, aggregation=cfg.aggregation)
+                               emulator_bytes=owner.emulator_bytes, aggregation=cfg.aggregation, dp=cfg.dp,
+                               population=cfg.num_clients)
     adapter = owner.initial_adapter()
     if resumed is not None:
         checkpoint.restore(strategy, resumed)
         adapter = resumed.adapter
         progress.say(f"resuming after round {resumed.round} of {cfg.num_rounds} (checkpoint in {out})")
-    train_config = {"emulator-path": str(owner.emulator_dir), "emulator-id": owner.manifest["id"]}
-    final = run_rounds(strategy, StreamingGrid(grid), owner, log, cfg, ArrayRecord(adapter), train_config, progress,
+    grid = StreamingGrid(grid)
+    train_config = deliver(grid, nodes, owner, cfg, out, progress)
+    final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), train_config, progress,
                        start_round=resumed.round + 1 if resumed else 1)
     record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed())
     if "full_finetuned" in record["numbers"]:

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from logging import WARNING
 
 import numpy as np
+import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedot.aggregation.average import RunningAverage, state_bytes
+from fedot.aggregation.privacy import DPConfig, Privacy
 from fedot.aggregation.rules import RULES, AggregationConfig
 from fedot.aggregation.validate import Rejected, check_reply, finite, injected_fault
 
@@ -53,7 +55,7 @@ def _count(metrics: dict, key: str) -> int:
 class OffsiteStrategy(FedAvg):
     def __init__(self, *, lr_for_round: Callable[[int], float], min_replies: int = 1, fraction_train: float = 1.0,
                  min_available_nodes: int = 1, emulator_bytes: int = 0,
-                 aggregation: AggregationConfig | None = None):
+                 aggregation: AggregationConfig | None = None, dp: DPConfig | None = None, population: int = 1):
         super().__init__(fraction_train=fraction_train, fraction_evaluate=0.0, min_train_nodes=1,
                          min_available_nodes=min_available_nodes)
         self.lr_for_round = lr_for_round
@@ -62,6 +64,10 @@ class OffsiteStrategy(FedAvg):
         self.aggregation = aggregation or AggregationConfig()
         self.rule = RULES[self.aggregation.rule]
         self.flower_rule = self.rule.build(self.aggregation)
+        dp = dp or DPConfig()
+        self.privacy = Privacy(dp, population, fraction_train, min_available_nodes) if dp.on else None
+        if self.privacy is not None:  # Flower's DP wrapper samples, clips, averages and adds noise
+            self.flower_rule = self.privacy
         self.seen: set[int] = set()  # nodes that already hold the emulator
         self._sent: dict = {}
 
@@ -70,7 +76,8 @@ class OffsiteStrategy(FedAvg):
         config["lr"] = float(self.lr_for_round(server_round))
         for key, value in self.rule.client_config(self.aggregation).items():
             config[key] = value
-        messages = list(super().configure_train(server_round, arrays, config, grid))
+        configure = self.privacy.configure_train if self.privacy else super().configure_train
+        messages = list(configure(server_round, arrays, config, grid))
         sampled = sorted(m.metadata.dst_node_id for m in messages)
         first_contact = [n for n in sampled if n not in self.seen]
         self.seen.update(sampled)
@@ -86,23 +93,27 @@ class OffsiteStrategy(FedAvg):
         """The rule's aggregate of the accepted replies (None with the reason when it cannot be had)."""
         if average is not None:
             return average.result(), None
-        messages = []
+        messages, order = [], list(self._sent["reference"])  # the global adapter's order: DP clips by position
         for r in held:  # each reply's tensors are released as its Message is built: one copy of the round, not two
-            arrays, r.state = ArrayRecord(r.state), {}
-            messages.append(Message(RecordDict({"arrays": arrays, "metrics": MetricRecord({"num-examples": r.weight})}),
+            arrays, r.state = ArrayRecord({k: r.state[k] for k in order}), {}
+            metrics = self.privacy.reply_metrics(r.metrics) if self.privacy else {"num-examples": r.weight}
+            messages.append(Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(metrics)}),
                                     dst_node_id=0, message_type="train"))
         try:
             arrays, _ = self.flower_rule.aggregate_train(server_round, messages)
         except Exception as e:  # a rule's own precondition (e.g. Bulyan's n >= 4f + 3) or numerical failure
             return None, f"{self.aggregation.rule} could not aggregate: {type(e).__name__}: {e}"
         if arrays is None:
+            if self.privacy:
+                return None, (f"dp: {len(messages)} accepted replies of {self.privacy.sampled} sampled; a private "
+                              "release needs every sampled data owner's update, so none was made this round")
             return None, f"{self.aggregation.rule} returned no aggregate"
         return arrays.to_torch_state_dict(), None
 
     def aggregate_round(self, server_round: int, replies: Iterable[Message]) -> RoundOutcome:
         """Validate, bound and aggregate the replies; the round's outcome and its log row."""
         reference = self._sent["reference"]
-        average = RunningAverage() if self.rule.streaming else None
+        average = RunningAverage() if self.rule.streaming and not self.privacy else None
         held, accepted, rejected, faults, clipped, losses, emulator_loads = [], [], [], [], [], [], {}
         replied: set[int] = set()
         bytes_up = steps = 0
@@ -115,6 +126,9 @@ class OffsiteStrategy(FedAvg):
                 faults.append({"node": node, **(fault or {"dropout": True})})
             try:
                 reply = check_reply(msg, reference, self.aggregation)
+                if self.privacy and all(torch.equal(reply.state[k], reference[k]) for k in reference):
+                    raise Rejected("an all-zero update, which Flower 1.41's DP clipping cannot take (it divides by "
+                                   "the update's norm)")
             except Rejected as e:
                 rejected.append({"node": node, "reason": str(e)})
                 continue
@@ -150,6 +164,8 @@ class OffsiteStrategy(FedAvg):
             state, reason = self._combine(server_round, held, average)
             if state is not None and not finite(state):
                 reason = "the aggregate is not finite"
+        if self.privacy:
+            row["dp"] = self.privacy.spent()
         if reason:
             log(WARNING, "round %d: %s; keeping the previous adapter", server_round, reason)
             return RoundOutcome(None, {**row, "aggregated": False, "not_aggregated_reason": reason})

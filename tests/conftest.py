@@ -33,3 +33,4 @@ def _isolated_cache(request, tmp_path, monkeypatch):
     """Fast tests get a private fedot cache; slow tests share the real one (converting SmolLM2 once is enough)."""
     if request.node.get_closest_marker("slow") is None:
         monkeypatch.setenv("FEDOT_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setenv("FEDOT_NODE_CACHE", str(tmp_path / "nodes"))  # each data owner's own store

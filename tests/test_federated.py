@@ -47,14 +47,15 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path):
                                                               "plugin"))
     out = Path(rc["run-dir"])
     assert (out / "adapter.safetensors").exists() and (out / "results.png").exists() and (out / "rounds.png").exists()
-    # only adapter tensors travel, the emulator goes by path + hash in the config, and each message carries it once
+    # only adapter tensors travel in training Messages; the emulator went once per node by delivery Messages
     manifest = read_manifest(results["emulator"]["path"])
     arch = architecture("llama")
     for msg in grid.sent:
         names = list(msg.content["arrays"].keys())
         assert names and {arch.block_index(n) for n in names} <= set(manifest["adapter_blocks"])
         config = msg.content["config"]
-        assert config["emulator-id"] == manifest["id"] and Path(config["emulator-path"]).is_dir()
+        assert config["emulator-id"] == manifest["id"] and config["emulator-delivery"] == "message"
+        assert "emulator-path" not in config
         assert config.count_bytes() < 1000
     # the byte accounting equals the sizes of the tensors actually sent
     for row in rows[1:]:

@@ -9,18 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from support.flower import own_flower
+
 pytestmark = pytest.mark.slow
 TINY = "num-rounds=1 local-steps=1 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4"
-
-
-def own_flower(tmp_path, monkeypatch) -> Path:
-    """A Flower home and ports of the test's own, so a SuperLink the user has running is not touched."""
-    monkeypatch.setenv("FLWR_HOME", str(tmp_path / "flwr"))
-    monkeypatch.setenv("FLWR_LOCAL_SUPERLINK_HTTP_API_PORT", "39191")
-    monkeypatch.setenv("FLWR_LOCAL_CONTROL_API_PORT", "39193")
-    monkeypatch.setenv("FEDOT_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    return tmp_path / "flwr"
 
 
 def test_quickstart_via_fedot_sim(tmp_path, monkeypatch):

@@ -6,50 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedot.aggregation.average import weighted_average
-from fedot.aggregation.rules import RULES, AggregationConfig
+from fedot.aggregation.rules import RULES
 from fedot.data_owner.faults import ATTACKS, FaultConfig, malicious_partitions, plan
-from strategies import OffsiteStrategy
 from support.inprocess import InProcessGrid, run_config, run_server
-
-REF = {"w": torch.zeros(3, 2), "b": torch.zeros(2)}
-
-
-class Nodes:
-    """The least a FedAvg needs to sample nodes and address messages."""
-
-    def __init__(self, n):
-        self.nodes = list(range(1, n + 1))
-
-    def get_node_ids(self):
-        return self.nodes
-
-
-def strategy_for(n, **aggregation):
-    from flwr.supercore.task_identity import TaskIdentity
-
-    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 0
-    s = OffsiteStrategy(lr_for_round=lambda r: 1e-3, aggregation=AggregationConfig(**aggregation))
-    messages = list(s.configure_train(1, ArrayRecord(REF), ConfigRecord({}), Nodes(n)))
-    for i, m in enumerate(messages):
-        m.metadata.__dict__["_message_id"] = f"m{i}"
-    return s, messages
-
-
-def honest(value, n=10):
-    return {"w": torch.full((3, 2), float(value)), "b": torch.full((2,), float(value))}, n
-
-
-def reply(to, content=None, error=None):
-    if error:
-        return Message(Error(code=1, reason=error), reply_to=to)
-    return Message(content, reply_to=to)
-
-
-def good(state, n, **metrics):
-    return RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord({"num-examples": n, **metrics})})
+from support.replies import REF, good, honest, reply, strategy_for
 
 
 def malformed():

@@ -65,6 +65,13 @@ class EmulatorSpec:
         self.split(num_blocks(load_config(model_dir)))
         return model_dir
 
+    def lossless(self, config) -> bool:
+        """Whether the artifact would be the full model (every middle block kept exactly), as its manifest will say;
+        from the model's config alone, before anything is built."""
+        method = self.bound()
+        split, harmonized = method.split(num_blocks(config))
+        return split.lossless and not harmonized and self.transform(method, architecture(config)) is None
+
     def transform(self, method: Method, arch):
         """The method's per-tensor compression, then SRC on attention weights; norms and biases stay exact."""
         compress, beta = method.transform(arch), self.beta

@@ -2,10 +2,11 @@
 
 A checkpoint is the global adapter (``checkpoint/adapter-r<round>.safetensors``, with the server optimiser's moments
 when the rule has them: FedAdam's m_t and v_t) and ``checkpoint/state.json`` (the round, the nodes that already hold
-the emulator, the learning-rate schedule position, the Python RNG state Flower samples clients with, the adapter
-file's sha256). The adapter file is written first under a new name, then state.json is replaced atomically, then the
-previous adapter file is removed: a ``kill -9`` at any instant leaves one complete checkpoint, and a resumed run
-loses at most the round in progress. ``rounds.jsonl`` rows after the checkpointed round are dropped on resume.
+the emulator, the learning-rate schedule position, the Python RNG state Flower samples clients with, the DP
+accountant's compositions, the adapter file's sha256). The adapter file is written first under a new name, then
+state.json is replaced atomically, then the previous adapter file is removed: a ``kill -9`` at any instant leaves
+one complete checkpoint, and a resumed run loses at most the round in progress. ``rounds.jsonl`` rows after the
+checkpointed round are dropped on resume.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Checkpoint:
     lr: float
     optimiser: dict[str, dict[str, np.ndarray]]
     rng_state: tuple
+    privacy: dict | None = None  # the DP accountant's compositions and the (adaptive) clipping norm
 
 
 def _sha256(path: Path) -> str:
@@ -58,7 +60,8 @@ def save(out: Path, server_round: int, adapter: dict[str, torch.Tensor], strateg
     version, state, rest = random.getstate()
     write_json(folder / "state.json", {
         "round": server_round, "weights": weights.name, "sha256": _sha256(weights), "seen": sorted(strategy.seen),
-        "lr": strategy.lr_for_round(server_round), "rng_state": [version, list(state), rest]})
+        "lr": strategy.lr_for_round(server_round), "rng_state": [version, list(state), rest],
+        "privacy": strategy.privacy.state() if strategy.privacy else None})
     for old in folder.glob("adapter-r*.safetensors"):
         if old != weights:
             old.unlink(missing_ok=True)
@@ -82,7 +85,8 @@ def load(out: Path) -> Checkpoint | None:
     optimiser = {name: {k.removeprefix(f"{name}."): v.numpy() for k, v in tensors.items() if k.startswith(f"{name}.")}
                  for name in OPTIMISER}
     version, rng, rest = state["rng_state"]
-    return Checkpoint(state["round"], adapter, state["seen"], state["lr"], optimiser, (version, tuple(rng), rest))
+    return Checkpoint(state["round"], adapter, state["seen"], state["lr"], optimiser, (version, tuple(rng), rest),
+                      state.get("privacy"))
 
 
 def restore(strategy, checkpoint: Checkpoint) -> None:
@@ -92,3 +96,5 @@ def restore(strategy, checkpoint: Checkpoint) -> None:
         if arrays and hasattr(strategy.flower_rule, name):
             setattr(strategy.flower_rule, name, arrays)
     random.setstate(checkpoint.rng_state)
+    if checkpoint.privacy and strategy.privacy:
+        strategy.privacy.load_state(checkpoint.privacy)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..aggregation.privacy import DPConfig
 from ..aggregation.rules import AggregationConfig
 from ..aggregation.schedule import SCHEDULES
 from ..data_owner.partition import SCHEMES
 from ..data_owner.worker import DataOwnerConfig
+from ..delivery import DeliveryConfig
 from ..emulator.spec import EmulatorSpec
 from ..evaluation.config import EvalConfig
 from ..owner import BaselineConfig
@@ -40,7 +42,9 @@ class FederatedConfig:
     resume: bool = setting(False, "continue the run in run-dir from its last checkpointed round (`fedot sim "
                            "--resume RUN_DIR` sets it)")
     aggregation: AggregationConfig = group(AggregationConfig)
+    dp: DPConfig = group(DPConfig)
     emulator: EmulatorSpec = group(EmulatorSpec)
+    delivery: DeliveryConfig = group(DeliveryConfig)
     data_owner: DataOwnerConfig = group(DataOwnerConfig)
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")
     baseline: BaselineConfig = group(BaselineConfig)
@@ -56,6 +60,8 @@ class FederatedConfig:
                                f"{self.sampled_per_round} of {self.num_clients} data owners (fraction-train "
                                f"{self.fraction_train:g}); lower min-replies or raise num-clients / fraction-train")
         SCHEMES[self.data_owner.partition.scheme].check(self.data_owner.task)
+        self.dp.check_rule(self.aggregation.rule)
+        self.dp.check_sampled(self.sampled_per_round)
         try:
             self.aggregation.check_sampled(self.sampled_per_round)
         except ValueError as e:

@@ -80,6 +80,7 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         "client_steps": client_steps, "run_config": to_flat(cfg),
         "emulator": {"path": str(owner.emulator_dir), **owner.manifest},
         "wall_seconds": wall_seconds, "baseline_seconds": baseline_seconds, "command": cfg.command,
+        "privacy": next((r["dp"] for r in reversed(rows) if r.get("dp")), None),  # (epsilon, delta) spent in all
     }
     results.write(out, record)
     plot_rounds(rows, task.primary, out / "rounds.png")

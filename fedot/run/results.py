@@ -73,6 +73,11 @@ def markdown(record: dict) -> str:
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
     for name, ok in record["conditions"].items():
         lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")
+    if record.get("privacy"):
+        p = record["privacy"]
+        lines += ["", f"Differential privacy ({p['mode']}, noise multiplier {p['noise_multiplier']:g}, clipping norm "
+                      f"{p['clip_norm']:.4g}): (epsilon = {p['epsilon']:.3g}, delta = {p['delta']:g}) after "
+                      f"{p['releases']} releases, client-level, Flower's RDP accountant"]
     if record.get("command"):
         lines += ["", f"Command: `{record['command']}`"]
     return "\n".join(lines) + "\n"

@@ -55,10 +55,11 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     """Fail before Flower and Ray start: any bad setting, a model that cannot be had, GPUs the machine lacks."""
     import torch
 
-    from ..models import check_available
+    from ..models import check_available, config_of
 
     cfg = sim.config(overrides)
     check_available(cfg.emulator.model)
+    cfg.delivery.refuse_lossless(cfg.emulator.lossless(config_of(cfg.emulator.model)))
     check_data(cfg.data_owner.task, cfg.data_owner.data_dir or None)
     gpus = float(sim.resources().get("client-resources-num-gpus", 0) or 0)
     if gpus > 0 and not torch.cuda.is_available():
@@ -104,19 +105,19 @@ def check_data(task_name: str, root) -> None:
             raise SimError(f"task {task_name!r}: its {split} split ({who}) is empty under {root or 'FEDOT_DATA_DIR'}")
 
 
-def run_status(run_id: str, env: dict) -> str:
-    out = subprocess.run([_flwr(), "ls", "--run-id", run_id, "--format", "json"], capture_output=True, text=True,
-                         env=env)
+def run_status(run_id: str, env: dict, connection: list[str] = ()) -> str:
+    out = subprocess.run([_flwr(), "ls", *connection, "--run-id", run_id, "--format", "json"], capture_output=True,
+                         text=True, env=env)
     try:
         return str(json.loads(out.stdout)["runs"][0]["status"])
     except (ValueError, KeyError, IndexError) as e:
         raise SimError(f"could not read the status of run {run_id}: {out.stdout[-500:]} {out.stderr[-500:]}") from e
 
 
-def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None,
-            run_dir: str | Path | None = None, keep_alive: bool = False, print_config: bool = False,
-            verbose: bool = False, resume: str | Path | None = None, overwrite: bool = False) -> Path:
-    """Run the app; return its run directory. Raises :class:`SimError` unless the run completed."""
+def prepare(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None,
+            run_dir: str | Path | None = None, verbose: bool = False, resume: str | Path | None = None,
+            overwrite: bool = False, print_config: bool = False) -> tuple[Sim, dict, FederatedConfig, Path]:
+    """The sim, its run-config overrides, the checked settings and the claimed run dir (before Flower starts)."""
     sim = Sim(app)
     overrides = parse_overrides(run_config or [])
     if resume:
@@ -129,48 +130,50 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
     if os.environ.get("FEDOT_DATA_DIR") and "data-dir" not in overrides:
         overrides["data-dir"] = str(Path(os.environ["FEDOT_DATA_DIR"]).expanduser().resolve())
     run_dir = Path(run_dir or Path("runs") / f"{sim.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    argv = sys.argv[2:] if sys.argv[1:2] == ["sim"] else []
-    overrides.update({"run-dir": str(run_dir), "command": "fedot sim " + " ".join(shlex.quote(a) for a in argv)})
+    argv = sys.argv[1:] if sys.argv[1:2] in (["sim"], ["deploy"]) else []
+    overrides.update({"run-dir": str(run_dir), "command": "fedot " + " ".join(shlex.quote(a) for a in argv)})
     cfg = preflight(sim, overrides)
-    if print_config:
-        print(describe(cfg))
-        return run_dir
-    claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
+    if not print_config:
+        claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
+    return sim, overrides, cfg, run_dir
+
+
+def flwr_env() -> dict:
     # flwr launches flower-superlink/-superexec by name: they sit beside this interpreter even in an unactivated venv
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    env = {**os.environ, "PATH": path, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
-    home = flwr_home()
-    keep_alive = keep_alive or os.environ.get(KEEP_ALIVE_ENV) == "1"
-    started_here = not superlink_pids(home)
-    if keep_alive:  # before the SuperLink starts: it and its simulations inherit the address
-        env["RAY_ADDRESS"] = start_ray_head(home)["address"]
-    cmd = [_flwr(), "run", str(sim.path), "--stream", "--federation-config",
-           " ".join(f"{k}={json.dumps(v)}" for k, v in federation(sim, cfg).items())]
+    return {**os.environ, "PATH": path, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+
+
+def run_args(overrides: dict) -> list[str]:
+    args = []
     for key, value in overrides.items():  # Flower's parser takes "..." without inner double quotes
         value = value.replace('"', "'") if isinstance(value, str) else value
-        cmd += ["--run-config", f"{key}={json.dumps(value)}"]
+        args += ["--run-config", f"{key}={json.dumps(value)}"]
+    return args
+
+
+def stream(cmd: list[str], env: dict, run_dir: Path, verbose: bool, connection: list[str] = ()) -> tuple[str, str]:
+    """Run ``flwr run``, progress lines to the terminal and everything to ``flower.log``; (run id, final status)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "flower.log"
-    print(f"{MARK} {sim.name}: {cfg.num_clients} data owners, {cfg.num_rounds} rounds "
-          f"(Flower and Ray output: {log_path}{'' if verbose else '; --verbose shows it'})", flush=True)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     run_id = None
-    try:
-        with open(log_path, "a", buffering=1) as flower_log:
-            for line in proc.stdout:
-                flower_log.write(line)
-                if verbose or MARK in line:
-                    sys.stdout.write(line[line.index(MARK):] if MARK in line and not verbose else line)
-                    sys.stdout.flush()
-                m = re.search(r"started run (\d+)", line)
-                run_id = run_id or (m.group(1) if m else None)
-        proc.wait()
-        if run_id is None:
-            raise SimError(f"flwr run did not start a run (exit code {proc.returncode}); see the output above")
-        status = run_status(run_id, env)
-    finally:
-        if started_here and not keep_alive:
-            stop_superlink(home)
+    with open(log_path, "a", buffering=1) as flower_log:
+        for line in proc.stdout:
+            flower_log.write(line)
+            if verbose or MARK in line:
+                sys.stdout.write(line[line.index(MARK):] if MARK in line and not verbose else line)
+                sys.stdout.flush()
+            m = re.search(r"started run (\d+)", line)
+            run_id = run_id or (m.group(1) if m else None)
+    proc.wait()
+    if run_id is None:
+        raise SimError(f"flwr run did not start a run (exit code {proc.returncode}); see {log_path}")
+    return run_id, run_status(run_id, env, connection)
+
+
+def finish(run_id: str, status: str, run_dir: Path, verbose: bool) -> Path:
+    log_path = run_dir / "flower.log"
     if status != "finished:completed":
         if not verbose:
             tail = log_path.read_text().splitlines()[-25:]
@@ -180,3 +183,29 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
         print("\n" + (run_dir / "results.md").read_text())
     print(f"run {run_id} {status}; outputs in {run_dir}; Flower and Ray output in {log_path}")
     return run_dir
+
+
+def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None,
+            run_dir: str | Path | None = None, keep_alive: bool = False, print_config: bool = False,
+            verbose: bool = False, resume: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Run the app; return its run directory. Raises :class:`SimError` unless the run completed."""
+    sim, overrides, cfg, run_dir = prepare(app, run_config, num_clients, run_dir, verbose, resume, overwrite,
+                                           print_config)
+    if print_config:
+        print(describe(cfg))
+        return run_dir
+    env, home = flwr_env(), flwr_home()
+    keep_alive = keep_alive or os.environ.get(KEEP_ALIVE_ENV) == "1"
+    started_here = not superlink_pids(home)
+    if keep_alive:  # before the SuperLink starts: it and its simulations inherit the address
+        env["RAY_ADDRESS"] = start_ray_head(home)["address"]
+    cmd = [_flwr(), "run", str(sim.path), "--stream", "--federation-config",
+           " ".join(f"{k}={json.dumps(v)}" for k, v in federation(sim, cfg).items()), *run_args(overrides)]
+    print(f"{MARK} {sim.name}: {cfg.num_clients} data owners, {cfg.num_rounds} rounds "
+          f"(Flower and Ray output: {run_dir / 'flower.log'}{'' if verbose else '; --verbose shows it'})", flush=True)
+    try:
+        run_id, status = stream(cmd, env, run_dir, verbose)
+    finally:
+        if started_here and not keep_alive:
+            stop_superlink(home)
+    return finish(run_id, status, run_dir, verbose)

@@ -23,10 +23,12 @@ from fedot_apps.server_app import main as server_main
 class InProcessGrid:
     """Delivers each message to a ClientApp call in this process; ``tamper`` can corrupt replies.
 
-    All simulated data owners share one worker, with its own :class:`WorkerCache` (``cache``).
+    All simulated data owners share one worker, with its own :class:`WorkerCache` (``cache``). ``client_keys``
+    limits the run config the data owners see to those keys; ``node_config`` adds to a node's node config.
     """
 
-    def __init__(self, num_nodes: int, run_config: dict, tamper=None, fail_nodes=(), cache: WorkerCache | None = None):
+    def __init__(self, num_nodes: int, run_config: dict, tamper=None, fail_nodes=(), cache: WorkerCache | None = None,
+                 client_keys=None, node_config=None):
         TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 0
         self.cache = cache or WorkerCache()
         self.client_app = client_app(self.cache)
@@ -34,7 +36,10 @@ class InProcessGrid:
         self.run_config = run_config
         self.tamper = tamper
         self.fail_nodes = set(fail_nodes)
-        self.sent: list[Message] = []
+        self.client_keys = client_keys
+        self.node_config = node_config or {}
+        self.sent: list[Message] = []  # training Messages
+        self.queries: list[Message] = []  # emulator delivery Messages
         self._queue: deque[Message] = deque()
 
     def get_node_ids(self):
@@ -44,7 +49,7 @@ class InProcessGrid:
         ids = []
         for msg in messages:
             msg.metadata.__dict__["_message_id"] = msg.object_id  # as the SuperLink numbers them
-            self.sent.append(msg)
+            (self.queries if msg.metadata.message_type == "query" else self.sent).append(msg)
             self._queue.append(msg)
             ids.append(msg.metadata.message_id)
         return ids
@@ -61,13 +66,15 @@ class InProcessGrid:
         node = msg.metadata.dst_node_id
         if node in self.fail_nodes:
             return Message(Error(code=1, reason="simulated crash"), reply_to=msg)
-        context = Context(run_id=1, node_id=node, state=RecordDict(), run_config=self.run_config,
-                          node_config={"partition-id": self.nodes.index(node), "num-partitions": len(self.nodes)})
+        run_config = {k: v for k, v in self.run_config.items() if self.client_keys is None or k in self.client_keys}
+        node_config = {"partition-id": self.nodes.index(node), "num-partitions": len(self.nodes),
+                       **self.node_config.get(node, {})}
+        context = Context(run_id=1, node_id=node, state=RecordDict(), run_config=run_config, node_config=node_config)
         try:
             reply = self.client_app(msg, context)
         except Exception as e:  # as Flower's runtime does: a raising ClientApp becomes an error reply
             return Message(Error(code=1, reason=f"{type(e)}:<'{e}'>"), reply_to=msg)
-        return self.tamper(node, reply) if self.tamper else reply
+        return self.tamper(node, reply) if self.tamper and msg.metadata.message_type == "train" else reply
 
 
 def run_config(model_dir, out, **overrides) -> dict:

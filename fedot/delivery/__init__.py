@@ -1,0 +1,135 @@
+"""How the emulator reaches the data owners: one registered mode per way it can travel (``emulator-delivery``).
+
+The emulator artifact is the only thing of the model owner a data owner receives. Each mode says what the owner
+does before round 1 (:meth:`Mode.deliver`), what the training Message carries (:meth:`Mode.train_config`, never
+more than the artifact's id and where to find it) and how a node finds the verified artifact in its own store
+(:meth:`Mode.locate`). ``message`` works wherever Flower does (the deployment default); ``url`` suits artifacts
+too large for the federation's messages; ``path`` is the one-machine simulation shortcut (the owner's disk).
+
+A lossless "emulator" (every middle block kept exactly) is the full model; a federated run refuses to ship it
+unless ``allow-lossless-emulator`` says this is deliberate (a ceiling experiment, not a privacy-preserving run).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..emulator.artifact import ArtifactError
+from ..settings import SettingError, setting
+from . import message, url
+from .store import NodeStore, node_cache_root
+
+
+class Mode:
+    """A delivery mode: owner side (``train_config``, ``deliver``) and node side (``locate``)."""
+
+    name: ClassVar[str]
+    help: ClassVar[str]
+
+    def check(self, cfg: DeliveryConfig) -> None:
+        """Settings that cannot work with this mode, before anything starts."""
+
+    def train_config(self, cfg: DeliveryConfig, artifact_dir: Path, manifest: dict) -> dict:
+        """What each training Message says about the emulator besides its id."""
+        return {}
+
+    def deliver(self, grid, nodes: list[int], artifact_dir: Path, manifest: dict, cfg: DeliveryConfig,
+                timeout: float | None, report) -> dict:
+        """The owner's work before round 1; returns the record that goes to rounds.jsonl."""
+        return {"mode": self.name}
+
+    def locate(self, config, store: NodeStore, progress: bool) -> Path:
+        """The verified artifact's directory at this node; raises :class:`ArtifactError` with the reason."""
+        raise NotImplementedError
+
+
+class MessageMode(Mode):
+    name, help = "message", "inside Flower Messages, chunked, once per node, into its cache-dir"
+
+    def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report) -> dict:
+        return message.send(grid, nodes, artifact_dir, manifest, int(cfg.chunk_mb * 2**20), timeout, report)
+
+    def locate(self, config, store, progress) -> Path:
+        aid = str(config["emulator-id"])
+        path = store.get(aid)
+        if path is None:
+            raise ArtifactError(f"emulator {aid[:12]}… was not delivered to this data owner (its delivery failed or "
+                                "never ran; see the delivery record of round 0 in rounds.jsonl)")
+        return path
+
+
+class UrlMode(Mode):
+    name, help = "url", "downloaded by each node from emulator-url (http(s):// or file://), resumable"
+
+    def check(self, cfg) -> None:
+        if not cfg.url:
+            raise SettingError("emulator-delivery = 'url' needs emulator-url: the http(s):// or file:// URL where the "
+                               "owner published the artifact directory (e.g. `fedot emulator serve DIR`)")
+        try:
+            url.check_url(cfg.url)
+        except ArtifactError as e:
+            raise SettingError(str(e)) from None
+
+    def train_config(self, cfg, artifact_dir, manifest) -> dict:
+        served = url.published_id(cfg.url)
+        if served != manifest["id"]:
+            raise ArtifactError(f"emulator-url {cfg.url} serves artifact {served[:12]}…, but this run's emulator is "
+                                f"{manifest['id'][:12]}…; publish {artifact_dir} at that URL")
+        return {"emulator-url": cfg.url}
+
+    def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report) -> dict:
+        return {"mode": self.name, "url": cfg.url, "artifact_id": manifest["id"]}
+
+    def locate(self, config, store, progress) -> Path:
+        return url.fetch(str(config["emulator-url"]), str(config["emulator-id"]), store, progress=progress)
+
+
+class PathMode(Mode):
+    name, help = "path", "a path on the owner's disk: one-machine simulations only"
+
+    def train_config(self, cfg, artifact_dir, manifest) -> dict:
+        return {"emulator-path": str(artifact_dir)}
+
+    def locate(self, config, store, progress) -> Path:
+        return Path(str(config["emulator-path"]))
+
+
+DELIVERY: dict[str, Mode] = {m.name: m for m in (MessageMode(), UrlMode(), PathMode())}
+
+
+@dataclass
+class DeliveryConfig:
+    mode: str = setting("message", "how the emulator reaches the data owners: "
+                        + "; ".join(f"{m.name}: {m.help}" for m in DELIVERY.values()),
+                        choices=tuple(DELIVERY), key="emulator-delivery")
+    chunk_mb: float = setting(32.0, "message delivery: MiB of the artifact per Message (the SuperLink holds at most "
+                              "one per node at a time)", gt=0, le=1024, key="emulator-chunk-mb")
+    url: str = setting("", "url delivery: http(s):// or file:// URL of the directory the owner published the "
+                       "artifact in", key="emulator-url")
+    allow_lossless: bool = setting(False, "ship an emulator that keeps every middle block exactly (the full model): "
+                                   "only for ceiling experiments", key="allow-lossless-emulator")
+
+    def check(self) -> None:
+        DELIVERY[self.mode].check(self)
+
+    def refuse_lossless(self, lossless: bool) -> None:
+        if lossless and not self.allow_lossless:
+            raise SettingError("this emulator keeps every middle block exactly, so shipping it ships the full model "
+                               "to every data owner; set emulator-blocks below the number of middle blocks (or "
+                               "choose a compressing emulator-method), or allow-lossless-emulator = true for a "
+                               "deliberate ceiling experiment")
+
+    @property
+    def chosen(self) -> Mode:
+        return DELIVERY[self.mode]
+
+
+def locate(config, node_config, progress: bool = False) -> Path:
+    """The node-side entry: the verified emulator named in a training Message's config, from the node's store."""
+    mode = str(config.get("emulator-delivery", ""))
+    if mode not in DELIVERY:
+        raise ArtifactError(f"training Message names emulator-delivery {mode[:40]!r}; expected one of "
+                            f"{sorted(DELIVERY)}")
+    return DELIVERY[mode].locate(config, NodeStore(node_cache_root(node_config)), progress)

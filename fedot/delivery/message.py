@@ -1,0 +1,159 @@
+"""``message`` delivery: the emulator travels inside Flower Messages, once per node, in bounded chunks.
+
+Before round 1 the model owner asks every node what it holds of the artifact (``status``); a node that already has
+it verified in its own cache (an earlier run) receives nothing. The others receive the artifact's files as a
+sequence of ``query`` Messages of at most ``emulator-chunk-mb`` each (``chunk``: pieces of files, each a file name,
+an offset and the bytes as one uint8 Array, which Flower 1.41 splits further into 5 MB ``ArrayChunk`` objects on the
+wire; small files share one Message). The last Message asks the node to ``finish``: it checks the manifest's hash
+against the id the owner sent and every file against the manifest (:class:`~fedot.delivery.store.NodeStore`). All
+nodes get chunk k before any gets chunk k+1, so the SuperLink holds at most one chunk per node at a time and neither
+side ever materialises a multi-GB Message. A node that held part of the artifact (an interrupted earlier delivery)
+is sent only the rest. A deployed SuperNode starts a ClientApp process per Message, so fewer, larger chunks are
+faster there (``docs/deployment.md``).
+
+A node that fails (an error reply, a verification failure, no reply within the timeout) is recorded with its reason
+and is not sent more; its training replies are then rejected with the reason "emulator not delivered", never
+trained on something else.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
+
+from ..emulator.artifact import MANIFEST, ArtifactError
+from .store import NodeStore
+
+QUERY = "query"
+RECORD = "delivery"  # the ConfigRecord that marks a delivery Message (and its reply)
+
+
+def _message(node: int, op: dict, pieces: list[bytes] = ()) -> Message:
+    content = {RECORD: ConfigRecord(op)}
+    if pieces:
+        content["chunk"] = ArrayRecord({str(i): Array(np.frombuffer(b, dtype=np.uint8)) for i, b in enumerate(pieces)})
+    return Message(RecordDict(content), dst_node_id=node, message_type=QUERY)
+
+
+def _exchange(grid, messages: dict[int, Message], timeout: float | None) -> dict[int, dict | str]:
+    """Send one Message per node; each node's reply record, or the reason it has none."""
+    out: dict[int, dict | str] = {}
+    for reply in grid.send_and_receive(list(messages.values()), timeout=timeout):
+        node = reply.metadata.src_node_id
+        if reply.has_error():
+            out[node] = f"error reply: {reply.error.reason}"
+        elif RECORD not in reply.content.config_records:
+            out[node] = "reply without a delivery record"
+        else:
+            out[node] = dict(reply.content.config_records[RECORD])
+    for node in messages:
+        out.setdefault(node, "no reply within the timeout")
+    return out
+
+
+def _plan(held: dict[str, int], sizes: dict[str, int], budget: int) -> tuple[tuple, bool]:
+    """A node's next pieces (file, offset, length), at most ``budget`` bytes in all, small files packed together;
+    and whether it holds the whole artifact after them. ``held`` is -1 for a file it has nothing of."""
+    pieces, after = [], dict(held)
+    for name, size in sizes.items():
+        start = max(held[name], 0)
+        if held[name] >= 0 and start >= size:
+            continue
+        if budget <= 0:
+            break
+        n = min(size - start, budget)
+        pieces.append((name, start, n))
+        after[name], budget = start + n, budget - n
+    return tuple(pieces), all(after[f] == size for f, size in sizes.items())
+
+
+def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes: int,
+         timeout: float | None = None, report=print) -> dict:
+    """Deliver the artifact to every node that lacks it; returns the delivery record."""
+    t0, aid = time.perf_counter(), manifest["id"]
+    files = [*sorted(manifest["files"]), MANIFEST]
+    sizes = {f: (artifact_dir / f).stat().st_size for f in files}
+    total = sum(sizes.values())
+    nodes_record = {str(n): {"bytes": 0, "messages": 0} for n in nodes}
+    pending: dict[int, dict] = {}
+    for node, answer in _exchange(grid, {n: _message(n, {"op": "status", "artifact-id": aid}) for n in nodes},
+                                  timeout).items():
+        if isinstance(answer, str):
+            nodes_record[str(node)]["error"] = answer
+        elif answer.get("complete"):
+            nodes_record[str(node)]["cached"] = True
+        else:
+            pending[node] = {f: int(answer.get(f"held:{f}", -1)) for f in files}
+    report(f"emulator delivery: {len(pending)} of {len(nodes)} data owners need it ({total / 2**20:,.0f} MiB, "
+           f"chunks of {chunk_bytes / 2**20:,.0f} MiB)")
+    while pending:
+        messages, plans, data = {}, {}, {}
+        for node, held in pending.items():
+            plans[node] = pieces, finish = _plan(held, sizes, chunk_bytes)
+            for piece in pieces:  # read once for all nodes that need the same piece
+                if piece not in data:
+                    with open(artifact_dir / piece[0], "rb") as fh:
+                        fh.seek(piece[1])
+                        data[piece] = fh.read(piece[2])
+            op = {"op": "chunk", "artifact-id": aid, "files": [p[0] for p in pieces],
+                  "offsets": [p[1] for p in pieces], "finish": finish}
+            messages[node] = _message(node, op, [data[p] for p in pieces])
+        for node, answer in _exchange(grid, messages, timeout).items():
+            rec, (pieces, finish) = nodes_record[str(node)], plans[node]
+            rec["messages"] += 1
+            if isinstance(answer, str):
+                rec["error"] = answer
+                del pending[node]
+                continue
+            rec["bytes"] += sum(p[2] for p in pieces)
+            if finish:
+                rec["verified"] = bool(answer.get("complete"))
+                del pending[node]
+            else:
+                pending[node].update({p[0]: int(answer.get(f"held:{p[0]}", 0)) for p in pieces})
+        del data, messages
+    failed = {n: r["error"] for n, r in nodes_record.items() if "error" in r}
+    for node, reason in failed.items():
+        report(f"emulator delivery to node {node} failed: {reason}")
+    return {"mode": "message", "artifact_id": aid, "artifact_bytes": total, "chunk_bytes": chunk_bytes,
+            "bytes_sent": sum(r["bytes"] for r in nodes_record.values()), "seconds": time.perf_counter() - t0,
+            "nodes": nodes_record, "failed": failed}
+
+
+def _status(store: NodeStore, op: dict, _pieces) -> dict:
+    aid = str(op["artifact-id"])
+    if store.get(aid) is not None:
+        return {"complete": True}
+    return {f"held:{name}": size for name, size in store.held(aid).items()}
+
+
+def _chunk(store: NodeStore, op: dict, pieces: list[bytes]) -> dict:
+    aid, files, offsets = str(op["artifact-id"]), list(op.get("files", [])), list(op.get("offsets", []))
+    if not len(files) == len(offsets) == len(pieces):
+        raise ArtifactError(f"a delivery chunk names {len(files)} files and {len(offsets)} offsets for "
+                            f"{len(pieces)} pieces")
+    reply = {f"held:{f}": store.write(aid, str(f), int(o), b) for f, o, b in zip(files, offsets, pieces)}
+    if op.get("finish"):
+        store.finish(aid)
+        reply["complete"] = True
+    return reply
+
+
+OPS = {"status": _status, "chunk": _chunk}
+
+
+def handle(msg: Message, store: NodeStore) -> Message:
+    """A node's answer to one delivery Message (raises with the reason on anything it cannot accept)."""
+    if RECORD not in msg.content.config_records:
+        raise ArtifactError("a query Message without a delivery record")
+    op = dict(msg.content.config_records[RECORD])
+    if op.get("op") not in OPS:
+        raise ArtifactError(f"unknown delivery operation {str(op.get('op'))[:40]!r}; expected one of {sorted(OPS)}")
+    pieces = []
+    if "chunk" in msg.content.array_records:
+        record = msg.content.array_records["chunk"]
+        pieces = [record[str(i)].numpy().tobytes() for i in range(len(record))]
+    return Message(RecordDict({RECORD: ConfigRecord(OPS[op["op"]](store, op, pieces))}), reply_to=msg)

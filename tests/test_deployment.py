@@ -1,0 +1,138 @@
+"""A real Flower deployment: SuperLink + SuperNodes over TLS, the emulator by message, nothing else of the owner."""
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from fedot.delivery import NodeStore
+from fedot.run.deploy import Deployment, make_certificates, make_node_keys
+from fedot.run.sim import SimError
+from support.flower import own_flower
+
+TINY = ("num-rounds=1 local-steps=2 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 "
+        "emulator-chunk-mb=256")
+TOLERANCE = 1e-4  # max |deployed - simulated| per adapter weight: same seed, other processes and thread counts
+
+
+def _handshake(certs: dict, cafile: Path | None) -> None:
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs["cert"], certs["key"])
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def accept():
+            conn, _ = listener.accept()
+            try:
+                server_ctx.wrap_socket(conn, server_side=True).close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        client_ctx = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+        with socket.create_connection(listener.getsockname()) as raw:
+            client_ctx.wrap_socket(raw, server_hostname="127.0.0.1").close()
+        t.join(5)
+
+
+def test_the_owners_certificate_verifies_against_its_ca_only(tmp_path):
+    certs = make_certificates(tmp_path / "certs")
+    _handshake(certs, certs["ca"])  # what SuperNodes and the CLI do with --root-certificates
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(certs, None)  # the system's CAs do not vouch for it
+    other = make_certificates(tmp_path / "other")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(certs, other["ca"])  # nor does another owner's CA
+    assert make_certificates(tmp_path / "certs")["ca"].read_bytes() == certs["ca"].read_bytes()  # kept, not redone
+
+
+def test_supernode_keys_are_openssh_ec_p384(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+
+    private, public = make_node_keys(tmp_path / "keys" / "node")
+    key = serialization.load_ssh_private_key(private.read_bytes(), password=None)
+    assert key.curve.name == "secp384r1" and serialization.load_ssh_public_key(public.read_bytes()).key_size == 384
+    assert private.stat().st_mode & 0o077 == 0
+
+
+def test_authentication_without_tls_is_refused(tmp_path):
+    with pytest.raises(SimError, match="needs TLS"):
+        Deployment(tmp_path, 2, tls=False, auth=True)
+
+
+def _tensor_hashes(files, keep=lambda name: True) -> dict:
+    import hashlib
+
+    out = {}
+    for file in files:
+        with safe_open(file, "pt") as f:
+            for name in f.keys():
+                if keep(name):
+                    t = f.get_tensor(name).float().contiguous()
+                    out[hashlib.sha256(t.numpy().tobytes()).hexdigest()] = name
+    return out
+
+
+@pytest.mark.slow
+def test_deployment_over_tls_delivers_only_the_emulator_and_matches_the_simulation(tmp_path, monkeypatch):
+    from fedot.models import resolve
+    from fedot.registry import architecture
+
+    own_flower(tmp_path, monkeypatch)
+    monkeypatch.setenv("FEDOT_NODE_CACHE", str(tmp_path / "simulated-nodes"))
+    dep, runs = tmp_path / "deployment", {"deployed": tmp_path / "deployed", "simulated": tmp_path / "simulated"}
+    commands = {"deployed": ["deploy", "sims/quickstart", "--dir", str(dep), "--run-config", f"{TINY} num-clients=3"],
+                "simulated": ["sim", "sims/quickstart", "--num-clients", "3", "--run-config", TINY]}
+    for name, args in commands.items():
+        proc = subprocess.run([sys.executable, "-m", "fedot.cli", *args, "--run-dir", str(runs[name])],
+                              capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == 0 and "finished:completed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Uvicorn running on https://" in (dep / "superlink.log").read_text()  # the SuperLink served TLS only
+    rows = [json.loads(line) for line in (runs["deployed"] / "rounds.jsonl").read_text().splitlines()]
+    assert len(rows[1]["accepted"]) == 3
+    delivery = json.loads((runs["deployed"] / "delivery.jsonl").read_text().splitlines()[0])
+    assert delivery["mode"] == "message" and delivery["failed"] == {}
+    aid = delivery["artifact_id"]
+    nodes = sorted(dep.glob("supernode-*/"))
+    assert len(nodes) == 3
+    for node in nodes:  # each SuperNode holds the emulator exactly once, nothing half-received
+        store = NodeStore(node / "cache")
+        assert store.artifacts() == [aid] and not any((node / "cache" / "incoming").glob("*/*"))
+    # no file of any SuperNode holds a tensor of a dropped block; kept blocks' tensors are found (the check works)
+    manifest = json.loads((NodeStore(nodes[0] / "cache").get(aid) / "manifest.json").read_text())
+    kept = set(manifest["adapter_blocks"]) | set(manifest["emulator_blocks"])
+    full = resolve("smollm2-135m")
+    arch = architecture(json.loads((full / "config.json").read_text())["model_type"])
+    blocks = lambda keep: lambda name: arch.block_index(name) is not None and keep(arch.block_index(name))  # noqa
+    dropped = _tensor_hashes(sorted(full.glob("*.safetensors")), blocks(lambda i: i not in kept))
+    kept_hashes = _tensor_hashes(sorted(full.glob("*.safetensors")), blocks(lambda i: i in kept))
+    assert len(dropped) > 100
+    node_files = [f for node in nodes for f in node.rglob("*") if f.is_file()]
+    held = _tensor_hashes([f for f in node_files if f.suffix == ".safetensors"])
+    assert not set(held) & set(dropped)
+    assert set(kept_hashes) <= set(held)
+    with safe_open(sorted(full.glob("*.safetensors"))[0], "pt") as f:
+        # no raw copy in any other file either: the first bytes of each dropped tensor
+        needles = [f.get_tensor(n).float().numpy().tobytes()[:256] for n in f.keys()
+                   if blocks(lambda i: i not in kept)(n)]
+    for file in node_files:
+        if file.suffix != ".safetensors" and file.stat().st_size < 64 * 2**20:
+            data = file.read_bytes()
+            assert not any(n in data for n in needles), file
+    # the same seed gives the same adapter as the Ray simulation
+    a, b = (load_file(runs[n] / "adapter.safetensors") for n in ("deployed", "simulated"))
+    assert a.keys() == b.keys()
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff <= TOLERANCE, diff
+    with safe_open(sorted(full.glob("*.safetensors"))[0], "pt") as f:  # and it was trained: not the owner's blocks
+        assert any(not torch.equal(a[k], f.get_tensor(k).float()) for k in a if k in f.keys())
