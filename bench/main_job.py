@@ -1,12 +1,14 @@
 """The README's main job timed as a new user meets it: a first run on an empty cache, then a second run.
 
-Each run is ``fedot sim sims/quickstart`` in a subprocess with its own ``FEDOT_CACHE`` (empty before the first run,
+Each run is ``fedot sim sims/quickstart`` in a subprocess with its own ``FEDOT_CACHE`` and data owners' caches
+(``FEDOT_NODE_CACHE``; both empty before the first run,
 so converting the embedded model, building the emulator and both zero-shot evaluations are included) and its own
 Flower home. Every output line is timestamped; the phases come from the progress lines and from the timings the run
 writes (rounds.jsonl: ``eval_seconds`` / ``train_seconds``; results.json: ``baseline_seconds``):
 
     start-up   command start -> the ServerApp's first line (Flower SuperLink, Ray, the ServerApp process)
     model      -> "emulator ready" (load or convert the full model, build or reuse the emulator)
+    delivery   the emulator to every data owner (delivery.jsonl; nothing to send when their caches hold it)
     zero-shot  round 0's evaluations (full model and emulator; cached after the first run)
     training   every round's send -> aggregate (data owners' local steps, Ray scheduling, transfers)
     evaluation plug-in and tuned emulator after the rounds that evaluate
@@ -27,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PHASES = ("start-up", "model", "zero-shot", "training", "evaluation", "baseline", "tear-down")
+PHASES = ("start-up", "model", "delivery", "zero-shot", "training", "evaluation", "baseline", "tear-down")
 
 
 def timed_run(cmd: list[str], env: dict, log: Path) -> list[tuple[float, str]]:
@@ -57,6 +59,8 @@ def phases(lines, run_dir: Path) -> dict:
     server = first(lines, "outputs in")
     done = max(t for t, line in lines if MARK in line and "done in" in line)
     out = {"start-up": server, "model": first(lines, "emulator ready") - server,
+           "delivery": sum(json.loads(x).get("seconds", 0.0)
+                           for x in (run_dir / "delivery.jsonl").read_text().splitlines()),
            "zero-shot": rows[0].get("eval_seconds", 0.0),
            "training": sum(r.get("train_seconds", 0.0) for r in rows[1:]),
            "evaluation": sum(r.get("eval_seconds", 0.0) for r in rows[1:]),
@@ -74,7 +78,8 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/main_job.json")
     args = p.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fedot-main-job-"))
-    env = {**os.environ, "FEDOT_CACHE": str(work / "cache"), "FLWR_HOME": str(work / "flwr")}
+    env = {**os.environ, "FEDOT_CACHE": str(work / "cache"), "FEDOT_NODE_CACHE": str(work / "nodes"),
+           "FLWR_HOME": str(work / "flwr")}
     runs = []
     try:
         for i in range(args.runs):

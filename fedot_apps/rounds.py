@@ -16,6 +16,7 @@ import time
 
 from flwr.app import ArrayRecord, ConfigRecord
 
+from fedot.aggregation.privacy import BudgetExhausted
 from fedot.run import checkpoint
 from fedot.run.log import ROUNDS, RoundLog, read_rows
 from fedot.run.progress import Progress
@@ -66,7 +67,11 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, t
                    f"({progress.metric})")
     for server_round in range(start_round, cfg.num_rounds + 1):
         t = time.perf_counter()
-        messages = strategy.configure_train(server_round, arrays, ConfigRecord(dict(train_config)), grid)
+        try:
+            messages = strategy.configure_train(server_round, arrays, ConfigRecord(dict(train_config)), grid)
+        except BudgetExhausted as e:
+            progress.say(f"stopping before round {server_round}: {e}")
+            break
         replies = grid.send_and_receive(messages, timeout=cfg.round_timeout_s or None)
         outcome = strategy.aggregate_round(server_round, replies)
         if outcome.arrays is not None:

@@ -73,14 +73,26 @@ def test_a_round_missing_a_sampled_reply_is_not_released():
     assert outcome.row["dp"]["releases"] == 0 and outcome.row["dp"]["epsilon"] == 0
 
 
-def test_client_adaptive_clipping_moves_the_norm_and_is_accounted_by_fedot():
+@pytest.mark.parametrize("clipped, direction", [(0, "shrinks"), (1, "grows")])
+def test_client_adaptive_clipping_moves_the_norm_toward_the_quantile_and_is_accounted(clipped, direction):
+    """Andrew et al. 2021: if fewer than the target share of updates are clipped, C shrinks; if more, it grows."""
     dp = DPConfig(mode="client-adaptive", noise_multiplier=1.5, clip_norm=1.0, target_quantile=0.5, count_stddev=2.0)
-    s, sent = strategy_for(4, dp=dp)
+    s, sent = strategy_for(40, dp=dp)  # 40 clients: the count's noise (2 / 40 = 0.05) cannot flip the direction
     assert all(m.content["config"]["clipping_norm"] == 1.0 and m.content["config"]["dp"] == "client-adaptive"
                for m in sent)
-    outcome = s.aggregate_round(1, [reply(m, good(update(0.01), 5, norm_bit=1)) for m in sent])  # all below C
-    assert outcome.row["aggregated"] and outcome.row["dp"]["clip_norm"] < 1.0  # C shrinks toward the quantile
+    outcome = s.aggregate_round(1, [reply(m, good(update(0.01), 5, norm_bit=clipped)) for m in sent])
+    new = outcome.row["dp"]["clip_norm"]
+    assert outcome.row["aggregated"] and (new < 0.95 if direction == "shrinks" else new > 1.05)
     assert outcome.row["dp"]["epsilon"] == pytest.approx(reference_epsilon(1.5, 1, dp.delta), rel=1e-6)
+
+
+def test_the_run_stops_before_a_release_beyond_max_epsilon(tiny_models, tmp_path):
+    one = reference_epsilon(1.0, 1, 1e-5)
+    rc = run_config(tiny_models["llama"], tmp_path / "run", **{"dp": "server-fixed", "dp-noise-multiplier": 1.0,
+                                                               "dp-max-epsilon": one * 1.2, "num-rounds": 3})
+    rows, results = run_server(rc, InProcessGrid(2, rc))
+    assert [r["round"] for r in rows] == [0, 1] and rows[1]["aggregated"]  # round 2 would have exceeded it
+    assert results["privacy"]["releases"] == 1 and results["privacy"]["epsilon"] <= one * 1.2
 
 
 def test_privacy_state_survives_a_checkpoint():

@@ -34,6 +34,10 @@ from ..settings import SettingError, setting
 KEY_CLIPPING_NORM, KEY_NORM_BIT = "clipping_norm", "norm_bit"  # flwr.supercore.differential_privacy's keys
 
 
+class BudgetExhausted(RuntimeError):
+    """The next release would spend more than dp-max-epsilon: the run stops with what it has."""
+
+
 @dataclass(frozen=True)
 class DPMode:
     name: str
@@ -153,8 +157,18 @@ class Privacy:
         self.wrapper = cfg.wrap(inner, self.sampled, self.accountant if self.mode.accountant_in_wrapper else None)
 
     def configure_train(self, server_round: int, arrays, config, grid) -> list:
+        from flwr.serverapp.exception import PrivacyBudgetExhausted
+
         config["dp"] = self.mode.name  # the data owners' ClientApp picks the clipping mod by it
-        return list(self.wrapper.configure_train(server_round, arrays, config, grid))
+        event = release_event(self.cfg.noise_multiplier, self.sampled, self.population)
+        if self.cfg.max_epsilon and self.accountant.would_exceed(event):  # the fixed wrappers check this too
+            spent = self.accountant.get_privacy_spent().epsilon
+            raise BudgetExhausted(f"round {server_round}'s release would take epsilon above dp-max-epsilon "
+                                  f"{self.cfg.max_epsilon:g} (spent: {spent:.4g})")
+        try:
+            return list(self.wrapper.configure_train(server_round, arrays, config, grid))
+        except PrivacyBudgetExhausted as e:
+            raise BudgetExhausted(str(e)) from None
 
     def aggregate_train(self, server_round: int, messages: list):
         arrays, metrics = self.wrapper.aggregate_train(server_round, messages)
@@ -163,10 +177,17 @@ class Privacy:
         return arrays, metrics
 
     def reply_metrics(self, metrics: dict) -> dict:
-        """What the wrapper reads from a reply besides the weight (equal for all: DP-FedAvg is unweighted)."""
+        """What the wrapper reads from a reply besides the weight (equal for all: DP-FedAvg is unweighted).
+
+        Adaptive clipping: Flower 1.41's mod reports 1 when the update *was clipped*, and its wrapper updates
+        C <- C * exp(-lr * (fraction - target)) with that fraction, which moves C the wrong way (more clipping shrinks
+        C further) and diverges. Andrew et al. 2021 (Algorithm 1) use the *unclipped* indicator b = [||update|| <= C]
+        in that formula; fedot hands the wrapper b = 1 - clipped, so ``dp-target-quantile`` is the share of updates
+        left unclipped, as in the paper. The count's noise and sensitivity are the same for b and 1 - b.
+        """
         out = {"num-examples": 1.0}
         if self.mode.client_mod == "adaptiveclipping_mod":
-            out[KEY_NORM_BIT] = int(bool(metrics.get(KEY_NORM_BIT, 0)))
+            out[KEY_NORM_BIT] = 0 if metrics.get(KEY_NORM_BIT, 0) else 1
         return out
 
     def spent(self) -> dict:

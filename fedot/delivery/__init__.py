@@ -37,7 +37,7 @@ class Mode:
 
     def deliver(self, grid, nodes: list[int], artifact_dir: Path, manifest: dict, cfg: DeliveryConfig,
                 timeout: float | None, report) -> dict:
-        """The owner's work before round 1; returns the record that goes to rounds.jsonl."""
+        """The owner's work before round 1; returns the record that goes to delivery.jsonl."""
         return {"mode": self.name}
 
     def locate(self, config, store: NodeStore, progress: bool) -> Path:
@@ -56,7 +56,7 @@ class MessageMode(Mode):
         path = store.get(aid)
         if path is None:
             raise ArtifactError(f"emulator {aid[:12]}… was not delivered to this data owner (its delivery failed or "
-                                "never ran; see the delivery record of round 0 in rounds.jsonl)")
+                                "never ran; the run dir's delivery.jsonl says why)")
         return path
 
 
