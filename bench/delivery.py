@@ -78,7 +78,8 @@ def measure(mode: str, chunk_mb: float, nodes: int, work: Path) -> dict:
     if mode == "url":
         from fedot.delivery.url import server
 
-        _, _, cfg, _ = prepare(ROOT / "sims/quickstart", overrides, print_config=True)
+        base = [overrides[0].replace("emulator-delivery='url'", "emulator-delivery='message'")]
+        _, _, cfg, _ = prepare(ROOT / "sims/quickstart", base, print_config=True)
         httpd = server(cfg.emulator.build()[0])
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         overrides.append(f"emulator-url='http://127.0.0.1:{httpd.server_address[1]}'")
@@ -104,15 +105,18 @@ def measure(mode: str, chunk_mb: float, nodes: int, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--chunks", type=float, nargs="+", default=[32, 128, 1024], help="message delivery chunk sizes")
+    ap.add_argument("--chunks", type=float, nargs="*", default=[32, 128, 1024], help="message delivery chunk sizes "
+                    "(none: url only); points already in --out for other settings are kept")
     ap.add_argument("--url", action=argparse.BooleanOptionalAction, default=True, help="also measure url delivery")
     ap.add_argument("--nodes", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench/results/delivery.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fedot-delivery-"))
     os.environ.setdefault("FEDOT_DATA_DIR", str(ROOT.parent / "shared/data"))
-    points = []
-    for mode, chunk in [("message", c) for c in args.chunks] + ([("url", 32)] if args.url else []):
+    old = json.loads(Path(args.out).read_text())["points"] if Path(args.out).exists() else []
+    todo = [("message", c) for c in args.chunks] + ([("url", 32)] if args.url else [])
+    points = [p for p in old if (p["mode"], p["chunk_mb"] or 32) not in todo]
+    for mode, chunk in todo:
         points.append(measure(mode, chunk, args.nodes, work))
         print(json.dumps(points[-1]), flush=True)
     record = {"command": "python bench/delivery.py " + " ".join(sys.argv[1:]), "cpus": os.cpu_count(),
