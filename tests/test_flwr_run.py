@@ -39,7 +39,8 @@ def test_failed_run_exits_nonzero(tmp_path, monkeypatch, tiny_models):
     model = shutil.copytree(tiny_models["llama"], tmp_path / "model")
     (model / "model.safetensors").write_bytes(b"not a safetensors file")
     cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "1", "--run-dir",
-           str(tmp_path / "run"), "--run-config", f"model={json.dumps(str(model))} full-ft=false"]
+           str(tmp_path / "run"), "--run-config",  # a lossy split pre-flight accepts: only the weights are bad
+           f"model={json.dumps(str(model))} full-ft=false bottom=1 top=1 emulator-blocks=2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     assert "status" in proc.stderr and "finished:completed" not in proc.stderr
