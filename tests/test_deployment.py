@@ -141,3 +141,22 @@ def test_deployment_over_tls_delivers_only_the_emulator_and_matches_the_simulati
     assert diff <= TOLERANCE, diff
     with safe_open(weights[0], "pt") as f:  # and it was trained: not the owner's blocks as they were
         assert any(not torch.equal(a[k], f.get_tensor(k).float()) for k in a if k in f.keys())
+
+
+@pytest.mark.slow
+def test_supernode_authentication_admits_registered_keys_only(tmp_path):
+    import time
+
+    from fedot.run.deploy import free_port
+
+    with Deployment(tmp_path / "deployment", 1, tls=True, auth=True) as deployment:
+        private, _ = make_node_keys(tmp_path / "intruder" / "node")  # a valid key the owner never registered
+        deployment._spawn("intruder", ["flower-supernode", "--root-certificates",
+                                       str(deployment.root / "certificates" / "ca.crt"), "--superlink",
+                                       f"127.0.0.1:{deployment.port}", "--host", "127.0.0.1", "--port",
+                                       str(free_port()), "--auth-supernode-private-key", str(private)])
+        time.sleep(20)
+        nodes = json.loads(deployment.flwr("supernode", "ls", Deployment.CONNECTION, "--format", "json"))["nodes"]
+        log = (deployment.root / "intruder.log").read_text()
+    assert [n["status"] for n in nodes] == ["online"]  # the registered SuperNode, not the intruder
+    assert "Connection attempt failed" in log
