@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fedot.run.deploy import Deployment  # noqa: E402
-from fedot.run.sim import _flwr, prepare, run_args, stream  # noqa: E402
+from fedot.run.sim import prepare  # noqa: E402
 
 ROLES = {"flower-superlink": "superlink", "flwr-serverapp": "serverapp", "flower-supernode": "supernode",
          "flwr-clientapp": "clientapp"}
@@ -87,8 +87,7 @@ def measure(mode: str, chunk_mb: float, nodes: int, work: Path) -> dict:
     with Deployment(work / f"deployment-{name}", nodes, tls=True, data_dir=flat.get("data-dir")) as deployment:
         sampler = Sampler(deployment, run_dir)
         sampler.start()
-        cmd = [_flwr(), "run", str(sim.path), Deployment.CONNECTION, "--stream", *run_args(flat)]
-        _, status = stream(cmd, deployment.env, run_dir, verbose=False, connection=[Deployment.CONNECTION])
+        _, status = deployment.run(sim, flat, run_dir)
         sampler.done.set()
         sampler.join()
     if httpd is not None:

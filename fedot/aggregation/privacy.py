@@ -31,8 +31,6 @@ from dataclasses import dataclass
 
 from ..settings import SettingError, setting
 
-KEY_CLIPPING_NORM, KEY_NORM_BIT = "clipping_norm", "norm_bit"  # flwr.supercore.differential_privacy's keys
-
 
 class BudgetExhausted(RuntimeError):
     """The next release would spend more than dp-max-epsilon: the run stops with what it has."""
@@ -133,6 +131,8 @@ def release_event(noise_multiplier: float, sampled: int, population: int):
 
 def client_mod(config) -> Callable | None:
     """The Flower clientapp mod a training Message asks for: client-side modes send a clipping norm and the mode."""
+    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
     if KEY_CLIPPING_NORM not in config:
         return None
     mode = DP_MODES.get(str(config.get("dp", "")))
@@ -185,6 +185,8 @@ class Privacy:
         in that formula; fedot hands the wrapper b = 1 - clipped, so ``dp-target-quantile`` is the share of updates
         left unclipped, as in the paper. The count's noise and sensitivity are the same for b and 1 - b.
         """
+        from flwr.supercore.differential_privacy import KEY_NORM_BIT
+
         out = {"num-examples": 1.0}
         if self.mode.client_mod == "adaptiveclipping_mod":
             out[KEY_NORM_BIT] = 0 if metrics.get(KEY_NORM_BIT, 0) else 1

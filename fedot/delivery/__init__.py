@@ -12,6 +12,7 @@ unless ``allow-lossless-emulator`` says this is deliberate (a ceiling experiment
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -22,7 +23,7 @@ from . import message, url
 from .store import NodeStore, node_cache_root
 
 
-class Mode:
+class Mode(ABC):
     """A delivery mode: owner side (``train_config``, ``deliver``) and node side (``locate``)."""
 
     name: ClassVar[str]
@@ -40,9 +41,9 @@ class Mode:
         """The owner's work before round 1; returns the record that goes to delivery.jsonl."""
         return {"mode": self.name}
 
+    @abstractmethod
     def locate(self, config, store: NodeStore, progress: bool) -> Path:
         """The verified artifact's directory at this node; raises :class:`ArtifactError` with the reason."""
-        raise NotImplementedError
 
 
 class MessageMode(Mode):

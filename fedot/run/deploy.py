@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .sim import SimError, _flwr, finish, flwr_env, prepare, run_args, stream
+from .sim import SimError, finish, flwr_cli, flwr_env, prepare, run_args, stream
 
 
 def _exited(proc: subprocess.Popen, timeout: float) -> bool:
@@ -36,13 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _pem_key(key) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
 
 
 def make_certificates(out: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), days: int = 365) -> dict:
@@ -77,7 +70,9 @@ def make_certificates(out: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localho
                   False, sans)
     files["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files["cert"].write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    files["key"].write_bytes(_pem_key(key))
+    files["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                               serialization.PrivateFormat.TraditionalOpenSSL,
+                                               serialization.NoEncryption()))
     files["key"].chmod(0o600)
     return files
 
@@ -160,8 +155,13 @@ class Deployment:
                                        "--host", "127.0.0.1", "--port", str(free_port()), "--node-config",
                                        node_config, *auth])
 
+    def run(self, sim, overrides: dict, run_dir: Path, verbose: bool = False) -> tuple[str, str]:
+        """``flwr run`` of ``sim`` against this federation; (run id, final status)."""
+        cmd = [flwr_cli(), "run", str(sim.path), self.CONNECTION, "--stream", *run_args(overrides)]
+        return stream(cmd, self.env, run_dir, verbose, [self.CONNECTION])
+
     def flwr(self, *args: str) -> str:
-        out = subprocess.run([_flwr(), *args], capture_output=True, text=True, env=self.env)
+        out = subprocess.run([flwr_cli(), *args], capture_output=True, text=True, env=self.env)
         if out.returncode:
             raise SimError(f"flwr {' '.join(args)} failed: {(out.stdout + out.stderr)[-800:]}")
         return out.stdout
@@ -208,6 +208,5 @@ def run_deployed(app: str | Path, root: str | Path, run_config: list[str] | None
     with Deployment(root, cfg.num_clients, tls=tls, auth=auth, data_dir=overrides.get("data-dir")) as deployment:
         print(f"SuperLink and {cfg.num_clients} SuperNodes under {deployment.root} (TLS {'on' if tls else 'off'}, "
               f"SuperNode authentication {'on' if auth else 'off'})", flush=True)
-        cmd = [_flwr(), "run", str(sim.path), Deployment.CONNECTION, "--stream", *run_args(overrides)]
-        run_id, status = stream(cmd, deployment.env, run_dir, verbose, [Deployment.CONNECTION])
+        run_id, status = deployment.run(sim, overrides, run_dir, verbose)
     return finish(run_id, status, run_dir, verbose)

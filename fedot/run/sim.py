@@ -31,7 +31,7 @@ class SimError(RuntimeError):
     pass
 
 
-def _flwr() -> str:
+def flwr_cli() -> str:
     exe = Path(sys.executable).with_name("flwr")
     return str(exe) if exe.exists() else "flwr"
 
@@ -106,7 +106,7 @@ def check_data(task_name: str, root) -> None:
 
 
 def run_status(run_id: str, env: dict, connection: list[str] = ()) -> str:
-    out = subprocess.run([_flwr(), "ls", *connection, "--run-id", run_id, "--format", "json"], capture_output=True,
+    out = subprocess.run([flwr_cli(), "ls", *connection, "--run-id", run_id, "--format", "json"], capture_output=True,
                          text=True, env=env)
     try:
         return str(json.loads(out.stdout)["runs"][0]["status"])
@@ -199,7 +199,7 @@ def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: i
     started_here = not superlink_pids(home)
     if keep_alive:  # before the SuperLink starts: it and its simulations inherit the address
         env["RAY_ADDRESS"] = start_ray_head(home)["address"]
-    cmd = [_flwr(), "run", str(sim.path), "--stream", "--federation-config",
+    cmd = [flwr_cli(), "run", str(sim.path), "--stream", "--federation-config",
            " ".join(f"{k}={json.dumps(v)}" for k, v in federation(sim, cfg).items()), *run_args(overrides)]
     print(f"{MARK} {sim.name}: {cfg.num_clients} data owners, {cfg.num_rounds} rounds "
           f"(Flower and Ray output: {run_dir / 'flower.log'}{'' if verbose else '; --verbose shows it'})", flush=True)
