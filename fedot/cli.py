@@ -64,6 +64,12 @@ def _offsite(args):
     run(from_args(OffsiteConfig, args), args.out, command="fedot " + " ".join(sys.argv[1:]))
 
 
+def _frontier(args):
+    from .frontier import FrontierConfig, run_frontier
+
+    run_frontier(from_args(FrontierConfig, args), args.out, command="fedot " + " ".join(sys.argv[1:]))
+
+
 def _eval(args):
     from .evaluation.command import EvalCommand, describe_result, run_eval
     from .files import write_json
@@ -75,8 +81,10 @@ def _eval(args):
 
 
 def _sim(args):
-    from .run.sim import run_sim
+    from .run.sim import run_sim, show_plan
 
+    if args.plan:
+        sys.exit(0 if show_plan(args.app, args.run_config, args.num_clients) else 1)
     run_sim(args.app, args.run_config, args.num_clients, args.run_dir, args.keep_alive, args.print_config,
             args.verbose, resume=args.resume, overwrite=args.overwrite)
 
@@ -169,6 +177,14 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True)
     o.set_defaults(func=_offsite)
 
+    from .frontier import FrontierConfig
+
+    fr = sub.add_parser("frontier", help="the privacy-utility frontier: the five numbers, privacy gap and recovered "
+                        "gain for a grid of emulators (method x kept blocks, plus the lossless ceiling); resumable")
+    add_arguments(fr, FrontierConfig, skip=("emulator-method", "emulator-blocks", "full-ft"))
+    fr.add_argument("--out", required=True)
+    fr.set_defaults(func=_frontier)
+
     from .evaluation.command import EvalCommand
 
     ev = sub.add_parser("eval", help="score a model (optionally with an adapter plugged in) on a task, cached")
@@ -187,6 +203,8 @@ def parser() -> argparse.ArgumentParser:
                     "round, with its settings (--run-config may still change e.g. num-rounds)")
     sm.add_argument("--overwrite", action="store_true", help="replace what --run-dir already holds (refused otherwise)")
     sm.add_argument("--print-config", action="store_true", help="print the effective settings and stop")
+    sm.add_argument("--plan", action="store_true", help="print each role's expected peak memory and whether the sim's "
+                    "resources hold it, then stop (no weights loaded; works offline and without the GPUs)")
     sm.add_argument("--verbose", action="store_true", help="show Flower's and Ray's output and every progress bar")
     sm.set_defaults(func=_sim)
 

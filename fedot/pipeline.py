@@ -17,7 +17,7 @@ from .emulator import EmulatorSpec, adapter_local, load_emulator, to_local, to_o
 from .emulator.artifact import describe
 from .evaluation import EvalCache, evaluate
 from .models import content_hash, default_device, default_dtype, load_model, load_tokenizer
-from .plugin import plug_in, save_adapter
+from .plugin import adapter_parameters, plug_in, save_adapter
 from .run import results
 from .settings import group, setting, to_flat, validate
 from .tasks import get_task, task_names
@@ -100,15 +100,14 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     measure("zero_shot", full, content_hash(model_dir))
     measure("emulator_zero_shot", load_emulator(emulator_dir, dtype, device)[0], f"emulator:{manifest['id']}")
 
-    sweeps = []
-    best = None
+    sweeps, states = [], []
     for lr in cfg.lr:
         state, record = tune(emulator_dir, examples, cfg, lr, validate_fn, device, dtype)
         sweeps.append({"lr": lr, "best_validation": record.best_score, "best_step": record.best_step,
                        "train": record.to_dict()})
-        if best is None or record.best_score > best[2].best_score:
-            best = (lr, state, record)
-    lr, adapter, record = best
+        states.append(state)
+    chosen = max(range(len(cfg.lr)), key=lambda i: sweeps[i]["best_validation"])  # by emulator validation only
+    lr, adapter = cfg.lr[chosen], states[chosen]
     timings["train_emulator"] = sum(s["train"]["seconds"] for s in sweeps)
     emulator, _ = load_tunable(emulator_dir, cfg.tuning, device, dtype)
     load_trainable_state(emulator, adapter, to_local=to_local(manifest))
@@ -116,7 +115,11 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     meta = {**cfg.tuning.describe(), "adapter_blocks": manifest["adapter_blocks"], "source_model": cfg.emulator.model,
             "emulator_id": manifest["id"], "task": cfg.task}
     save_adapter(out / "adapter.safetensors", adapter, meta)
-    plug_in(full, adapter, meta)
+    base = {k: v.detach().clone() for k, v in adapter_parameters(full, manifest["adapter_blocks"]).items()}
+    if len(cfg.lr) > 1:  # every rate's plug-in on the test split, recorded (never used to choose) to show the rule
+        for sweep, state in zip(sweeps, states):
+            sweep["plugin_test"] = ev(plug_in(full, state, meta, base=base))["primary"]
+    plug_in(full, adapter, meta, base=base)
     measure("plugin", full)
     del full, emulator
 

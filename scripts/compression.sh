@@ -16,7 +16,7 @@ importance() { [ -f $IMP/importance.json ] || $F emulator importance --model smo
 method_args() {
   case $1 in
     uniform)      echo "--emulator-method uniform --emulator-blocks 18" ;;
-    distill)      echo "--emulator-method distill --emulator-blocks 18 --emulator-distill-corpus wikitext2 --emulator-distill-steps 100 --emulator-distill-max-length 128" ;;
+    distill)      echo "--emulator-method distill --emulator-blocks 18 --emulator-distill-corpus wikitext2 --emulator-distill-tokens 51200 --emulator-distill-max-length 128" ;;
     scaleot)      echo "--emulator-method scaleot --emulator-scaleot-importance $IMP --emulator-scaleot-n-adapter 4 --emulator-scaleot-alpha 0.25 --emulator-src-ratio 0.8" ;;
     scaleot_nosrc) echo "--emulator-method scaleot --emulator-scaleot-importance $IMP --emulator-scaleot-n-adapter 4 --emulator-scaleot-alpha 0.25 --emulator-src-ratio 0" ;;
     prune)        echo "--emulator-method prune --emulator-prune-sparsity 0.3" ;;

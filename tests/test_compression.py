@@ -102,12 +102,13 @@ def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_mod
 
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
     out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", bottom=1, top=1, emulator_blocks=2,
-                         emulator_method="distill", emulator_distill_corpus="pydocs", emulator_distill_steps=30,
+                         emulator_method="distill", emulator_distill_corpus="pydocs", emulator_distill_tokens=1920,
                          emulator_distill_lr=3e-3, emulator_distill_batch_size=2, emulator_distill_max_length=32,
                          emulator_distill_eval_every=10)
     manifest = read_manifest(out, verify=True)
     result = manifest["params"]["distill_result"]
-    assert manifest["method"] == "distill" and manifest["params"]["steps"] == 30
+    assert manifest["method"] == "distill" and manifest["params"]["tokens"] == 1920 and result["steps"] == 30
+    assert [p["tokens"] for p in result["history"]] == [0, 640, 1280, 1920]
     assert not (tmp_path / "emu.stage").exists()  # the undistilled stage is gone once the artifact is final
     assert result["held_out_mse_after"] < result["held_out_mse_before"]
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -132,3 +133,66 @@ def test_distillation_needs_a_corpus_and_a_sandwich(tiny_models, tmp_path):
     with pytest.raises(ValueError, match="sandwich"):
         _middle_indices({"num_blocks": 8, "adapter_blocks": [0, 3, 7], "emulator_blocks": [1, 5]})
     assert _middle_indices({"num_blocks": 8, "adapter_blocks": [0, 1, 7], "emulator_blocks": [2, 4, 6]}) == (5, 7)
+
+
+DISTILL = dict(bottom=1, top=1, emulator_blocks=2, emulator_method="distill", emulator_distill_corpus="pydocs",
+               emulator_distill_tokens=1280, emulator_distill_lr=3e-3, emulator_distill_batch_size=2,
+               emulator_distill_max_length=32, emulator_distill_eval_every=5)
+
+
+def test_interrupted_distillation_continues_to_the_uninterrupted_result(tiny_models, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from fedot.emulator.methods import distill as distill_module
+    from support import datafix
+
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    whole = build_emulator(str(tiny_models["llama"]), tmp_path / "whole", **DISTILL)
+    calls, real = [], distill_module.Objective.__call__
+
+    def interrupt_at_step_12(self, batch):
+        if self.student.training:
+            calls.append(1)
+            if len(calls) == 12:
+                raise KeyboardInterrupt
+        return real(self, batch)
+
+    monkeypatch.setattr(distill_module.Objective, "__call__", interrupt_at_step_12)
+    with pytest.raises(KeyboardInterrupt):
+        build_emulator(str(tiny_models["llama"]), tmp_path / "resumed", **DISTILL)
+    checkpoint = tmp_path / "resumed.distill"
+    assert not (tmp_path / "resumed").exists()  # no artifact where an unfinished one would belong
+    assert distill_module.json.loads((checkpoint / "state.json").read_text())["step"] == 11  # saved on Ctrl-C
+    monkeypatch.setattr(distill_module.Objective, "__call__", real)
+    resumed = build_emulator(str(tiny_models["llama"]), tmp_path / "resumed", **DISTILL)
+    assert not checkpoint.exists()
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    history = read_manifest(resumed)["params"]["distill_result"]["history"]
+    assert [p["step"] for p in history] == [0, 5, 10, 15, 20]
+    reference = read_manifest(whole)["params"]["distill_result"]["history"]
+    assert all(p["held_out_mse"] == pytest.approx(q["held_out_mse"], rel=1e-5) for p, q in zip(history, reference))
+
+
+def test_distillation_refuses_a_checkpoint_of_other_settings(tiny_models, tmp_path, monkeypatch):
+    from fedot.emulator.methods import distill as distill_module
+    from support import datafix
+
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    (tmp_path / "emu.distill").mkdir()
+    state = {"step": 3, "history": [], "best": None, "settings": {"seed": 99}}
+    (tmp_path / "emu.distill" / "state.json").write_text(distill_module.json.dumps(state))
+    with pytest.raises(ValueError, match="other settings.*delete it"):
+        build_emulator(str(tiny_models["llama"]), tmp_path / "emu", **DISTILL)
+    with pytest.raises(ValueError, match="both 0"):
+        build_emulator(str(tiny_models["llama"]), tmp_path / "e2", **{**DISTILL, "emulator_distill_kd_weight": 0,
+                                                                       "emulator_distill_lm_weight": 0})
+
+
+def test_distillation_schedule_warms_up_then_decays_to_zero():
+    from fedot.emulator.methods.distill import DistillSettings, lr_at
+
+    cfg = DistillSettings(tokens=100 * 4 * 256, warmup=0.1, lr=1e-4)
+    lrs = [lr_at(s, cfg) for s in range(1, cfg.steps + 1)]
+    assert cfg.steps == 100 and lrs[9] == pytest.approx(1e-4) and lrs[0] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] == pytest.approx(0, abs=1e-12)

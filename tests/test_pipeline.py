@@ -23,6 +23,11 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
                                       "full_finetuned"}
     assert all(math.isfinite(v) for v in record["numbers"].values())
     assert [s["lr"] for s in record["lr_sweep"]] == lrs and record["chosen_lr"] in lrs
+    chosen = max(record["lr_sweep"], key=lambda s: s["best_validation"])  # the emulator's validation decides
+    assert chosen["lr"] == record["chosen_lr"]
+    if len(lrs) > 1:  # each rate's plug-in is on record, and the chosen one is the reported plug-in
+        assert all(math.isfinite(s["plugin_test"]) for s in record["lr_sweep"])
+        assert chosen["plugin_test"] == pytest.approx(record["numbers"]["plugin"])
     saved = json.loads((tmp_path / "run/results.json").read_text())
     assert set(saved["conditions"]) == {"zero_shot < plug-in", "emulator fine-tuned < plug-in",
                                         "plug-in ≈ full fine-tuning"}
@@ -75,3 +80,27 @@ def test_compare_tables_runs_with_the_privacy_gap(tmp_path):
     with pytest.raises(ValueError, match="different tasks"):
         compare([a, run("other", {"zero_shot": 1.0, "emulator_finetuned": 1.0, "plugin": 1.0}, task="wikitext2")],
                 tmp_path / "c2")
+
+
+def test_compare_aggregates_seeds_into_mean_and_std(tmp_path):
+    import json
+
+    from fedot.run.compare import compare
+
+    def run(name, plugin, seed, clients):
+        d = tmp_path / name
+        d.mkdir()
+        numbers = {"zero_shot": 60.0, "emulator_finetuned": 80.0, "plugin": plugin}
+        config = {"seed": seed, "num-clients": clients, "run-dir": str(d), "command": f"fedot sim {name}"}
+        (d / "results.json").write_text(json.dumps({"task": "pydocs", "metric": "word_perplexity",
+                                                    "higher_is_better": False, "numbers": numbers, "config": config,
+                                                    "emulator": {"method": "uniform"}}))
+        (d / "rounds.jsonl").write_text(json.dumps({"round": 1, "evaluation": {"plugin": plugin}}) + "\n")
+        return d
+
+    runs = [run("one-s0", 50.0, 0, 1), run("one-s1", 54.0, 1, 1), run("one-s2", 52.0, 2, 1), run("ten-s0", 45.0, 0, 10)]
+    text = compare(runs, tmp_path / "cmp")
+    rows = [line for line in text.splitlines() if line.startswith("| one") or line.startswith("| ten")]
+    assert len(rows) == 2 and rows[0].startswith("| one-s0 (n=3 seeds)") and rows[1].startswith("| ten-s0 |")
+    assert "52.00 ± 2.00" in rows[0]  # mean and sample standard deviation of 50, 54, 52
+    assert "mean ± sample standard deviation" in text

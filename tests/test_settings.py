@@ -117,7 +117,7 @@ def test_readme_settings_table_is_generated():
 
 def test_settings_and_print_config_commands(capsys):
     assert main(["settings"]) == 0
-    assert "emulator-distill-steps" in capsys.readouterr().out
+    assert "emulator-distill-tokens" in capsys.readouterr().out
     assert main(["sim", "sims/quickstart", "--print-config", "--run-config", "lr=1e-3"]) == 0
     out = capsys.readouterr().out
     assert "lr" in out and "0.001   (default 0.0001)" in out and "num-clients" in out

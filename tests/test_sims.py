@@ -58,6 +58,17 @@ def test_same_total_budget_for_one_and_ten_clients():
         ten.num_rounds * ten.data_owner.local_steps * ten.num_clients
 
 
+def test_the_control_differs_from_the_one_client_baseline_only_in_per_round_steps():
+    """One data owner taking as many steps a round as each federated client: federation vs early stopping."""
+    from fedot.settings import to_flat
+
+    one, control, ten = (Sim(ROOT / "sims" / n).config() for n in
+                         ("smollm2_1client", "smollm2_1client_control", "smollm2_10clients"))
+    assert control.num_clients == 1 and control.data_owner.local_steps == ten.data_owner.local_steps
+    differ = {k for k, v in to_flat(control).items() if to_flat(one)[k] != v}
+    assert differ == {"local-steps"}
+
+
 def test_bad_declared_setting_is_refused_with_the_sim_name(tmp_path):
     text = (ROOT / "sims/pydocs_4clients/pyproject.toml").read_text().replace("local-steps = 5", "local-stps = 5", 1)
     (tmp_path / "pyproject.toml").write_text(text)

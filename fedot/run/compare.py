@@ -1,4 +1,9 @@
-"""Compare runs (single-client vs federated, or any others): final numbers, plug-in per round, bytes sent."""
+"""Compare runs (single-client vs federated, or any others): final numbers, plug-in per round, bytes sent.
+
+Runs whose settings differ only in ``seed`` are repeats of one experiment: they are shown as one row of mean ± sample
+standard deviation over the seeds (n = how many), and their plug-in per round as the mean with error bars, so a
+difference between experiments can be read against the spread between seeds.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,43 @@ def load_run(path: str | Path) -> dict:
     record["name"] = path.name
     record["numbers"]["gap"] = gap(record["numbers"], record["higher_is_better"])
     return record
+
+
+UNCOMPARED = ("seed", "run-dir", "command", "data-dir", "verbose", "resume", "out", "device")
+
+
+def experiment_key(run: dict) -> str:
+    """What a run is a repeat of: its settings without the seed and where it ran."""
+    config = run.get("config") or {"name": run["name"]}
+    return json.dumps({k: v for k, v in config.items() if k not in UNCOMPARED}, sort_keys=True, default=str)
+
+
+def group_runs(runs: list[dict]) -> list[list[dict]]:
+    """Runs grouped by :func:`experiment_key`, in the order their first run was given."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(experiment_key(r), []).append(r)
+    return list(groups.values())
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    import statistics
+
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _cell(values: list, metric: str) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    if len(values) == 1:
+        return _fmt(values[0], metric)
+    m, sd = mean_std(values)
+    return f"{_fmt(m, metric)} ± {_fmt(sd, metric)}"
+
+
+def _name(group: list[dict]) -> str:
+    return group[0]["name"] if len(group) == 1 else f"{group[0]['name']} (n={len(group)} seeds)"
 
 
 def _emulator(run: dict) -> str:
@@ -48,26 +90,37 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     head = "| Run | emulator | " + " | ".join(LABELS[k] for k in FIVE) + " | gap | bytes down | bytes up | wall (s) |"
     lines = [f"# Comparison: {runs[0]['task']} ({metric})", "", head, "|" + "---|" * (len(FIVE) + 6)]
-    for r in runs:
+    groups = group_runs(runs)
+    for g in groups:
+        r = g[0]
         comm = r.get("communication", {})
         down = comm.get("emulator_bytes_down", 0) + comm.get("adapter_bytes_down", 0)
-        cells = [_fmt(r["numbers"].get(k), metric) for k in FIVE + ("gap",)]
-        lines.append(f"| {r['name']} | {_emulator(r)} | " + " | ".join(cells) +
-                     f" | {down:,} | {comm.get('adapter_bytes_up', 0):,} | {r.get('wall_seconds', 0):.0f} |")
+        cells = [_cell([x["numbers"].get(k) for x in g], metric) for k in FIVE + ("gap",)]
+        wall = mean_std([x.get("wall_seconds", 0) for x in g])[0]
+        lines.append(f"| {_name(g)} | {_emulator(r)} | " + " | ".join(cells) +
+                     f" | {down:,} | {comm.get('adapter_bytes_up', 0):,} | {wall:.0f} |")
+    if any(len(g) > 1 for g in groups):
+        lines += ["", "Rows over several seeds: mean ± sample standard deviation."]
     text = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(text)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for r in runs:
-        pts = [(row["round"], row["evaluation"]["plugin"]) for row in r["rounds"]
-               if (row.get("evaluation") or {}).get("plugin") is not None]
-        if pts:
-            a.plot(*zip(*pts), marker="o", label=r["name"])
+    for g in groups:
+        per_round: dict[int, list[float]] = {}
+        for r in g:
+            for row in r["rounds"]:
+                if (row.get("evaluation") or {}).get("plugin") is not None:
+                    per_round.setdefault(row["round"], []).append(row["evaluation"]["plugin"])
+        if per_round:
+            rounds = sorted(per_round)
+            stats = [mean_std(per_round[k]) for k in rounds]
+            a.errorbar(rounds, [m for m, _ in stats], yerr=[sd for _, sd in stats], marker="o", capsize=3,
+                       label=_name(g))
         cum, total = [], 0
-        for row in r["rounds"]:
+        for row in g[0]["rounds"]:
             total += row.get("bytes_down", 0) + row.get("bytes_up", 0) + row.get("emulator_bytes_down", 0)
             cum.append((row["round"], total / 2**20))
         if cum:
-            b.plot(*zip(*cum), marker="o", label=r["name"])
+            b.plot(*zip(*cum), marker="o", label=_name(g))
     a.set_xlabel("round"), a.set_ylabel(f"OT plug-in {metric}"), a.legend()
     for ax in (a, b):
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -1,11 +1,12 @@
 """Run a ``sims/<experiment>`` Flower app and tell whether it really succeeded.
 
 Before Flower and Ray start, the sim's whole run config (its declared settings plus ``--run-config`` overrides,
-parsed by Flower's own parser) is checked with the same messages the run would give, the model must be obtainable
-and requested GPUs present. The sim's ``num-clients`` becomes the federation's ``num-supernodes``. ``flwr run``
-exits 0 even when the run fails, so this reads the run id from its output, asks ``flwr ls --run-id ID --format
-json`` for the final status and fails unless it is ``finished:completed``. It stops the local SuperLink afterwards
-if it started it, unless kept alive (``fedot.run.services``).
+parsed by Flower's own parser) is checked with the same messages the run would give, the model must be obtainable,
+requested GPUs present and the memory plan must fit (``fedot.run.plan``; ``--plan`` prints it and stops). The sim's
+``num-clients`` becomes the federation's ``num-supernodes``. ``flwr run`` exits 0 even when the run fails, so this
+reads the run id from its output, asks ``flwr ls --run-id ID --format json`` for the final status and fails unless
+it is ``finished:completed``. It stops the local SuperLink afterwards if it started it, unless kept alive
+(``fedot.run.services``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from ..settings import describe
 from .config import FederatedConfig
+from .plan import describe_plan, sim_plan
 from .progress import MARK
 from .services import KEEP_ALIVE_ENV, flwr_home, start_ray_head, stop_superlink, superlink_pids
 from .sims import Sim
@@ -64,8 +66,24 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     gpus = float(sim.resources().get("client-resources-num-gpus", 0) or 0)
     if gpus > 0 and not torch.cuda.is_available():
         raise SimError(f"{sim.name} gives each client {gpus:g} GPU but no CUDA GPU is visible here; "
-                       f"run it on a GPU machine (see {sim.path / 'README.md'})")
+                       f"run it on a GPU machine (see {sim.path / 'README.md'}); `fedot sim {sim.path} --plan` "
+                       "shows the memory it needs")
+    plans, lines, problems = sim_plan(sim, cfg)
+    if problems:
+        raise SimError(describe_plan(sim, cfg, plans, lines, problems))
     return cfg
+
+
+def show_plan(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None) -> bool:
+    """Print the sim's memory plan (no weights, no GPU, no network needed); True when it fits this machine."""
+    sim = Sim(app)
+    overrides = parse_overrides(run_config or [])
+    if num_clients is not None:
+        overrides["num-clients"] = num_clients
+    cfg = sim.config(overrides)
+    plans, lines, problems = sim_plan(sim, cfg)
+    print(describe_plan(sim, cfg, plans, lines, problems))
+    return not problems
 
 
 def resumed_config(run_dir: Path) -> dict:

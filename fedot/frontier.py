@@ -1,0 +1,186 @@
+"""The privacy-utility frontier: the model owner's tool for choosing how much of the model to give away.
+
+Offsite-tuning works only when three conditions hold together (paper §3): plug-in beats zero-shot, the tuned
+emulator a data owner keeps is clearly worse than plug-in (the owner's privacy), and plug-in comes close to full
+fine-tuning. All three move with the emulator: a bigger, better emulator transfers more of the tuning (utility) and
+leaks more of the model (privacy). ``fedot frontier`` runs the single-site pipeline (:mod:`fedot.pipeline`) for a
+grid of emulators — each compression method x each number of kept middle blocks, plus the lossless all-middle
+emulator as the ceiling, which also trains the FT baseline once — and reports for each point the five numbers, the
+privacy gap (OT emulator vs plug-in) and the share of the zero-shot -> FT gain plug-in recovers
+((plug-in - ZS) / (FT - ZS); the paper recovers 88% on its task average with OPT-1.3B). The recommendation is the
+smallest emulator whose plug-in beats zero-shot while the tuned emulator stays worse than plug-in by at least
+``privacy-margin``. Each point is a run directory: a finished one is reused, never recomputed, so an interrupted
+frontier continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .emulator.methods import METHODS
+from .files import atomic_path, write_json, write_text
+from .pipeline import OffsiteConfig, run
+from .run.results import LABELS, _fmt, better, conditions, gap, style_metric_axis
+from .settings import group, setting, to_flat, validate
+
+
+@dataclass
+class FrontierConfig:
+    offsite: OffsiteConfig = group(OffsiteConfig)
+    methods: str = setting("uniform,distill", "emulator methods of the grid (comma-separated; sandwich methods, sized "
+                           "by emulator-blocks)")
+    blocks: str = setting("6,12,18", "middle blocks the grid's emulators keep (comma-separated)")
+    privacy_margin: float = setting(0.05, "how much worse than plug-in (relative) the tuned emulator must stay for the "
+                                    "owner to accept an emulator", ge=0)
+
+    @property
+    def method_list(self) -> list[str]:
+        return [m.strip() for m in self.methods.split(",") if m.strip()]
+
+    @property
+    def block_list(self) -> list[int]:
+        try:
+            return sorted({int(b) for b in self.blocks.split(",") if b.strip()})
+        except ValueError:
+            raise ValueError(f"blocks must be comma-separated integers, e.g. '6,12,18'; got {self.blocks!r}") from None
+
+    def check(self) -> None:
+        unknown = [m for m in self.method_list if m not in METHODS]
+        if unknown or not self.method_list:
+            raise ValueError(f"unknown methods {unknown}; choose among {', '.join(sorted(METHODS))}")
+        fixed = [m for m in self.method_list if not METHODS[m].sandwich]
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} size(s) the emulator by its own settings, not emulator-blocks; "
+                             "compare it with `fedot offsite` runs and `fedot compare`")
+        if not self.block_list or min(self.block_list) < 1:
+            raise ValueError(f"blocks must be at least 1; got {self.blocks!r}")
+
+    def points(self) -> list[tuple[str, int]]:
+        """(method, kept middle blocks) of the grid, then the lossless ceiling (-1)."""
+        return [(m, b) for m in self.method_list for b in self.block_list] + [("uniform", -1)]
+
+    def point_config(self, method: str, blocks: int) -> OffsiteConfig:
+        cfg = copy.deepcopy(self.offsite)
+        cfg.emulator.method, cfg.emulator.emulator_blocks = method, blocks
+        cfg.full_ft = blocks == -1  # the FT baseline does not depend on the emulator: trained once, at the ceiling
+        return validate(cfg, "frontier")
+
+
+def point_name(method: str, blocks: int) -> str:
+    return "lossless" if blocks == -1 else f"{method}-{blocks}"
+
+
+def run_point(cfg: OffsiteConfig, out: Path, command: str) -> dict:
+    """A finished point with the same settings is reused; one with other settings is refused, never overwritten."""
+    done = out / "results.json"
+    if done.exists():
+        record = json.loads(done.read_text())
+        if record.get("config") != json.loads(json.dumps(to_flat(cfg))):
+            raise ValueError(f"{out} holds a finished point with other settings; use another --out (nothing there "
+                             "is overwritten)")
+        print(f"reusing {out}")
+        return record
+    return run(cfg, out, command=command)
+
+
+def summarise(name: str, record: dict, ft: float | None, margin: float) -> dict:
+    numbers, hib = record["numbers"], record["higher_is_better"]
+    zs, plug, emu = numbers["zero_shot"], numbers["plugin"], numbers["emulator_finetuned"]
+    params = record["emulator"].get("params", {})
+    kept = len(record["emulator"].get("emulator_blocks", []))
+    row = {"point": name, "method": record["emulator"].get("method"), "kept_blocks": kept,
+           "lossless": name == "lossless", "numbers": {**numbers, "full_finetuned": ft},
+           "privacy_gap": gap(numbers, hib), "chosen_lr": record["chosen_lr"],
+           "recovered": None if ft is None or ft == zs else (plug - zs) / (ft - zs),
+           "conditions": conditions({**numbers, "full_finetuned": ft}, hib), "distill": params.get("distill_result")}
+    row["privacy_ok"] = better(plug, emu, hib) and abs(emu - plug) >= margin * abs(plug)
+    row["acceptable"] = not row["lossless"] and better(plug, zs, hib) and row["privacy_ok"]
+    return row
+
+
+def run_frontier(cfg: FrontierConfig, out: str | Path, command: str = "") -> dict:
+    validate(cfg, "frontier")
+    out = Path(out)
+    records = {}
+    for method, blocks in cfg.points():  # every point's settings and split are checked before the first one runs
+        cfg.point_config(method, blocks).emulator.preflight()
+    ceiling = run_point(cfg.point_config("uniform", -1), out / "lossless", command)
+    ft = ceiling["numbers"].get("full_finetuned")
+    for method, blocks in cfg.points()[:-1]:
+        records[point_name(method, blocks)] = run_point(cfg.point_config(method, blocks),
+                                                        out / point_name(method, blocks), command)
+    records["lossless"] = ceiling
+    rows = [summarise(name, r, ft, cfg.privacy_margin) for name, r in records.items()]
+    acceptable = [r for r in rows if r["acceptable"]]
+    pick = min(acceptable, key=lambda r: r["kept_blocks"]) if acceptable else None
+    result = {"title": "Privacy-utility frontier", "model": cfg.offsite.emulator.model, "task": cfg.offsite.task,
+              "metric": ceiling["metric"], "higher_is_better": ceiling["higher_is_better"], "rows": rows,
+              "recommended": pick and pick["point"], "privacy_margin": cfg.privacy_margin, "command": command,
+              "config": to_flat(cfg)}
+    write_json(out / "frontier.json", result)
+    write_text(out / "frontier.md", markdown(result))
+    plot(result, out / "frontier.png")
+    print(markdown(result))
+    return result
+
+
+def markdown(result: dict) -> str:
+    metric, arrow = result["metric"], "↑" if result["higher_is_better"] else "↓"
+    lines = [f"# {result['title']}: {result['task']} ({metric} {arrow}), {result['model']}", "",
+             "| emulator | kept middle blocks | " + " | ".join(LABELS[k] for k in
+                                                        ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
+                                                         "plugin", "full_finetuned"))
+             + " | privacy gap | recovered | plug-in > ZS | emulator < plug-in | ≈ FT |", "|" + "---|" * 13]
+    for r in result["rows"]:
+        n = r["numbers"]
+        cells = [_fmt(n.get(k), metric) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
+                                                  "full_finetuned")]
+        rec = "—" if r["recovered"] is None else f"{100 * r['recovered']:.0f}%"
+        marks = ["—" if v is None else ("yes" if v else "no") for v in r["conditions"].values()]
+        lines.append(f"| {r['point']} | {r['kept_blocks']} | " + " | ".join(cells)
+                     + f" | {_fmt(r['privacy_gap'], metric)} | {rec} | " + " | ".join(marks) + " |")
+    pick = result["recommended"]
+    lines += ["", "Recommended (smallest emulator whose plug-in beats zero-shot while the tuned emulator stays at "
+                  f"least {100 * result['privacy_margin']:.0f}% worse than plug-in): "
+                  + (f"**{pick}**" if pick else "**none** — no lossy emulator meets both conditions at this budget")]
+    if result.get("command"):
+        lines += ["", f"Command: `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, hib = result["rows"], result["higher_is_better"]
+    ceiling = next(r for r in rows if r["lossless"])
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.axhline(ceiling["numbers"]["zero_shot"], color="k", ls="--", label="zero-shot (condition 1: beat it)")
+    if ceiling["numbers"].get("full_finetuned") is not None:
+        ax.axhline(ceiling["numbers"]["full_finetuned"], color="green", ls=":", label="full fine-tuning (condition 3)")
+    for i, method in enumerate(sorted({r["method"] for r in rows if not r["lossless"]})):
+        pts = sorted((r for r in rows if r["method"] == method and not r["lossless"]), key=lambda r: r["kept_blocks"])
+        x = [r["kept_blocks"] for r in pts]
+        color = f"C{i}"
+        ax.plot(x, [r["numbers"]["plugin"] for r in pts], "-o", color=color, label=f"{method}: plug-in")
+        ax.plot(x, [r["numbers"]["emulator_finetuned"] for r in pts], "--s", color=color, mfc="none",
+                label=f"{method}: tuned emulator (condition 2: worse than plug-in)")
+        for r in pts:
+            ok = [v for v in r["conditions"].values() if v is not None]
+            ax.annotate("".join("✓" if v else "✗" for v in ok), (r["kept_blocks"], r["numbers"]["plugin"]),
+                        textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8, color=color)
+    ax.plot([ceiling["kept_blocks"]], [ceiling["numbers"]["plugin"]], "*", ms=14, color="gray",
+            label="lossless emulator (ceiling)")
+    ax.set(xlabel="middle blocks kept by the emulator", ylabel=f"{result['metric']} ({'↑' if hib else '↓'})",
+           title=f"{result['task']}: plug-in vs tuned emulator (✓/✗: conditions 1, 2, 3)")
+    style_metric_axis(ax, result["metric"])
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)

@@ -1,0 +1,205 @@
+"""The memory plan: each role's expected peak, from the model's config alone (no weights are loaded).
+
+A run's roles hold different things (offsite-tuning §3.4 and Table 6: the data owner's saving is the emulator's
+smaller weights *and* the activations of fewer blocks):
+
+* a **data owner** (one per emulator tier): the emulator's frozen weights (bf16 on a GPU, fp32 on a CPU), the trainable
+  adapter tensors in fp32 with their gradients and two AdamW moments, the activations autograd keeps for the backward
+  pass of one micro-batch (``batch-size`` x ``max-length``), and the transient gradients at the start of the backward;
+* the **model owner**: the full model and the emulator, a copy of the adapter, one evaluation forward pass, and — with
+  ``full-ft`` — a full fine-tuning of the whole model.
+
+Parameters are counted on a model instantiated on PyTorch's ``meta`` device; activations by running one forward pass
+there under ``saved_tensors_hooks`` and adding up what autograd saves (parameters and repeated saves of one tensor
+excluded), so the count follows the real modelling code of every family rather than a formula. Two corrections to
+what the meta device runs: it decomposes attention into the math kernel, whose (length x length) score matrices the
+fused kernels used on GPUs and by PyTorch's CPU flash attention never keep, so those are dropped; and under bf16
+autocast on a GPU activations take 2 bytes except the fp32 logits. ``bench/memory_plan.py`` checks the plan against
+measured peaks (SmolLM2 on CPU) and the paper's Table 6 (OPT-1.3B on an A6000).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data_owner.tuning import TuningConfig, prepare
+from .emulator.split import Split, sandwich
+from .emulator.writer import reduced_config
+from .registry import num_blocks
+
+BUNDLED_CONFIGS = Path(__file__).with_name("model_configs")  # configs of hub models the sims name, for offline plans
+RUNTIME_BYTES = {"cpu": int(0.25 * 2**30), "cuda": int(0.5 * 2**30)}  # interpreter + libraries / CUDA context
+GIB = 2**30
+
+
+@dataclass
+class RolePlan:
+    role: str
+    device: str
+    parts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in self.parts.items() if v)
+        return f"{self.role:<40}{self.total / GIB:>7.2f} GiB  ({parts})"
+
+
+def config_for_plan(spec: str):
+    """The model's config: the copy fedot keeps for the hub models its sims name, else from its files or the hub."""
+    from transformers import AutoConfig
+
+    from .models import config_of
+
+    bundled = BUNDLED_CONFIGS / (spec.replace("/", "__") + ".json")
+    if bundled.exists():
+        raw = json.loads(bundled.read_text())
+        return AutoConfig.for_model(raw.pop("model_type"), **raw)
+    try:
+        return config_of(spec)
+    except Exception as e:
+        raise ValueError(f"cannot plan for {spec!r}: its config is neither reachable ({type(e).__name__}) nor kept "
+                         f"offline in {BUNDLED_CONFIGS}; pass a local model directory or download its "
+                         "config.json") from e
+
+
+def _meta_model(config, frozen_dtype=torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=frozen_dtype)
+
+
+def _params(model) -> tuple[int, int, int]:
+    """(frozen elements, trainable elements, trainable elements of matrices)."""
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return frozen, sum(p.numel() for p in trainable), sum(p.numel() for p in trainable if p.dim() == 2)
+
+
+def saved_activations(model, batch: int, length: int, device: str, attention_scores: bool = False) -> tuple[int, int]:
+    """(bytes autograd keeps after one training forward pass, bytes of its largest saved tensor).
+
+    ``attention_scores``: count the (length x length) score matrices, as eager (unfused) attention keeps them."""
+    params = {id(p) for p in model.parameters()}
+    seen: dict[int, int] = {}
+    vocab = model.config.get_text_config().vocab_size
+
+    def pack(t):
+        base = t if t._base is None else t._base
+        if id(base) in params or id(t) in params:
+            return t
+        if not attention_scores and t.dim() >= 2 and t.shape[-1] == length and t.shape[-2] == length:
+            return t  # attention scores: fused kernels never keep them (module docstring)
+        full_width = device == "cpu" or not t.dtype.is_floating_point or (t.dim() and t.shape[-1] == vocab)
+        bytes_per = t.element_size() if full_width else min(t.element_size(), 2)
+        seen[id(base)] = max(seen.get(id(base), 0), t.numel() * bytes_per)
+        return t
+
+    # no attention mask: an all-ones one is dropped by the models' mask code (which would need the values), and with no
+    # pad token the padding check needs none either
+    ids = torch.zeros(batch, length, dtype=torch.long, device="meta")
+    config = model.config.get_text_config()
+    pad, config.pad_token_id = config.pad_token_id, None
+    model.train()
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(input_ids=ids, labels=ids)
+    finally:
+        config.pad_token_id = pad
+    return sum(seen.values()), max(seen.values(), default=0)
+
+
+def training_plan(config, split: Split, trainable_blocks: list[int], tuning: TuningConfig, batch: int, length: int,
+                  device: str, role: str, frozen_fp32: bool = False, attention_scores: bool = False) -> RolePlan:
+    """Peak of training ``trainable_blocks`` (full-model numbering) of the model cut to ``split.kept``.
+
+    ``frozen_fp32``: frozen weights kept in fp32 under bf16 autocast (the paper's setup) instead of fedot's bf16."""
+    reduced = reduced_config(config, split.kept)
+    frozen_dtype = torch.float32 if device == "cpu" or frozen_fp32 else torch.bfloat16
+    model = prepare(_meta_model(reduced, torch.float32), [split.to_local()[i] for i in trainable_blocks], tuning)
+    frozen, trainable, matrices = _params(model)
+    activations, largest = saved_activations(model, batch, length, device, attention_scores)
+    parts = {
+        "weights": frozen * (4 if frozen_dtype == torch.float32 else 2) + trainable * 4,
+        "gradients": trainable * 4,
+        "adamw": trainable * 8,
+        "autocast copies": 0 if device == "cpu" else 2 * (matrices + (frozen if frozen_fp32 else 0)),
+        "activations": activations,
+        # the log-softmax backward of the loss holds three logits-sized tensors at once: the incoming gradient, the exp
+        # of its saved output and its result (the logits are the largest saved tensor of every causal LM here)
+        "backward transient": 3 * largest,
+        "runtime": RUNTIME_BYTES[device],
+    }
+    return RolePlan(role, device, parts)
+
+
+def client_plan(config, split: Split, tuning: TuningConfig, batch: int, length: int, device: str,
+                role: str = "data owner", **kw) -> RolePlan:
+    """A data owner training the adapter through the emulator of ``split``."""
+    return training_plan(config, split, split.adapter, tuning, batch, length, device, role, **kw)
+
+
+def inference_peak(model, length: int, device: str) -> int:
+    """Transient bytes of scoring one ``length``-token window the way fedot's perplexity does: the base model's forward
+    without autograd (the largest module output, alive with its input and one intermediate: 3x), then the LM head in
+    chunks of HEAD_CHUNK positions (the fp32 logits and their log-softmax)."""
+    from .evaluation.perplexity import HEAD_CHUNK
+
+    largest = 0
+
+    def hook(module, args, output):
+        nonlocal largest
+        out = output[0] if isinstance(output, tuple) else output
+        if isinstance(out, torch.Tensor):
+            largest = max(largest, out.numel() * (4 if device == "cpu" else 2))
+
+    handles = [m.register_forward_hook(hook) for m in model.base_model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model.base_model(input_ids=torch.zeros(1, length, dtype=torch.long, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return 3 * largest + 2 * HEAD_CHUNK * model.config.get_text_config().vocab_size * 4
+
+
+def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: RolePlan | None = None) -> RolePlan:
+    """The model owner: full model + emulator + the adapter copy, one evaluation window, and the FT baseline."""
+    bytes_per = 4 if device == "cpu" else 2
+    n = num_blocks(config)
+    model = _meta_model(config)
+    full = sum(p.numel() for p in model.parameters())
+    per_block = (full - sum(p.numel() for p in _meta_model(reduced_config(config, [])).parameters())) // n
+    parts = {
+        "full model": full * bytes_per,
+        "emulator": (full - per_block * (n - len(split.kept))) * bytes_per,
+        "adapter copy": per_block * len(split.adapter) * bytes_per,
+        "evaluation": inference_peak(model, eval_length, device),
+        "runtime": RUNTIME_BYTES[device],
+    }
+    if full_ft is not None:  # FT baseline, after which its model is released
+        parts["FT baseline"] = max(0, full_ft.total - full_ft.parts["runtime"] - parts["full model"])
+    return RolePlan("model owner (ServerApp)", device, parts)
+
+
+def run_plan(cfg, device: str) -> list[RolePlan]:
+    """Every role's plan for a run's settings (a :class:`~fedot.run.config.FederatedConfig`)."""
+    from .evaluation.scoring import EVAL_MAX_LENGTH
+
+    config = config_for_plan(cfg.emulator.model)
+    split, _ = cfg.emulator.split(num_blocks(config))
+    train = cfg.data_owner.train
+    client = client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
+                         role=f"data owner (emulator {len(split.kept)} of {split.num_blocks} blocks)")
+    everything = sandwich(split.num_blocks, 1, 0, -1)  # every block kept; all of them train below
+    ft = training_plan(config, everything, everything.kept, TuningConfig(mode="full"), train.batch_size,
+                       train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
+    eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
+    return [owner_plan(config, split, eval_length, device, ft), client]

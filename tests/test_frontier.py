@@ -1,0 +1,67 @@
+"""The privacy-utility frontier on a tiny model: every point's five numbers, the ceiling, resumption, refusals."""
+
+import json
+
+import pytest
+
+from fedot import frontier as frontier_module
+from fedot.frontier import FrontierConfig, run_frontier, summarise
+from fedot.settings import from_flat
+from support import datafix
+
+
+def _cfg(tiny_models, **extra):
+    return from_flat(FrontierConfig, {"model": str(tiny_models["llama"]), "bottom": 1, "top": 1, "task": "pydocs",
+                                      "methods": "uniform", "blocks": "2,3", "max-steps": 2, "batch-size": 2,
+                                      "max-length": 32, "lr": [1e-3], "limit": 2, "val-limit": 2, "train-limit": 4,
+                                      **extra}, where="frontier")
+
+
+def test_frontier_runs_the_grid_and_the_ceiling_then_resumes_without_recomputing(tiny_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    result = run_frontier(_cfg(tiny_models), tmp_path / "f")
+    assert [r["point"] for r in result["rows"]] == ["uniform-2", "uniform-3", "lossless"]
+    ceiling = result["rows"][-1]
+    assert ceiling["kept_blocks"] == 4 and ceiling["numbers"]["full_finetuned"] is not None  # FT trained once
+    assert ceiling["numbers"]["emulator_zero_shot"] == pytest.approx(ceiling["numbers"]["zero_shot"], rel=1e-4)
+    for row in result["rows"]:
+        n = row["numbers"]
+        gain = n["full_finetuned"] - n["zero_shot"]
+        assert row["recovered"] == pytest.approx((n["plugin"] - n["zero_shot"]) / gain)
+        assert row["privacy_gap"] == pytest.approx(n["emulator_finetuned"] - n["plugin"])  # perplexity: lower wins
+    for name in ("frontier.json", "frontier.md", "frontier.png"):
+        assert (tmp_path / "f" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "f" / "uniform-2" / "results.json").read_text())["numbers"]
+
+    def never(*a, **k):
+        raise AssertionError("a finished point was recomputed")
+
+    monkeypatch.setattr(frontier_module, "run", never)
+    again = run_frontier(_cfg(tiny_models), tmp_path / "f")
+    assert [r["numbers"] for r in again["rows"]] == [r["numbers"] for r in result["rows"]]
+    with pytest.raises(ValueError, match="other settings; use another --out"):
+        run_frontier(_cfg(tiny_models, **{"max-steps": 3}), tmp_path / "f")
+    with pytest.raises(ValueError, match="k=1 cannot keep both"):  # a bad point stops the grid before anything runs
+        run_frontier(_cfg(tiny_models, blocks="1,3"), tmp_path / "g")
+    assert not (tmp_path / "g").exists()
+
+
+def test_frontier_recommends_the_smallest_emulator_meeting_both_conditions():
+    def record(kept, zs, emu, plug):
+        return {"numbers": {"zero_shot": zs, "emulator_zero_shot": 99.0, "emulator_finetuned": emu, "plugin": plug},
+                "higher_is_better": False, "chosen_lr": 1e-4,
+                "emulator": {"method": "distill", "emulator_blocks": list(range(kept))}}
+
+    rows = [summarise("a", record(6, 30.0, 80.0, 31.0), 25.0, 0.05),  # plug-in worse than zero-shot
+            summarise("b", record(12, 30.0, 29.5, 29.0), 25.0, 0.05),  # emulator within 5% of plug-in: leaks
+            summarise("c", record(18, 30.0, 40.0, 28.0), 25.0, 0.05)]
+    assert [r["acceptable"] for r in rows] == [False, False, True]
+    assert rows[2]["recovered"] == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("flat,match", [({"methods": "scaleot"}, "not emulator-blocks"),
+                                        ({"methods": "magic"}, "unknown methods"),
+                                        ({"blocks": "6,x"}, "comma-separated integers")])
+def test_frontier_refuses_a_grid_that_cannot_work(flat, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        run_frontier(from_flat(FrontierConfig, flat, where="frontier"), tmp_path / "f")
