@@ -190,16 +190,18 @@ def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: Rol
 
 
 def run_plan(cfg, device: str) -> list[RolePlan]:
-    """Every role's plan for a run's settings (a :class:`~fedot.run.config.FederatedConfig`)."""
+    """Every role's plan for a run's settings (a :class:`~fedot.run.config.FederatedConfig`): the model owner, then a
+    data owner of each emulator tier (one without ``emulator-tiers``), shallowest first."""
+    from .emulator.tiers import tier_specs
     from .evaluation.scoring import EVAL_MAX_LENGTH
 
     config = config_for_plan(cfg.emulator.model)
-    split, _ = cfg.emulator.split(num_blocks(config))
-    train = cfg.data_owner.train
-    client = client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
-                         role=f"data owner (emulator {len(split.kept)} of {split.num_blocks} blocks)")
-    everything = sandwich(split.num_blocks, 1, 0, -1)  # every block kept; all of them train below
+    n, train = num_blocks(config), cfg.data_owner.train
+    splits = [spec.split(n)[0] for spec in tier_specs(cfg.emulator, cfg.tiers.levels)]
+    clients = [client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
+                           role=f"data owner (emulator {len(split.kept)} of {n} blocks)") for split in splits]
+    everything = sandwich(n, 1, 0, -1)  # every block kept; all of them train below
     ft = training_plan(config, everything, everything.kept, TuningConfig(mode="full"), train.batch_size,
                        train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
     eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
-    return [owner_plan(config, split, eval_length, device, ft), client]
+    return [owner_plan(config, splits[-1], eval_length, device, ft), *clients]  # the owner keeps the deepest tier

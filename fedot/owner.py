@@ -3,7 +3,9 @@
 It evaluates what the paper's five numbers need on the task's test split: the full model and the emulator
 zero-shot (before any round), and after a round the aggregated adapter through the emulator (OT emulator) and
 plugged into the full model (OT plug-in). The FT baseline fine-tunes the full model centrally on the union of the
-data owners' data: a reference that needs the data in one place, never part of the private protocol.
+data owners' data: a reference that needs the data in one place, never part of the private protocol. With emulator
+tiers (:mod:`fedot.emulator.tiers`) it builds one emulator per tier, keeps the deepest loaded and evaluates the
+adapter through every tier.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from .data_owner.train import train
 from .data_owner.tuning import load_trainable_state, prepare, trainable_state
 from .emulator import adapter_local, load_emulator, to_local, to_original
+from .emulator.tiers import tier_specs
 from .evaluation import EvalCache, docs_of, evaluate
 from .evaluation.cache import docs_hash
 from .models import content_hash, default_device, default_dtype, load_config, load_model, load_tokenizer
@@ -35,6 +38,23 @@ class BaselineConfig:
                          key="full-ft-steps")
 
 
+@dataclass
+class Tier:
+    """One emulator the owner ships (the only one without ``emulator-tiers``)."""
+
+    spec: object
+    path: Path
+    manifest: dict
+
+    @property
+    def blocks(self) -> int:
+        return len(self.manifest["emulator_blocks"])
+
+    @property
+    def bytes(self) -> int:
+        return artifact_sizes(self.path)["artifact_file_bytes"]
+
+
 class ModelOwner:
     def __init__(self, cfg, device: str | None = None, report=print):
         self.cfg = cfg
@@ -44,17 +64,24 @@ class ModelOwner:
         get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
         cfg.emulator.data_dir = self.data_dir
         self.model_dir = cfg.emulator.preflight()
-        cfg.delivery.refuse_lossless(cfg.emulator.lossless(load_config(self.model_dir)))  # before the build
+        specs = tier_specs(cfg.emulator, cfg.tiers.levels)
+        for spec in specs:  # every tier's split and privacy, before any build
+            spec.preflight()
+            cfg.delivery.refuse_lossless(spec.lossless(load_config(self.model_dir)))
         self.device = device or default_device()
         self.dtype = default_dtype(self.device)
-        self.emulator_dir, self.manifest = cfg.emulator.build()
+        self.tiers = [Tier(spec, *spec.build()) for spec in specs]
+        if len({tuple(t.manifest["adapter_blocks"]) for t in self.tiers}) > 1:
+            raise ValueError("emulator tiers must share their adapter blocks (one adapter is aggregated); use a "
+                             "sandwich method, whose adapter is the bottom and top blocks at every size")
+        self.emulator_dir, self.manifest = self.tiers[-1].path, self.tiers[-1].manifest  # the deepest tier
         self.tokenizer = load_tokenizer(self.emulator_dir)
         self.full = load_model(self.model_dir, self.dtype, self.device)
         adapter = adapter_parameters(self.full, self.manifest["adapter_blocks"])
         self.base = {k: v.detach().clone() for k, v in adapter.items()}
         emulator, _ = load_emulator(self.emulator_dir, self.dtype, self.device)
         self.emulator = prepare(emulator, adapter_local(self.manifest), cfg.data_owner.tuning)
-        self.emulator_bytes = artifact_sizes(self.emulator_dir)["artifact_file_bytes"]
+        self.emulator_bytes = self.tiers[-1].bytes
         self.meta = {**cfg.data_owner.tuning.describe(), "adapter_blocks": self.manifest["adapter_blocks"],
                      "source_model": cfg.emulator.model, "emulator_id": self.manifest["id"], "task": self.task}
 
@@ -74,18 +101,46 @@ class ModelOwner:
     def zero_shot(self) -> dict:
         """The full model and the (untuned) emulator on the test split; both are deterministic, so cached."""
         load_trainable_state(self.emulator, self.initial_adapter(), to_local=to_local(self.manifest))
-        return {"zero_shot": self.cached_score("full model zero-shot", self.full, content_hash(self.model_dir)),
-                "emulator_zero_shot": self.cached_score("emulator zero-shot", self.emulator,
-                                                        f"emulator:{self.manifest['id']}")}
+        out = {"zero_shot": self.cached_score("full model zero-shot", self.full, content_hash(self.model_dir)),
+               "emulator_zero_shot": self.cached_score("emulator zero-shot", self.emulator,
+                                                       f"emulator:{self.manifest['id']}")}
+        if len(self.tiers) > 1:
+            out["emulator_zero_shot_by_tier"] = {
+                str(t.blocks): self.cached_score(f"tier {t.blocks} emulator zero-shot", self.tier_model(t),
+                                                 f"emulator:{t.manifest['id']}") for t in self.tiers}
+        return out
+
+    def tier_model(self, tier: Tier, adapter: dict[str, torch.Tensor] | None = None):
+        """A tier's emulator with ``adapter`` in place (the deepest is kept loaded; the others load per use)."""
+        model = self.emulator if tier is self.tiers[-1] else prepare(
+            load_emulator(tier.path, self.dtype, self.device)[0], adapter_local(tier.manifest),
+            self.cfg.data_owner.tuning)
+        if adapter is not None:
+            load_trainable_state(model, adapter, to_local=to_local(tier.manifest))
+        return model
 
     def evaluate(self, adapter: dict[str, torch.Tensor]) -> dict:
-        """An adapter through the emulator (what a data owner sees) and plugged into the full model."""
-        load_trainable_state(self.emulator, adapter, to_local=to_local(self.manifest))
-        out = {"emulator_finetuned": self.score(self.emulator)}
+        """An adapter through the emulator (what a data owner sees; with tiers: through each tier's, the deepest
+        reported as the OT emulator) and plugged into the full model."""
+        out = {"emulator_finetuned": self.score(self.tier_model(self.tiers[-1], adapter))}
+        if len(self.tiers) > 1:
+            out["emulator_finetuned_by_tier"] = {str(t.blocks): self.score(self.tier_model(t, adapter))
+                                                 for t in self.tiers[:-1]} | {str(self.tiers[-1].blocks):
+                                                                              out["emulator_finetuned"]}
         plug_in(self.full, adapter, self.meta, base=self.base)
         out["plugin"] = self.score(self.full)
         out["gap"] = gap(out, get_task(self.task).higher_is_better)
         return out
+
+    def tier_plans(self) -> list[int]:
+        """Each tier's planned peak memory for a data owner on this owner's kind of device (bytes)."""
+        from .memory import client_plan
+        from .registry import num_blocks
+
+        config, train = load_config(self.model_dir), self.cfg.data_owner.train
+        device = "cuda" if str(self.device).startswith("cuda") else "cpu"
+        return [client_plan(config, t.spec.split(num_blocks(config))[0], self.cfg.data_owner.tuning,
+                            train.batch_size, train.max_length, device).total for t in self.tiers]
 
     def save_adapter(self, path: Path, adapter: dict[str, torch.Tensor]) -> Path:
         return save_adapter(path, adapter, self.meta)

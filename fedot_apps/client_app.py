@@ -36,7 +36,7 @@ def client_app(cache: WorkerCache) -> ClientApp:
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
-        return message.handle(msg, NodeStore(node_cache_root(context.node_config)))
+        return message.handle(msg, NodeStore(node_cache_root(context.node_config)), context.node_config)
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import time
 
-from flwr.app import ArrayRecord, ConfigRecord
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from fedot.aggregation.privacy import BudgetExhausted
+from fedot.delivery import message
+from fedot.emulator.tiers import choose_tier
 from fedot.run import checkpoint
 from fedot.run.log import ROUNDS, RoundLog, read_rows
 from fedot.run.progress import Progress
@@ -53,7 +55,7 @@ def await_data_owners(grid, num_clients: int, wait_s: float, poll_s: float = 1.0
         time.sleep(poll_s)
 
 
-def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, train_config: dict,
+def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, node_configs: dict[int, dict],
                progress: Progress, start_round: int = 1) -> ArrayRecord:
     """Round 0 (zero-shot numbers, unless the log has them), then rounds ``start_round``..num-rounds, each logged
     and checkpointed as it ends; returns the final global adapter."""
@@ -68,10 +70,13 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, t
     for server_round in range(start_round, cfg.num_rounds + 1):
         t = time.perf_counter()
         try:
-            messages = strategy.configure_train(server_round, arrays, ConfigRecord(dict(train_config)), grid)
+            messages = strategy.configure_train(server_round, arrays, ConfigRecord({}), grid)
         except BudgetExhausted as e:
             progress.say(f"stopping before round {server_round}: {e}")
             break
+        for msg in messages:  # each node's own emulator (its tier's), in its own content (Flower shares one by all)
+            config = ConfigRecord({**msg.content["config"], **node_configs[msg.metadata.dst_node_id]})
+            msg.content = RecordDict({**msg.content, "config": config})
         replies = grid.send_and_receive(messages, timeout=cfg.round_timeout_s or None)
         outcome = strategy.aggregate_round(server_round, replies)
         if outcome.arrays is not None:
@@ -82,7 +87,9 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, t
             t = time.perf_counter()
             evaluation = owner.evaluate(arrays.to_torch_state_dict())
             timing["eval_seconds"] = time.perf_counter() - t
-        log.write({**outcome.row, "evaluation": evaluation, **timing})  # the row first: a resume redoes the round
+        tiers = {"tiers": {str(m.metadata.dst_node_id): node_configs[m.metadata.dst_node_id]["emulator-tier"]
+                           for m in messages}} if len(owner.tiers) > 1 else {}
+        log.write({**outcome.row, **tiers, "evaluation": evaluation, **timing})  # the row first: a resume redoes it
         checkpoint.save(log.out, server_round, arrays.to_torch_state_dict(), strategy)
         progress.round_done(outcome.row, evaluation, zero["zero_shot"])
     if not any(r.get("aggregated") for r in log.rows):
@@ -92,20 +99,57 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, t
     return arrays
 
 
-def deliver(grid, nodes: list[int], owner, cfg, out, progress: Progress) -> dict:
-    """Bring the emulator to every data owner by the configured mode (nothing for nodes that hold it); the record
-    is appended to ``delivery.jsonl``. Returns what every training Message says about the emulator."""
+def assign_tiers(grid, nodes: list[int], owner, cfg, progress: Progress) -> tuple[dict[int, int], dict]:
+    """Each node's emulator tier (index into ``owner.tiers``) and the record of how it was chosen."""
+    if len(owner.tiers) == 1:
+        return dict.fromkeys(nodes, 0), {}
+    plans = owner.tier_plans()
+    assignment, why = {}, {}
+    for node, answer in message.ask_profiles(grid, nodes, cfg.round_timeout_s or None).items():
+        try:
+            if isinstance(answer, str):
+                raise ValueError(f"no profile ({answer})")
+            assignment[node], why[str(node)] = choose_tier(answer, plans, cfg.tiers.unnamed)
+        except ValueError as e:  # this node gets no emulator: its replies are rejected with the reason
+            assignment[node], why[str(node)] = -1, str(e)
+    counts = {t.blocks: sum(1 for i in assignment.values() if i == k) for k, t in enumerate(owner.tiers)}
+    progress.phase("emulator tiers (middle blocks: data owners): " + ", ".join(f"{b}: {c}" for b, c in counts.items())
+                   + (f"; {sum(1 for i in assignment.values() if i < 0)} without a tier" if -1 in assignment.values()
+                      else ""))
+    return assignment, {"tier_of": {str(n): owner.tiers[i].blocks if i >= 0 else None for n, i in assignment.items()},
+                        "why": why, "planned_bytes": {str(t.blocks): p for t, p in zip(owner.tiers, plans)}}
+
+
+def deliver(grid, nodes: list[int], owner, cfg, out, progress: Progress) -> dict[int, dict]:
+    """Bring each node its tier's emulator by the configured mode (nothing for nodes that hold it); the records go
+    to ``delivery.jsonl``. Returns what each node's training Messages say about its emulator."""
     mode = cfg.delivery.chosen
-    config = {"emulator-id": owner.manifest["id"], "emulator-delivery": mode.name,
-              **mode.train_config(cfg.delivery, owner.emulator_dir, owner.manifest)}
-    record = mode.deliver(grid, nodes, owner.emulator_dir, owner.manifest, cfg.delivery,
-                          cfg.round_timeout_s or None, progress.say)
-    with open(out / DELIVERY, "a") as f:
-        f.write(json.dumps(record) + "\n")
-    if "bytes_sent" in record:
-        progress.phase(f"emulator delivered ({mode.name}): {record['bytes_sent'] / 2**20:,.0f} MiB sent in "
-                       f"{record['seconds']:.1f} s, {len(record['failed'])} failed")
-    return config
+    assignment, tiers_record = assign_tiers(grid, nodes, owner, cfg, progress)
+    configs, tier_configs = {}, []
+    for k, tier in enumerate(owner.tiers):
+        tier_configs.append({"emulator-id": tier.manifest["id"], "emulator-tier": tier.blocks,
+                             "emulator-delivery": mode.name, **mode.train_config(cfg.delivery, tier.path,
+                                                                                 tier.manifest)})
+        configs.update({n: tier_configs[k] for n, i in assignment.items() if i == k})
+        members = [n for n in nodes if assignment[n] == k]
+        if not members:
+            continue
+        record = mode.deliver(grid, members, tier.path, tier.manifest, cfg.delivery, cfg.round_timeout_s or None,
+                              progress.say)
+        if len(owner.tiers) > 1:
+            record["tier_blocks"] = tier.blocks
+        with open(out / DELIVERY, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if "bytes_sent" in record:
+            progress.phase(f"emulator delivered ({mode.name}): {record['bytes_sent'] / 2**20:,.0f} MiB sent in "
+                           f"{record['seconds']:.1f} s, {len(record['failed'])} failed")
+    if tiers_record:
+        with open(out / DELIVERY, "a") as f:
+            f.write(json.dumps({"tiers": tiers_record}) + "\n")
+    for node in (n for n in assignment if n not in configs):  # told why it has none: its replies are rejected so
+        configs[node] = {**tier_configs[-1], "emulator-tier": -1,
+                         "emulator-refused": f"no emulator tier fits it ({tiers_record['why'][str(node)]})"}
+    return configs
 
 
 def open_run(out, cfg) -> tuple[RoundLog, checkpoint.Checkpoint | None]:

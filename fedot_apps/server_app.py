@@ -44,8 +44,11 @@ def main(grid: Grid, context: Context) -> None:
         adapter = resumed.adapter
         progress.say(f"resuming after round {resumed.round} of {cfg.num_rounds} (checkpoint in {out})")
     grid = StreamingGrid(grid)
-    train_config = deliver(grid, nodes, owner, cfg, out, progress)
-    final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), train_config, progress,
+    node_configs = deliver(grid, nodes, owner, cfg, out, progress)
+    strategy.emulator_bytes = {n: 0 if c.get("emulator-refused") else
+                               next(t.bytes for t in owner.tiers if t.manifest["id"] == c["emulator-id"])
+                               for n, c in node_configs.items()}
+    final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), node_configs, progress,
                        start_round=resumed.round + 1 if resumed else 1)
     record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed())
     if "full_finetuned" in record["numbers"]:

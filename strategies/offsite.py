@@ -54,7 +54,7 @@ def _count(metrics: dict, key: str) -> int:
 
 class OffsiteStrategy(FedAvg):
     def __init__(self, *, lr_for_round: Callable[[int], float], min_replies: int = 1, fraction_train: float = 1.0,
-                 min_available_nodes: int = 1, emulator_bytes: int = 0,
+                 min_available_nodes: int = 1, emulator_bytes: int | dict[int, int] = 0,
                  aggregation: AggregationConfig | None = None, dp: DPConfig | None = None, population: int = 1):
         super().__init__(fraction_train=fraction_train, fraction_evaluate=0.0, min_train_nodes=1,
                          min_available_nodes=min_available_nodes)
@@ -85,7 +85,8 @@ class OffsiteStrategy(FedAvg):
         if hasattr(self.flower_rule, "current_arrays"):  # FedOpt family: the server optimiser's reference point
             self.flower_rule.current_arrays = {k: a.numpy() for k, a in arrays.items()}
         self._sent = {"round": server_round, "lr": config["lr"], "sampled": sampled, "reference": reference,
-                      "emulator_bytes_down": self.emulator_bytes * len(first_contact),
+                      "emulator_bytes_down": sum(self.emulator_bytes.get(n, 0) if isinstance(self.emulator_bytes, dict)
+                                                 else self.emulator_bytes for n in first_contact),
                       "bytes_down": state_bytes(reference) * len(sampled)}
         return messages
 

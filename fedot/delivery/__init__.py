@@ -129,6 +129,9 @@ class DeliveryConfig:
 
 def locate(config, node_config, progress: bool = False) -> Path:
     """The node-side entry: the verified emulator named in a training Message's config, from the node's store."""
+    if config.get("emulator-refused"):
+        raise ArtifactError("the model owner sent this data owner no emulator: "
+                            f"{str(config['emulator-refused'])[:300]}")
     mode = str(config.get("emulator-delivery", ""))
     if mode not in DELIVERY:
         raise ArtifactError(f"training Message names emulator-delivery {mode[:40]!r}; expected one of "

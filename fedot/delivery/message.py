@@ -123,14 +123,24 @@ def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes
             "nodes": nodes_record, "failed": failed}
 
 
-def _status(store: NodeStore, op: dict, _pieces) -> dict:
+def ask_profiles(grid, nodes: list[int], timeout: float | None = None) -> dict[int, dict | str]:
+    """What each node says of the emulator it can hold (its node config's ``tier`` / ``memory-gb``), or why it said
+    nothing; asked before delivery when the run has emulator tiers (:mod:`fedot.emulator.tiers`)."""
+    return _exchange(grid, {n: _message(n, {"op": "profile"}) for n in nodes}, timeout)
+
+
+def _profile(store: NodeStore, op: dict, _pieces, node_config: dict) -> dict:
+    return {k: node_config[k] for k in PROFILE_KEYS if k in node_config}
+
+
+def _status(store: NodeStore, op: dict, _pieces, _node_config) -> dict:
     aid = str(op["artifact-id"])
     if store.get(aid) is not None:
         return {"complete": True}
     return {f"held:{name}": size for name, size in store.held(aid).items()}
 
 
-def _chunk(store: NodeStore, op: dict, pieces: list[bytes]) -> dict:
+def _chunk(store: NodeStore, op: dict, pieces: list[bytes], _node_config) -> dict:
     aid, files, offsets = str(op["artifact-id"]), list(op.get("files", [])), list(op.get("offsets", []))
     if not len(files) == len(offsets) == len(pieces):
         raise ArtifactError(f"a delivery chunk names {len(files)} files and {len(offsets)} offsets for "
@@ -142,10 +152,11 @@ def _chunk(store: NodeStore, op: dict, pieces: list[bytes]) -> dict:
     return reply
 
 
-OPS = {"status": _status, "chunk": _chunk}
+OPS = {"profile": _profile, "status": _status, "chunk": _chunk}
+PROFILE_KEYS = ("tier", "memory-gb", "partition-id", "num-partitions")
 
 
-def handle(msg: Message, store: NodeStore) -> Message:
+def handle(msg: Message, store: NodeStore, node_config: dict | None = None) -> Message:
     """A node's answer to one delivery Message (raises with the reason on anything it cannot accept)."""
     if RECORD not in msg.content.config_records:
         raise ArtifactError("a query Message without a delivery record")
@@ -156,4 +167,5 @@ def handle(msg: Message, store: NodeStore) -> Message:
     if "chunk" in msg.content.array_records:
         record = msg.content.array_records["chunk"]
         pieces = [record[str(i)].numpy().tobytes() for i in range(len(record))]
-    return Message(RecordDict({RECORD: ConfigRecord(OPS[op["op"]](store, op, pieces))}), reply_to=msg)
+    reply = OPS[op["op"]](store, op, pieces, dict(node_config or {}))
+    return Message(RecordDict({RECORD: ConfigRecord(reply)}), reply_to=msg)

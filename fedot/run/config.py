@@ -17,6 +17,7 @@ from ..data_owner.partition import SCHEMES
 from ..data_owner.worker import DataOwnerConfig
 from ..delivery import DeliveryConfig
 from ..emulator.spec import EmulatorSpec
+from ..emulator.tiers import TierConfig
 from ..evaluation.config import EvalConfig
 from ..owner import BaselineConfig
 from ..settings import SettingError, from_flat, group, setting
@@ -44,6 +45,7 @@ class FederatedConfig:
     aggregation: AggregationConfig = group(AggregationConfig)
     dp: DPConfig = group(DPConfig)
     emulator: EmulatorSpec = group(EmulatorSpec)
+    tiers: TierConfig = group(TierConfig)
     delivery: DeliveryConfig = group(DeliveryConfig)
     data_owner: DataOwnerConfig = group(DataOwnerConfig)
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")

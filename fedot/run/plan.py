@@ -38,8 +38,10 @@ def concurrency(resources: dict, clients: int, cpus: int, gpus: int) -> int:
 
 def fit(plans: list[RolePlan], resources: dict, clients: int, host: int, gpu: int | None,
         cpus: int | None = None, gpus: int = 0) -> tuple[list[str], list[str]]:
-    """(what the plan needs of this machine, problems); no problems means it fits."""
-    owner, client = plans
+    """(what the plan needs of this machine, problems); no problems means it fits. With emulator tiers the check
+    takes the deepest tier, the one a node that names no tier gets."""
+    owner, *tiers = plans
+    client = tiers[-1]  # the deepest tier: any node may take it
     per_gpu = float(resources.get("client-resources-num-gpus", 0) or 0)
     lines, problems = [], []
     if per_gpu > 0:

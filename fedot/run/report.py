@@ -82,6 +82,23 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         "wall_seconds": wall_seconds, "baseline_seconds": baseline_seconds, "command": cfg.command,
         "privacy": next((r["dp"] for r in reversed(rows) if r.get("dp")), None),  # (epsilon, delta) spent in all
     }
+    if len(owner.tiers) > 1:
+        record["tiers"] = tiers_of(owner, rows)
     results.write(out, record)
     plot_rounds(rows, task.primary, out / "rounds.png")
     return record
+
+
+def tiers_of(owner, rows: list[dict]) -> list[dict]:
+    """Per emulator tier: its size, how many data owners trained on it, and its zero-shot and tuned scores."""
+    zero = next((r["evaluation"] for r in rows if r["round"] == 0), {})
+    evaluated = [r["evaluation"] for r in rows if (r.get("evaluation") or {}).get("emulator_finetuned_by_tier")]
+    last = evaluated[-1] if evaluated else {}
+    owners = {}
+    for r in rows:
+        owners.update(r.get("tiers", {}))
+    return [{"blocks": t.blocks, "emulator_id": t.manifest["id"], "artifact_bytes": t.bytes,
+             "data_owners": sum(1 for b in owners.values() if b == t.blocks),
+             "emulator_zero_shot": zero.get("emulator_zero_shot_by_tier", {}).get(str(t.blocks)),
+             "emulator_finetuned": last.get("emulator_finetuned_by_tier", {}).get(str(t.blocks))}
+            for t in owner.tiers]

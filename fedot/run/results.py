@@ -73,6 +73,12 @@ def markdown(record: dict) -> str:
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
     for name, ok in record["conditions"].items():
         lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")
+    if record.get("tiers"):
+        lines += ["", "| Emulator tier (middle blocks) | data owners | Emulator ZS | OT Emulator |",
+                  "|---|---|---|---|"]
+        for t in record["tiers"]:
+            lines.append(f"| {t['blocks']} | {t['data_owners']} | {_fmt(t['emulator_zero_shot'], metric)} | "
+                         f"{_fmt(t['emulator_finetuned'], metric)} |")
     if record.get("privacy"):
         p = record["privacy"]
         lines += ["", f"Differential privacy ({p['mode']}, noise multiplier {p['noise_multiplier']:g}, clipping norm "

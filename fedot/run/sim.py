@@ -57,11 +57,16 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     """Fail before Flower and Ray start: any bad setting, a model that cannot be had, GPUs the machine lacks."""
     import torch
 
+    from ..emulator.tiers import tier_specs
     from ..models import check_available, config_of
+    from ..registry import num_blocks
 
     cfg = sim.config(overrides)
     check_available(cfg.emulator.model)
-    cfg.delivery.refuse_lossless(cfg.emulator.lossless(config_of(cfg.emulator.model)))
+    config = config_of(cfg.emulator.model)
+    for spec in tier_specs(cfg.emulator, cfg.tiers.levels):  # every tier: a valid split, and not the full model
+        spec.split(num_blocks(config))
+        cfg.delivery.refuse_lossless(spec.lossless(config))
     check_data(cfg.data_owner.task, cfg.data_owner.data_dir or None)
     gpus = float(sim.resources().get("client-resources-num-gpus", 0) or 0)
     if gpus > 0 and not torch.cuda.is_available():
