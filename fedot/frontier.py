@@ -133,7 +133,7 @@ def markdown(result: dict) -> str:
              "| emulator | kept middle blocks | " + " | ".join(LABELS[k] for k in
                                                         ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
                                                          "plugin", "full_finetuned"))
-             + " | privacy gap | recovered | plug-in > ZS | emulator < plug-in | ≈ FT |", "|" + "---|" * 13]
+             + " | privacy gap | recovered | plug-in > ZS | emulator < plug-in | ≈ FT |", "|" + "---|" * 12]
     for r in result["rows"]:
         n = r["numbers"]
         cells = [_fmt(n.get(k), metric) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
@@ -152,6 +152,8 @@ def markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: Path) -> None:
+    """Left: plug-in against zero-shot and FT (conditions 1 and 3, ✓/✗ per point for 1, 2, 3). Right: the tuned
+    emulator a data owner keeps against plug-in (condition 2, the owner's privacy), on a log scale."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,27 +161,33 @@ def plot(result: dict, path: Path) -> None:
 
     rows, hib = result["rows"], result["higher_is_better"]
     ceiling = next(r for r in rows if r["lossless"])
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.axhline(ceiling["numbers"]["zero_shot"], color="k", ls="--", label="zero-shot (condition 1: beat it)")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax in (a, b):
+        ax.axhline(ceiling["numbers"]["zero_shot"], color="k", ls="--", label="zero-shot")
+        ax.plot([ceiling["kept_blocks"]], [ceiling["numbers"]["plugin"]], "*", ms=14, color="gray",
+                label="lossless emulator (ceiling)")
     if ceiling["numbers"].get("full_finetuned") is not None:
-        ax.axhline(ceiling["numbers"]["full_finetuned"], color="green", ls=":", label="full fine-tuning (condition 3)")
+        a.axhline(ceiling["numbers"]["full_finetuned"], color="green", ls=":", label="full fine-tuning")
     for i, method in enumerate(sorted({r["method"] for r in rows if not r["lossless"]})):
         pts = sorted((r for r in rows if r["method"] == method and not r["lossless"]), key=lambda r: r["kept_blocks"])
-        x = [r["kept_blocks"] for r in pts]
-        color = f"C{i}"
-        ax.plot(x, [r["numbers"]["plugin"] for r in pts], "-o", color=color, label=f"{method}: plug-in")
-        ax.plot(x, [r["numbers"]["emulator_finetuned"] for r in pts], "--s", color=color, mfc="none",
-                label=f"{method}: tuned emulator (condition 2: worse than plug-in)")
+        x, color = [r["kept_blocks"] for r in pts], f"C{i}"
+        a.plot(x, [r["numbers"]["plugin"] for r in pts], "-o", color=color, label=f"{method}: plug-in")
+        b.plot(x, [r["numbers"]["emulator_finetuned"] for r in pts], "--s", color=color, mfc="none",
+               label=f"{method}: tuned emulator")
+        b.plot(x, [r["numbers"]["plugin"] for r in pts], "-o", color=color, label=f"{method}: plug-in")
         for r in pts:
-            ok = [v for v in r["conditions"].values() if v is not None]
-            ax.annotate("".join("✓" if v else "✗" for v in ok), (r["kept_blocks"], r["numbers"]["plugin"]),
-                        textcoords="offset points", xytext=(0, 8), ha="center", fontsize=8, color=color)
-    ax.plot([ceiling["kept_blocks"]], [ceiling["numbers"]["plugin"]], "*", ms=14, color="gray",
-            label="lossless emulator (ceiling)")
-    ax.set(xlabel="middle blocks kept by the emulator", ylabel=f"{result['metric']} ({'↑' if hib else '↓'})",
-           title=f"{result['task']}: plug-in vs tuned emulator (✓/✗: conditions 1, 2, 3)")
-    style_metric_axis(ax, result["metric"])
-    ax.legend(fontsize=7)
+            marks = "".join("✓" if v else "✗" for v in r["conditions"].values() if v is not None)
+            a.annotate(marks, (r["kept_blocks"], r["numbers"]["plugin"]), textcoords="offset points",
+                       xytext=(0, 8 + 10 * i), ha="center", fontsize=8, color=color)
+    arrow = "↑" if hib else "↓"
+    a.set(xlabel="middle blocks kept by the emulator", ylabel=f"{result['metric']} ({arrow})",
+          title="utility: plug-in vs zero-shot and FT (✓/✗: conditions 1, 2, 3)")
+    b.set(xlabel="middle blocks kept by the emulator", ylabel=f"{result['metric']} ({arrow})",
+          title="privacy: what a data owner keeps vs plug-in")
+    style_metric_axis(b, result["metric"])
+    a.legend(fontsize=7)
+    b.legend(fontsize=7)
+    fig.suptitle(f"{result['task']}, {result['model']}")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
