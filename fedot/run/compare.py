@@ -32,7 +32,7 @@ UNCOMPARED = ("seed", "run-dir", "command", "data-dir", "verbose", "resume", "ou
 
 def experiment_key(run: dict) -> str:
     """What a run is a repeat of: its settings without the seed and where it ran."""
-    config = run.get("config") or {"name": run["name"]}
+    config = run.get("config") or run.get("run_config") or {"name": run["name"]}  # fedot offsite / fedot sim
     return json.dumps({k: v for k, v in config.items() if k not in UNCOMPARED}, sort_keys=True, default=str)
 
 
