@@ -69,11 +69,12 @@ def config_for_plan(spec: str):
                          "config.json") from e
 
 
-def _meta_model(config, frozen_dtype=torch.float32):
+def _meta_model(config):
+    """The model's modules on the meta device, fp32 (byte counts apply each tensor's dtype afterwards)."""
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=frozen_dtype)
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 
 
 def _params(model) -> tuple[int, int, int]:
@@ -123,7 +124,7 @@ def training_plan(config, split: Split, trainable_blocks: list[int], tuning: Tun
     ``frozen_fp32``: frozen weights kept in fp32 under bf16 autocast (the paper's setup) instead of fedot's bf16."""
     reduced = reduced_config(config, split.kept)
     frozen_dtype = torch.float32 if device == "cpu" or frozen_fp32 else torch.bfloat16
-    model = prepare(_meta_model(reduced, torch.float32), [split.to_local()[i] for i in trainable_blocks], tuning)
+    model = prepare(_meta_model(reduced), [split.to_local()[i] for i in trainable_blocks], tuning)
     frozen, trainable, matrices = _params(model)
     activations, largest = saved_activations(model, batch, length, device, attention_scores)
     parts = {

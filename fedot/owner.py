@@ -11,6 +11,7 @@ adapter through every tier.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -50,7 +51,7 @@ class Tier:
     def blocks(self) -> int:
         return len(self.manifest["emulator_blocks"])
 
-    @property
+    @cached_property
     def bytes(self) -> int:
         return artifact_sizes(self.path)["artifact_file_bytes"]
 
@@ -64,10 +65,10 @@ class ModelOwner:
         get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
         cfg.emulator.data_dir = self.data_dir
         self.model_dir = cfg.emulator.preflight()
-        specs = tier_specs(cfg.emulator, cfg.tiers.levels)
+        specs, config = tier_specs(cfg.emulator, cfg.tiers.levels), load_config(self.model_dir)
         for spec in specs:  # every tier's split and privacy, before any build
             spec.preflight()
-            cfg.delivery.refuse_lossless(spec.lossless(load_config(self.model_dir)))
+            cfg.delivery.refuse_lossless(spec.lossless(config))
         self.device = device or default_device()
         self.dtype = default_dtype(self.device)
         self.tiers = [Tier(spec, *spec.build()) for spec in specs]
