@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,3 +37,11 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, record, indent: int | None = 2) -> Path:
     return write_text(path, json.dumps(record, indent=indent, default=str) + "\n")
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """``dst`` as the same bytes as ``src``: a hard link where the file system allows, else a copy."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

@@ -6,8 +6,10 @@ smaller weights *and* the activations of fewer blocks):
 * a **data owner** (one per emulator tier): the emulator's frozen weights (bf16 on a GPU, fp32 on a CPU), the trainable
   adapter tensors in fp32 with their gradients and two AdamW moments, the activations autograd keeps for the backward
   pass of one micro-batch (``batch-size`` x ``max-length``), and the transient gradients at the start of the backward;
-* the **model owner**: the full model and the emulator, a copy of the adapter, one evaluation forward pass, and — with
-  ``full-ft`` — a full fine-tuning of the whole model.
+* the **model owner**: the full model and the emulator, a copy of the adapter, one evaluation forward pass, with
+  ``full-ft`` a full fine-tuning of the whole model, and with ``emulator-alignment`` the training of the emulator's
+  middle blocks (gradients, AdamW moments, activations) beside the full model's no-grad outputs (hidden states and
+  fp32 logits with their log-softmax).
 
 Parameters are counted on a model instantiated on PyTorch's ``meta`` device; activations by running one forward pass
 there under ``saved_tensors_hooks`` and adding up what autograd saves (parameters and repeated saves of one tensor
@@ -171,7 +173,19 @@ def inference_peak(model, length: int, device: str) -> int:
     return 3 * largest + 2 * HEAD_CHUNK * model.config.get_text_config().vocab_size * 4
 
 
-def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: RolePlan | None = None) -> RolePlan:
+def alignment_bytes(config, split: Split, batch: int, length: int, device: str) -> int:
+    """The owner's extra bytes while it re-aligns the emulator's middle (fedot.emulator.alignment): the middle's
+    training state and the teacher's outputs it is fitted to."""
+    plan = training_plan(config, split, list(split.emulator), TuningConfig(mode="full"), batch, length, device,
+                         "alignment")
+    text = config.get_text_config()
+    teacher = (num_blocks(config) + 1) * batch * length * text.hidden_size * (4 if device == "cpu" else 2)
+    logits = 2 * batch * length * text.vocab_size * 4
+    return sum(plan.parts[k] for k in ("gradients", "adamw", "activations", "backward transient")) + teacher + logits
+
+
+def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: RolePlan | None = None,
+               alignment: int = 0) -> RolePlan:
     """The model owner: full model + emulator + the adapter copy, one evaluation window, and the FT baseline."""
     bytes_per = 4 if device == "cpu" else 2
     n = num_blocks(config)
@@ -187,6 +201,8 @@ def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: Rol
     }
     if full_ft is not None:  # FT baseline, after which its model is released
         parts["FT baseline"] = max(0, full_ft.total - full_ft.parts["runtime"] - parts["full model"])
+    if alignment:
+        parts["alignment"] = alignment
     return RolePlan("model owner (ServerApp)", device, parts)
 
 
@@ -205,4 +221,6 @@ def run_plan(cfg, device: str) -> list[RolePlan]:
     ft = training_plan(config, everything, everything.kept, TuningConfig(mode="full"), train.batch_size,
                        train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
     eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
-    return [owner_plan(config, splits[-1], eval_length, device, ft), *clients]  # the owner keeps the deepest tier
+    align = cfg.alignment
+    extra = alignment_bytes(config, splits[-1], align.batch_size, align.max_length, device) if align.enabled else 0
+    return [owner_plan(config, splits[-1], eval_length, device, ft, extra), *clients]  # the owner: the deepest tier

@@ -10,6 +10,8 @@ adapter through every tier.
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +20,8 @@ import torch
 
 from .data_owner.train import train
 from .data_owner.tuning import load_trainable_state, prepare, trainable_state
-from .emulator import adapter_local, load_emulator, to_local, to_original
+from .emulator import adapter_local, load_emulator, read_manifest, to_local, to_original
+from .emulator.shards import read_tensors, write_sharded
 from .emulator.tiers import tier_specs
 from .evaluation import EvalCache, docs_of, evaluate
 from .evaluation.cache import docs_hash
@@ -85,6 +88,58 @@ class ModelOwner:
         self.emulator_bytes = self.tiers[-1].bytes
         self.meta = {**cfg.data_owner.tuning.describe(), "adapter_blocks": self.manifest["adapter_blocks"],
                      "source_model": cfg.emulator.model, "emulator_id": self.manifest["id"], "task": self.task}
+        self.aligner = cfg.alignment.build(self.tokenizer, self.data_dir) if cfg.alignment.enabled else None
+        if self.aligner:
+            self.aligner.check(self.manifest)
+
+    def start_alignment(self, out: Path, resume: dict | None = None) -> None:
+        """With alignment: ship the owner's own copy of the emulator in the per-block layout (``out/emulator-r0``),
+        or, resuming, the re-aligned one the checkpoint names (verified, and loaded into the owner's emulator)."""
+        if self.aligner is None:
+            return
+        if resume is None:
+            manifest, _ = write_sharded(self.emulator_dir, out / "emulator-r0",
+                                        {**self.manifest, "aligned": {"round": 0, "from": self.manifest["id"]}})
+            return self._use(out / "emulator-r0", manifest)
+        path = out / resume["dir"]
+        manifest = read_manifest(path, verify=True, expected_id=resume["id"])
+        base = self.emulator.get_base_model() if hasattr(self.emulator, "get_base_model") else self.emulator
+        stored = read_tensors(path)
+        with torch.no_grad():
+            for name, p in base.named_parameters():
+                if name in stored and not p.requires_grad:  # the adapter comes from the checkpoint, not from here
+                    p.copy_(stored[name].to(p.dtype))
+        self._use(path, manifest)
+
+    def _use(self, path: Path, manifest: dict) -> None:
+        self.tiers[-1] = Tier(self.tiers[-1].spec, path, manifest)
+        self.emulator_dir, self.manifest, self.emulator_bytes = path, manifest, self.tiers[-1].bytes
+
+    def align(self, adapter: dict[str, torch.Tensor], server_round: int, out: Path) -> dict:
+        """Re-align the emulator to the full model with ``adapter`` plugged into both, and write the new version
+        (only its changed block files are new); returns the record for rounds.jsonl."""
+        t0, previous = time.perf_counter(), self.tiers[-1]
+        plug_in(self.full, adapter, self.meta, base=self.base)
+        load_trainable_state(self.emulator, adapter, to_local=to_local(self.manifest))
+        record = self.aligner.align(self.emulator, self.full, self.manifest, server_round, self.cfg.data_owner.seed)
+        aligned = {"round": server_round, "from": previous.manifest["id"], **self.cfg.alignment.describe()}
+        path = out / f"emulator-r{server_round}"
+        manifest, changed = write_sharded(previous.path, path, {**previous.manifest, "aligned": aligned},
+                                          record.pop("tensors"))
+        self._use(path, manifest)
+        return {**record, "emulator_id": manifest["id"], "changed_files": changed,
+                "changed_bytes": sum((path / f).stat().st_size for f in changed), "artifact_bytes": self.emulator_bytes,
+                "owner_seconds": time.perf_counter() - t0}
+
+    def prune_aligned(self, out: Path) -> None:
+        """Remove the run's earlier emulator versions (the checkpoint names the current one)."""
+        for old in out.glob("emulator-r*"):
+            if old.is_dir() and old != self.emulator_dir:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def emulator_state(self) -> dict | None:
+        """What a checkpoint records of the emulator: the current re-aligned version, when aligning."""
+        return {"dir": self.emulator_dir.name, "id": self.manifest["id"]} if self.aligner else None
 
     def initial_adapter(self) -> dict[str, torch.Tensor]:
         """The adapter before any tuning, in full-model names (LoRA starts at its peft initialisation)."""

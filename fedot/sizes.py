@@ -7,7 +7,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from .data_owner.tuning import TuningConfig
-from .emulator.artifact import HARMONIZERS, WEIGHTS, read_manifest, stored_blocks
+from .emulator.artifact import HARMONIZERS, read_manifest, stored_blocks, weight_files
 from .models import load_config
 from .registry import architecture
 
@@ -25,7 +25,11 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     arch = architecture(config)
     stored = {orig: i for i, orig in enumerate(stored_blocks(manifest))}  # block numbering of the weights file
     adapter = {stored[i] for i in manifest["adapter_blocks"]}
-    shapes, itemsize = _shapes(path / WEIGHTS)
+    files = sorted(set(weight_files(path).values()))  # one file, or one per block (fedot.emulator.shards)
+    shapes, itemsize = {}, 4
+    for file in files:
+        part, itemsize = _shapes(path / file)
+        shapes.update(part)
     harmonizer_shapes = _shapes(path / HARMONIZERS)[0] if (path / HARMONIZERS).exists() else {}
     numel = {n: _prod(s) for n, s in shapes.items()}
     block_of = {n: arch.block_index(n) for n in numel}
@@ -49,7 +53,7 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     return {
         "params": counts,
         "bytes": {k: v * itemsize for k, v in counts.items()},
-        "artifact_file_bytes": sum((path / f).stat().st_size for f in (WEIGHTS, HARMONIZERS) if (path / f).exists()),
+        "artifact_file_bytes": sum((path / f).stat().st_size for f in (*files, HARMONIZERS) if (path / f).exists()),
     }
 
 

@@ -7,6 +7,10 @@ with its evaluation as soon as the round ends, and a progress line says where th
 Before anything is loaded, :func:`await_data_owners` makes sure the federation has the data owners the experiment
 declares: a plain ``flwr run`` simulates Flower's default of 2 SuperNodes whatever the sim says, and would otherwise
 train the wrong number of data owners and report success.
+
+With ``emulator-alignment`` the owner re-aligns the emulator after each round's evaluation; a data owner sampled for a
+later round is first brought the current version (:func:`refresh`: only the files it lacks), and the round's row
+records the alignment (owner seconds, distance before and after, changed bytes) and that delivery (bytes sent).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, n
         except BudgetExhausted as e:
             progress.say(f"stopping before round {server_round}: {e}")
             break
+        update = refresh(grid, [m.metadata.dst_node_id for m in messages], owner, cfg, node_configs, log.out, progress)
         for msg in messages:  # each node's own emulator (its tier's), in its own content (Flower shares one by all)
             config = ConfigRecord({**msg.content["config"], **node_configs[msg.metadata.dst_node_id]})
             msg.content = RecordDict({**msg.content, "config": config})
@@ -87,11 +92,18 @@ def run_rounds(strategy, grid, owner, log: RoundLog, cfg, arrays: ArrayRecord, n
             t = time.perf_counter()
             evaluation = owner.evaluate(arrays.to_torch_state_dict())
             timing["eval_seconds"] = time.perf_counter() - t
-        tiers = {"tiers": {str(m.metadata.dst_node_id): node_configs[m.metadata.dst_node_id]["emulator-tier"]
+        extra = {"tiers": {str(m.metadata.dst_node_id): node_configs[m.metadata.dst_node_id]["emulator-tier"]
                            for m in messages}} if len(owner.tiers) > 1 else {}
-        log.write({**outcome.row, **tiers, "evaluation": evaluation, **timing})  # the row first: a resume redoes it
-        checkpoint.save(log.out, server_round, arrays.to_torch_state_dict(), strategy)
+        if update:
+            extra["emulator_update"] = update
         progress.round_done(outcome.row, evaluation, zero["zero_shot"])
+        if owner.aligner and server_round < cfg.num_rounds:
+            extra["alignment"] = owner.align(arrays.to_torch_state_dict(), server_round, log.out)
+            progress.phase(alignment_line(extra["alignment"]))
+        log.write({**outcome.row, **extra, "evaluation": evaluation, **timing})  # the row first: a resume redoes it
+        checkpoint.save(log.out, server_round, arrays.to_torch_state_dict(), strategy, owner.emulator_state())
+        if owner.aligner:
+            owner.prune_aligned(log.out)
     if not any(r.get("aggregated") for r in log.rows):
         reasons = sorted({r.get("not_aggregated_reason", "") for r in log.rows if r["round"] > 0})
         raise FederationError(f"no round aggregated ({'; '.join(reasons)}), so there is no tuned adapter to plug in "
@@ -120,29 +132,64 @@ def assign_tiers(grid, nodes: list[int], owner, cfg, progress: Progress) -> tupl
                         "why": why, "planned_bytes": {str(t.blocks): p for t, p in zip(owner.tiers, plans)}}
 
 
+def alignment_line(record: dict) -> str:
+    before, after = record["distance_before"]["objective"], record["distance_after"]["objective"]
+    return (f"emulator re-aligned ({record['method']}, {record['steps']} steps, {record['owner_seconds']:.1f} s): "
+            f"distance {before:.4g} -> {after:.4g}; {len(record['changed_files'])} changed files, "
+            f"{record['changed_bytes'] / 2**20:,.1f} MiB")
+
+
+def tier_config(tier, cfg) -> dict:
+    """What a training Message says about a tier's emulator."""
+    mode = cfg.delivery.chosen
+    return {"emulator-id": tier.manifest["id"], "emulator-tier": tier.blocks, "emulator-delivery": mode.name,
+            **mode.train_config(cfg.delivery, tier.path, tier.manifest)}
+
+
+def deliver_tier(grid, members: list[int], tier, cfg, out, progress: Progress, drop: tuple[str, ...] = (),
+                 **extra) -> dict:
+    """Bring ``members`` a tier's emulator by the configured mode; the record (with ``extra``) goes to
+    ``delivery.jsonl``."""
+    mode = cfg.delivery.chosen
+    record = {**mode.deliver(grid, members, tier.path, tier.manifest, cfg.delivery, cfg.round_timeout_s or None,
+                             progress.say, drop), **extra}
+    with open(out / DELIVERY, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    if "bytes_sent" in record:
+        progress.phase(f"emulator delivered ({mode.name}): {record['bytes_sent'] / 2**20:,.1f} MiB sent in "
+                       f"{record['seconds']:.1f} s, {len(record['failed'])} failed")
+    return record
+
+
+def refresh(grid, nodes: list[int], owner, cfg, node_configs: dict[int, dict], out, progress: Progress) -> dict | None:
+    """With alignment: bring the round's data owners that hold an older emulator version the current one (each only
+    the files it lacks; it may then delete the older one). Returns the delivery's summary for the round's row."""
+    if owner.aligner is None:
+        return None
+    tier, current = owner.tiers[-1], owner.manifest["id"]
+    stale = [n for n in nodes if node_configs[n]["emulator-id"] != current and not node_configs[n].get(
+        "emulator-refused")]
+    if not stale:
+        return None
+    drop = tuple(sorted({node_configs[n]["emulator-id"] for n in stale}))
+    record = deliver_tier(grid, stale, tier, cfg, out, progress, drop)
+    node_configs.update(dict.fromkeys(stale, tier_config(tier, cfg)))
+    return {"artifact_id": current, "nodes": len(stale), "failed": record.get("failed", {}),
+            **{k: record[k] for k in ("bytes_sent", "bytes_reused", "seconds") if k in record}}
+
+
 def deliver(grid, nodes: list[int], owner, cfg, out, progress: Progress) -> dict[int, dict]:
     """Bring each node its tier's emulator by the configured mode (nothing for nodes that hold it); the records go
     to ``delivery.jsonl``. Returns what each node's training Messages say about its emulator."""
-    mode = cfg.delivery.chosen
     assignment, tiers_record = assign_tiers(grid, nodes, owner, cfg, progress)
     configs, tier_configs = {}, []
     for k, tier in enumerate(owner.tiers):
-        tier_configs.append({"emulator-id": tier.manifest["id"], "emulator-tier": tier.blocks,
-                             "emulator-delivery": mode.name, **mode.train_config(cfg.delivery, tier.path,
-                                                                                 tier.manifest)})
+        tier_configs.append(tier_config(tier, cfg))
         configs.update({n: tier_configs[k] for n, i in assignment.items() if i == k})
         members = [n for n in nodes if assignment[n] == k]
-        if not members:
-            continue
-        record = mode.deliver(grid, members, tier.path, tier.manifest, cfg.delivery, cfg.round_timeout_s or None,
-                              progress.say)
-        if len(owner.tiers) > 1:
-            record["tier_blocks"] = tier.blocks
-        with open(out / DELIVERY, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if "bytes_sent" in record:
-            progress.phase(f"emulator delivered ({mode.name}): {record['bytes_sent'] / 2**20:,.0f} MiB sent in "
-                           f"{record['seconds']:.1f} s, {len(record['failed'])} failed")
+        if members:
+            deliver_tier(grid, members, tier, cfg, out, progress,
+                         **({"tier_blocks": tier.blocks} if len(owner.tiers) > 1 else {}))
     if tiers_record:
         with open(out / DELIVERY, "a") as f:
             f.write(json.dumps({"tiers": tiers_record}) + "\n")

@@ -43,6 +43,7 @@ def main(grid: Grid, context: Context) -> None:
         checkpoint.restore(strategy, resumed)
         adapter = resumed.adapter
         progress.say(f"resuming after round {resumed.round} of {cfg.num_rounds} (checkpoint in {out})")
+    owner.start_alignment(out, resumed.emulator if resumed else None)
     grid = StreamingGrid(grid)
     node_configs = deliver(grid, nodes, owner, cfg, out, progress)
     strategy.emulator_bytes = {n: 0 if c.get("emulator-refused") else

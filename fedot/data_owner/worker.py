@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import torch
@@ -47,8 +48,9 @@ class DataOwnerConfig:
 
 
 class WorkerCache:
-    def __init__(self):
-        self.emulators: dict = {}  # (artifact id, tuning) -> (model, manifest, tokenizer)
+    def __init__(self, max_emulators: int = 3):
+        self.emulators: OrderedDict = OrderedDict()  # (artifact id, tuning) -> (model, manifest, tokenizer)
+        self.max_emulators = max_emulators  # tiers and re-aligned versions: the least recently used is let go
         self.partitions: dict = {}  # (data, task, scheme, partitions, seed) -> indices of every partition
         self.examples: dict = {}  # (... , partition id, max length) -> tokenised examples
         self.emulator_loads = 0
@@ -60,6 +62,9 @@ class WorkerCache:
             model, manifest = load_emulator(path, default_dtype(device), device, expected_id=artifact_id)
             self.emulators[key] = (prepare(model, adapter_local(manifest), tuning), manifest, load_tokenizer(path))
             self.emulator_loads += 1
+            while len(self.emulators) > self.max_emulators:
+                self.emulators.popitem(last=False)
+        self.emulators.move_to_end(key)
         return self.emulators[key]
 
     def examples_of(self, cfg: DataOwnerConfig, tokenizer, num_partitions: int, partition_id: int, data_dir):

@@ -37,8 +37,9 @@ class Mode(ABC):
         return {}
 
     def deliver(self, grid, nodes: list[int], artifact_dir: Path, manifest: dict, cfg: DeliveryConfig,
-                timeout: float | None, report) -> dict:
-        """The owner's work before round 1; returns the record that goes to delivery.jsonl."""
+                timeout: float | None, report, drop: tuple[str, ...] = ()) -> dict:
+        """The owner's work before a node trains on this artifact (round 1, and after each re-alignment); returns the
+        record that goes to delivery.jsonl. ``drop``: earlier versions the node may delete."""
         return {"mode": self.name}
 
     @abstractmethod
@@ -49,8 +50,8 @@ class Mode(ABC):
 class MessageMode(Mode):
     name, help = "message", "inside Flower Messages, chunked, once per node, into its cache-dir"
 
-    def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report) -> dict:
-        return message.send(grid, nodes, artifact_dir, manifest, int(cfg.chunk_mb * 2**20), timeout, report)
+    def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report, drop=()) -> dict:
+        return message.send(grid, nodes, artifact_dir, manifest, int(cfg.chunk_mb * 2**20), timeout, report, drop)
 
     def locate(self, config, store, progress) -> Path:
         aid = str(config["emulator-id"])
@@ -80,7 +81,7 @@ class UrlMode(Mode):
                                 f"{manifest['id'][:12]}…; publish {artifact_dir} at that URL")
         return {"emulator-url": cfg.url}
 
-    def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report) -> dict:
+    def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report, drop=()) -> dict:
         return {"mode": self.name, "url": cfg.url, "artifact_id": manifest["id"]}
 
     def locate(self, config, store, progress) -> Path:

@@ -8,16 +8,20 @@ wire; small files share one Message). The last Message asks the node to ``finish
 against the id the owner sent and every file against the manifest (:class:`~fedot.delivery.store.NodeStore`). All
 nodes get chunk k before any gets chunk k+1, so the SuperLink holds at most one chunk per node at a time and neither
 side ever materialises a multi-GB Message. A node that held part of the artifact (an interrupted earlier delivery)
-is sent only the rest. A deployed SuperNode starts a ClientApp process per Message, so fewer, larger chunks are
-faster there (``docs/deployment.md``).
+is sent only the rest, and a node that holds an earlier version of the emulator (per-block layout,
+:mod:`fedot.emulator.shards`) is sent only the files that changed: the ``status`` Message lists the new manifest's
+file hashes and the node starts the new artifact from the identical files it holds (``NodeStore.seed``). The
+``finish`` Message may name versions the node can delete once the new one is verified (``drop``). A deployed SuperNode
+starts a ClientApp process per Message, so fewer, larger chunks are faster there (``docs/deployment.md``).
 
 A node that fails (an error reply, a verification failure, no reply within the timeout) is recorded with its reason
-and is not sent more; its training replies are then rejected with the reason "emulator not delivered", never
-trained on something else.
+and is not sent more; its training replies are then rejected with the reason "emulator not delivered", never trained
+on something else.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -71,24 +75,28 @@ def _plan(held: dict[str, int], sizes: dict[str, int], budget: int) -> tuple[tup
 
 
 def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes: int,
-         timeout: float | None = None, report=print) -> dict:
-    """Deliver the artifact to every node that lacks it; returns the delivery record."""
+         timeout: float | None = None, report=print, drop: tuple[str, ...] = ()) -> dict:
+    """Deliver the artifact to every node that lacks it (only the files it lacks); returns the delivery record.
+    ``drop``: artifact ids each node deletes once this one is verified."""
     t0, aid = time.perf_counter(), manifest["id"]
     files = [*sorted(manifest["files"]), MANIFEST]
     sizes = {f: (artifact_dir / f).stat().st_size for f in files}
     total = sum(sizes.values())
     nodes_record = {str(n): {"bytes": 0, "messages": 0} for n in nodes}
     pending: dict[int, dict] = {}
-    for node, answer in _exchange(grid, {n: _message(n, {"op": "status", "artifact-id": aid}) for n in nodes},
-                                  timeout).items():
+    status = {"op": "status", "artifact-id": aid, "files": json.dumps(manifest["files"])}
+    for node, answer in _exchange(grid, {n: _message(n, status) for n in nodes}, timeout).items():
         if isinstance(answer, str):
             nodes_record[str(node)]["error"] = answer
         elif answer.get("complete"):
             nodes_record[str(node)]["cached"] = True
         else:
             pending[node] = {f: int(answer.get(f"held:{f}", -1)) for f in files}
+            nodes_record[str(node)]["reused"] = int(answer.get("reused", 0))
+    reused = sum(r.get("reused", 0) for r in nodes_record.values())
     report(f"emulator delivery: {len(pending)} of {len(nodes)} data owners need it ({total / 2**20:,.0f} MiB, "
-           f"chunks of {chunk_bytes / 2**20:,.0f} MiB)")
+           f"chunks of {chunk_bytes / 2**20:,.0f} MiB" + (f"; {reused / 2**20:,.0f} MiB of it already held, in "
+                                                         "files of an earlier version)" if reused else ")"))
     while pending:
         messages, plans, data = {}, {}, {}
         for node, held in pending.items():
@@ -99,7 +107,7 @@ def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes
                         fh.seek(piece[1])
                         data[piece] = fh.read(piece[2])
             op = {"op": "chunk", "artifact-id": aid, "files": [p[0] for p in pieces],
-                  "offsets": [p[1] for p in pieces], "finish": finish}
+                  "offsets": [p[1] for p in pieces], "finish": finish, **({"drop": list(drop)} if drop else {})}
             messages[node] = _message(node, op, [data[p] for p in pieces])
         for node, answer in _exchange(grid, messages, timeout).items():
             rec, (pieces, finish) = nodes_record[str(node)], plans[node]
@@ -119,7 +127,8 @@ def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes
     for node, reason in failed.items():
         report(f"emulator delivery to node {node} failed: {reason}")
     return {"mode": "message", "artifact_id": aid, "artifact_bytes": total, "chunk_bytes": chunk_bytes,
-            "bytes_sent": sum(r["bytes"] for r in nodes_record.values()), "seconds": time.perf_counter() - t0,
+            "bytes_sent": sum(r["bytes"] for r in nodes_record.values()),
+            "bytes_reused": sum(r.get("reused", 0) for r in nodes_record.values()), "seconds": time.perf_counter() - t0,
             "nodes": nodes_record, "failed": failed}
 
 
@@ -137,7 +146,11 @@ def _status(store: NodeStore, op: dict, _pieces, _node_config) -> dict:
     aid = str(op["artifact-id"])
     if store.get(aid) is not None:
         return {"complete": True}
-    return {f"held:{name}": size for name, size in store.held(aid).items()}
+    files = json.loads(str(op.get("files", "{}")))
+    if not isinstance(files, dict):
+        raise ArtifactError("a delivery status Message whose file list is not a mapping of names to sha256")
+    reused = store.seed(aid, {str(k): str(v) for k, v in files.items()})
+    return {**{f"held:{name}": size for name, size in store.held(aid).items()}, "reused": reused}
 
 
 def _chunk(store: NodeStore, op: dict, pieces: list[bytes], _node_config) -> dict:
@@ -149,6 +162,9 @@ def _chunk(store: NodeStore, op: dict, pieces: list[bytes], _node_config) -> dic
     if op.get("finish"):
         store.finish(aid)
         reply["complete"] = True
+        for old in op.get("drop", []):
+            if str(old) != aid:
+                store.drop(str(old))
     return reply
 
 

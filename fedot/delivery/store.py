@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 from ..emulator.artifact import MANIFEST, ArtifactError, read_manifest
+from ..files import link_or_copy
 
 _ID = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
@@ -76,6 +77,28 @@ class NodeStore:
             f.write(data)
             f.truncate(offset + len(data))
         return offset + len(data)
+
+    def seed(self, artifact_id: str, files: dict[str, str]) -> int:
+        """Start an incoming artifact with the files this node already holds verified in other artifacts (same name
+        and sha256 as ``files``, the owner's word for the new manifest's entries; :meth:`finish` checks them all);
+        returns the bytes reused. This is how an updated emulator costs only its changed files."""
+        if self.get(artifact_id) is not None:
+            return 0
+        part, have, reused = self.incoming(artifact_id), set(self.held(artifact_id)), 0
+        for other in self.artifacts():
+            entries = read_manifest(self.ready(other))["files"]
+            for name, sha in files.items():
+                if name not in have and entries.get(check_name(name)) == sha:
+                    part.mkdir(parents=True, exist_ok=True)
+                    src = self.ready(other) / name
+                    link_or_copy(src, part / name)
+                    have.add(name)
+                    reused += (part / name).stat().st_size
+        return reused
+
+    def drop(self, artifact_id: str) -> None:
+        """Delete a verified artifact this node no longer needs (an emulator version the owner replaced)."""
+        shutil.rmtree(self.ready(artifact_id), ignore_errors=True)
 
     def finish(self, artifact_id: str) -> Path:
         """Verify the incoming artifact and make it ready; a mismatch deletes it and raises with the reason."""

@@ -22,6 +22,7 @@ from ..weights import sha256_file
 
 FORMAT = 2
 WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"  # the per-block layout (fedot.emulator.shards): tensor -> file
 HARMONIZERS = "harmonizers.safetensors"
 MANIFEST = "manifest.json"
 REQUIRED_KEYS = ("format", "source_model", "method", "params", "family", "num_blocks", "adapter_blocks",
@@ -82,6 +83,17 @@ def verify_files(path: Path, files: dict[str, str]) -> None:
         if actual != expected:
             raise ArtifactError(f"{path / name} has sha256 {actual[:12]}…, manifest says {expected[:12]}…; "
                                 "the artifact is corrupt or was modified, rebuild or re-fetch it")
+
+
+def weight_files(path: str | Path) -> dict[str, str]:
+    """Tensor name -> the file of the artifact at ``path`` that holds it, in either layout."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if (path / INDEX).exists():
+        return json.loads((path / INDEX).read_text())["weight_map"]
+    with safe_open(path / WEIGHTS, "pt") as f:
+        return dict.fromkeys(f.keys(), WEIGHTS)
 
 
 def stored_blocks(manifest: dict) -> list[int]:

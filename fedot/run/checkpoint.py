@@ -3,7 +3,8 @@
 A checkpoint is the global adapter (``checkpoint/adapter-r<round>.safetensors``, with the server optimiser's moments
 when the rule has them: FedAdam's m_t and v_t) and ``checkpoint/state.json`` (the round, the nodes that already hold
 the emulator, the learning-rate schedule position, the Python RNG state Flower samples clients with, the DP
-accountant's compositions, the adapter file's sha256). The adapter file is written first under a new name, then
+accountant's compositions, the adapter file's sha256; with emulator alignment, the run dir's emulator version the
+next round ships). The adapter file is written first under a new name, then
 state.json is replaced atomically, then the previous adapter file is removed: a ``kill -9`` at any instant leaves
 one complete checkpoint, and a resumed run loses at most the round in progress. ``rounds.jsonl`` rows after the
 checkpointed round are dropped on resume.
@@ -39,13 +40,15 @@ class Checkpoint:
     optimiser: dict[str, dict[str, np.ndarray]]
     rng_state: tuple
     privacy: dict | None = None  # the DP accountant's compositions and the (adaptive) clipping norm
+    emulator: dict | None = None  # with emulator alignment: {"dir", "id"} of the current re-aligned emulator
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save(out: Path, server_round: int, adapter: dict[str, torch.Tensor], strategy) -> Path:
+def save(out: Path, server_round: int, adapter: dict[str, torch.Tensor], strategy,
+         emulator: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
     folder = Path(out) / DIR
@@ -61,7 +64,7 @@ def save(out: Path, server_round: int, adapter: dict[str, torch.Tensor], strateg
     write_json(folder / "state.json", {
         "round": server_round, "weights": weights.name, "sha256": _sha256(weights), "seen": sorted(strategy.seen),
         "lr": strategy.lr_for_round(server_round), "rng_state": [version, list(state), rest],
-        "privacy": strategy.privacy.state() if strategy.privacy else None})
+        "privacy": strategy.privacy.state() if strategy.privacy else None, "emulator": emulator})
     for old in folder.glob("adapter-r*.safetensors"):
         if old != weights:
             old.unlink(missing_ok=True)
@@ -86,7 +89,7 @@ def load(out: Path) -> Checkpoint | None:
                  for name in OPTIMISER}
     version, rng, rest = state["rng_state"]
     return Checkpoint(state["round"], adapter, state["seen"], state["lr"], optimiser, (version, tuple(rng), rest),
-                      state.get("privacy"))
+                      state.get("privacy"), state.get("emulator"))
 
 
 def restore(strategy, checkpoint: Checkpoint) -> None:

@@ -50,14 +50,21 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+UNITS = ("seconds", "MiB")  # plain quantities beside the task's metric
+
+
 def _cell(values: list, metric: str) -> str:
     values = [v for v in values if v is not None]
+
+    def fmt(v):
+        return f"{v:,.1f}" if metric in UNITS else _fmt(v, metric)
+
     if not values:
         return "—"
     if len(values) == 1:
-        return _fmt(values[0], metric)
+        return fmt(values[0])
     m, sd = mean_std(values)
-    return f"{_fmt(m, metric)} ± {_fmt(sd, metric)}"
+    return f"{fmt(m)} ± {fmt(sd)}"
 
 
 def _name(group: list[dict]) -> str:
@@ -74,6 +81,28 @@ def _emulator(run: dict) -> str:
         params = artifact_sizes(emulator["path"])["params"]
         return f"{method}, {params['emulator'] / params['full_model']:.0%} of full"
     return method
+
+
+def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
+    """Each experiment's evaluated rounds: plug-in and OT emulator, and with emulator alignment the owner's seconds
+    and the MiB the next round sent to bring data owners that version (mean ± std over seeds)."""
+    if not any(row.get("evaluation") and row["round"] > 0 for g in groups for r in g for row in r["rounds"]):
+        return []
+    lines = ["", "## Per round", "", "| Run | round | OT plug-in | OT emulator | owner alignment (s) | emulator update "
+             "sent next round (MiB) |", "|---|---|---|---|---|---|"]
+    for g in groups:
+        rows = [{row["round"]: row for row in r["rounds"]} for r in g]
+        updates = [{row["emulator_update"]["artifact_id"]: row["emulator_update"]["bytes_sent"] / 2**20
+                    for row in r["rounds"] if row.get("emulator_update")} for r in g]
+        for k in sorted({k for r in rows for k in r if k > 0}):
+            at = [r.get(k, {}) for r in rows]
+            align = [a.get("alignment") for a in at]
+            cells = [_cell([(a.get("evaluation") or {}).get(m) for a in at], metric)
+                     for m in ("plugin", "emulator_finetuned")]
+            cells.append(_cell([x["owner_seconds"] if x else None for x in align], "seconds"))
+            cells.append(_cell([u.get(x["emulator_id"]) if x else None for x, u in zip(align, updates)], "MiB"))
+            lines.append(f"| {_name(g)} | {k} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def compare(paths: list[str | Path], out: str | Path) -> str:
@@ -94,13 +123,14 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     for g in groups:
         r = g[0]
         comm = r.get("communication", {})
-        down = comm.get("emulator_bytes_down", 0) + comm.get("adapter_bytes_down", 0)
+        down = sum(comm.get(k, 0) for k in ("emulator_bytes_down", "emulator_update_bytes_down", "adapter_bytes_down"))
         cells = [_cell([x["numbers"].get(k) for x in g], metric) for k in FIVE + ("gap",)]
         wall = mean_std([x.get("wall_seconds", 0) for x in g])[0]
         lines.append(f"| {_name(g)} | {_emulator(r)} | " + " | ".join(cells) +
                      f" | {down:,} | {comm.get('adapter_bytes_up', 0):,} | {wall:.0f} |")
     if any(len(g) > 1 for g in groups):
         lines += ["", "Rows over several seeds: mean ± sample standard deviation."]
+    lines += per_round_table(groups, metric)
     text = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(text)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -117,7 +147,8 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
                        label=_name(g))
         cum, total = [], 0
         for row in g[0]["rounds"]:
-            total += row.get("bytes_down", 0) + row.get("bytes_up", 0) + row.get("emulator_bytes_down", 0)
+            total += row.get("bytes_down", 0) + row.get("bytes_up", 0) + row.get("emulator_bytes_down", 0) + \
+                row.get("emulator_update", {}).get("bytes_sent", 0)
             cum.append((row["round"], total / 2**20))
         if cum:
             b.plot(*zip(*cum), marker="o", label=_name(g))

@@ -16,6 +16,7 @@ from ..aggregation.schedule import SCHEDULES
 from ..data_owner.partition import SCHEMES
 from ..data_owner.worker import DataOwnerConfig
 from ..delivery import DeliveryConfig
+from ..emulator.alignment import AlignmentConfig
 from ..emulator.spec import EmulatorSpec
 from ..emulator.tiers import TierConfig
 from ..evaluation.config import EvalConfig
@@ -46,6 +47,7 @@ class FederatedConfig:
     dp: DPConfig = group(DPConfig)
     emulator: EmulatorSpec = group(EmulatorSpec)
     tiers: TierConfig = group(TierConfig)
+    alignment: AlignmentConfig = group(AlignmentConfig)
     delivery: DeliveryConfig = group(DeliveryConfig)
     data_owner: DataOwnerConfig = group(DataOwnerConfig)
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")
@@ -62,12 +64,25 @@ class FederatedConfig:
                                f"{self.sampled_per_round} of {self.num_clients} data owners (fraction-train "
                                f"{self.fraction_train:g}); lower min-replies or raise num-clients / fraction-train")
         SCHEMES[self.data_owner.partition.scheme].check(self.data_owner.task)
+        self.check_alignment()
         self.dp.check_rule(self.aggregation.rule)
         self.dp.check_sampled(self.sampled_per_round)
         try:
             self.aggregation.check_sampled(self.sampled_per_round)
         except ValueError as e:
             raise SettingError(str(e)) from None
+
+    def check_alignment(self) -> None:
+        if not self.alignment.enabled:
+            return
+        if self.delivery.mode == "url":
+            raise SettingError(f"emulator-alignment = {self.alignment.method!r} sends the data owners a re-aligned "
+                               "emulator every round, but url delivery serves the one artifact published at "
+                               "emulator-url; use emulator-delivery = 'message' (or 'path' in a one-machine sim)")
+        if self.tiers.levels:
+            raise SettingError(f"emulator-alignment = {self.alignment.method!r} re-aligns one emulator; with "
+                               f"emulator-tiers = {self.tiers.tiers!r} each tier would need its own alignment, "
+                               "which fedot does not do yet: drop one of the two settings")
 
     @classmethod
     def from_run_config(cls, run_config) -> FederatedConfig:

@@ -74,6 +74,7 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         "numbers": numbers, "per_round": {str(r["round"]): r["evaluation"] for r in rows if r.get("evaluation")},
         "communication": {
             "emulator_bytes_down": sum(r.get("emulator_bytes_down", 0) for r in rows),
+            "emulator_update_bytes_down": sum(r.get("emulator_update", {}).get("bytes_sent", 0) for r in rows),
             "adapter_bytes_down": sum(r.get("bytes_down", 0) for r in rows),
             "adapter_bytes_up": sum(r.get("bytes_up", 0) for r in rows),
         },
@@ -84,9 +85,23 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
     }
     if len(owner.tiers) > 1:
         record["tiers"] = tiers_of(owner, rows)
+    if owner.aligner:
+        record["alignment"] = alignment_of(rows)
     results.write(out, record)
     plot_rounds(rows, task.primary, out / "rounds.png")
     return record
+
+
+def alignment_of(rows: list[dict]) -> list[dict]:
+    """Per round with emulator alignment: the owner's seconds, the held-out distance before and after, the changed
+    bytes, and what the next round's delivery of that version sent to the data owners."""
+    sent = {r["emulator_update"]["artifact_id"]: r["emulator_update"] for r in rows if r.get("emulator_update")}
+    return [{"round": r["round"], "owner_seconds": a["owner_seconds"], "align_seconds": a["seconds"],
+             "distance_before": a["distance_before"]["objective"], "distance_after": a["distance_after"]["objective"],
+             "changed_bytes": a["changed_bytes"], "artifact_bytes": a["artifact_bytes"],
+             "bytes_sent": sent.get(a["emulator_id"], {}).get("bytes_sent"),
+             "bytes_reused": sent.get(a["emulator_id"], {}).get("bytes_reused")}
+            for r in rows if (a := r.get("alignment"))]
 
 
 def tiers_of(owner, rows: list[dict]) -> list[dict]:

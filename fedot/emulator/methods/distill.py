@@ -80,6 +80,12 @@ def middle_indices(manifest: dict) -> tuple[int, int]:
     return bottom + len(manifest["emulator_blocks"]), n - top
 
 
+def normalised_mse(target: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """Eq. 1's distance: the mean squared error of ``hidden`` against ``target``, in units of the target's RMS."""
+    target = target.float()
+    return ((target - hidden.float()) / target.pow(2).mean().sqrt()).pow(2).mean()
+
+
 class Objective:
     """The two loss terms on one batch, each as a tensor (the CE term is 0 without an LM weight)."""
 
@@ -97,9 +103,7 @@ class Objective:
         else:
             out = self.student.base_model(input_ids=ids, output_hidden_states=True)
             lm = torch.zeros((), device=ids.device)
-        target = target.float()
-        kd = ((target - out.hidden_states[self.s_idx].float()) / target.pow(2).mean().sqrt()).pow(2).mean()
-        return kd, lm
+        return normalised_mse(target, out.hidden_states[self.s_idx]), lm
 
     def total(self, kd, lm):
         return self.cfg.kd_weight * kd + self.cfg.lm_weight * lm

@@ -1,0 +1,164 @@
+"""Per-round emulator alignment (FedBiOT, Wu et al., KDD 2024): the owner re-fits the emulator to the full model with
+the current adapter in place, after every aggregation.
+
+Offsite-tuning fixes the emulator once, fitted (Eq. 1) to the full model with the *original* adapter. As the data
+owners move the adapter, the middle it was fitted for drifts from the middle it is used with. FedBiOT makes this a
+bi-level problem: the data owners solve the lower level (the adapter A, the emulator E fixed), the model owner the
+upper level (E, with the aggregated A_t fixed) on its own public data. After round t the owner minimises, with A_t
+plugged into both the full model and the emulator,
+
+    L(E) = mean(((h_full(x; A_t) - h_emu(x; E, A_t)) / rms(h_full))^2)
+           + kl_weight * KL(p_full(.|x; A_t) || p_emu(.|x; E, A_t))
+
+where h is the hidden state leaving the middle (FedBiOT's ``l2_norm`` between the emulator's output and its full
+counterpart, the normalised MSE of offsite-tuning's Eq. 1) and p the next-token distributions (FedBiOT's KL term,
+``kd_loss_weight``; KL summed over the vocabulary, averaged over tokens, as its ``get_kd_kl_divergence``). The
+corpus is the owner's public data (never the task's test split); each round draws new batches, seeded by
+(seed, round, step). Only the emulator's middle blocks train (FedBiOT trains LoRA factors on them; fedot trains the
+blocks themselves, as its distillation does), with a fresh AdamW each round as FedBiOT's server trainer: the
+adapter, embeddings and head stay what they were, so the changed middle blocks are all a data owner needs again
+(:mod:`fedot.emulator.shards`). The distance is measured on held-out batches of the corpus before and after.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import architecture
+from ..settings import setting
+from ..tasks import corpus_names, get_task
+from ..tasks.tokenize import token_blocks
+from .artifact import to_local
+from .methods.distill import middle_indices, normalised_mse
+
+
+class Alignment:
+    """No alignment: the emulator is the one built before round 1 for the whole run (offsite-tuning)."""
+
+    name: ClassVar[str] = "none"
+    help: ClassVar[str] = "the emulator built before round 1 is kept for the whole run (offsite-tuning)"
+    enabled: ClassVar[bool] = False
+
+    def __init__(self, cfg: AlignmentConfig, tokenizer=None, data_dir=None):
+        self.cfg = cfg
+
+    def check(self, manifest: dict) -> None:
+        """Refuse an emulator this alignment cannot work on, before any round."""
+
+
+class FedBiOT(Alignment):
+    name, help, enabled = "fedbiot", ("after each aggregation the owner distils the emulator's middle toward the full "
+                                      "model with the aggregated adapter in both (FedBiOT), and sends the changed "
+                                      "blocks"), True
+
+    def __init__(self, cfg: AlignmentConfig, tokenizer=None, data_dir=None):
+        super().__init__(cfg)
+        task = get_task(cfg.corpus)
+        self.train = token_blocks(tokenizer, task.train_texts("train", data_dir), cfg.max_length)
+        self.held = token_blocks(tokenizer, task.train_texts("validation", data_dir),
+                                 cfg.max_length)[: cfg.held_out_batches * cfg.batch_size]
+        if not self.train or not self.held:
+            raise ValueError(f"{cfg.corpus} has too little text for blocks of {cfg.max_length} tokens; lower "
+                             "emulator-alignment-max-length or choose a larger emulator-alignment-corpus")
+
+    def check(self, manifest: dict) -> None:
+        middle_indices(manifest)  # a sandwich adapter: the hidden state leaving the middle exists in both models
+
+    def terms(self, student, teacher, indices: tuple[int, int], batch: list[list[int]]):
+        """(normalised MSE of the middle's output, KL of the next-token distributions) on one batch."""
+        ids = torch.tensor(batch, device=next(student.parameters()).device)
+        with torch.no_grad():
+            target = teacher(input_ids=ids, output_hidden_states=True)
+        out = student(input_ids=ids, output_hidden_states=True)
+        mse = normalised_mse(target.hidden_states[indices[1]], out.hidden_states[indices[0]])
+        log_t = F.log_softmax(target.logits.float(), dim=-1)
+        kl = (log_t.exp() * (log_t - F.log_softmax(out.logits.float(), dim=-1))).sum(-1).mean()
+        return mse, kl
+
+    def distance(self, student, teacher, indices) -> dict:
+        """The objective and its terms on the held-out batches."""
+        with torch.no_grad():
+            terms = [self.terms(student, teacher, indices, self.held[i:i + self.cfg.batch_size])
+                     for i in range(0, len(self.held), self.cfg.batch_size)]
+        mse, kl = (sum(t[k].item() for t in terms) / len(terms) for k in (0, 1))
+        return {"mse": mse, "kl": kl, "objective": mse + self.cfg.kl_weight * kl}
+
+    def align(self, student, teacher, manifest: dict, server_round: int, seed: int = 0) -> dict:
+        """Train ``student``'s middle blocks in place toward ``teacher`` (both with the current adapter in place).
+
+        Returns the record (held-out distance before and after, loss per step, seconds) and ``tensors``: the
+        middle's new values by the artifact's (local) tensor names.
+        """
+        t0, cfg = time.perf_counter(), self.cfg
+        base = student.get_base_model() if hasattr(student, "get_base_model") else student
+        arch, middle = architecture(base.config), {to_local(manifest)[i] for i in manifest["emulator_blocks"]}
+        params = {n: p for n, p in base.named_parameters() if arch.block_index(n) in middle}
+        indices = middle_indices(manifest)
+        teacher.eval()
+        was_training = student.training
+        student.eval()  # no dropout: the distance is deterministic
+        before = self.distance(student, teacher, indices)
+        frozen = {n: p.requires_grad for n, p in student.named_parameters()}
+        student.requires_grad_(False)
+        for p in params.values():
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+        losses = []
+        try:
+            for step in range(1, cfg.steps + 1):
+                batch = random.Random(f"{seed}:{server_round}:{step}").sample(self.train,
+                                                                              min(cfg.batch_size, len(self.train)))
+                mse, kl = self.terms(student, teacher, indices, batch)
+                loss = mse + cfg.kl_weight * kl
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+        finally:
+            for n, p in student.named_parameters():
+                p.requires_grad_(frozen[n])
+        after = self.distance(student, teacher, indices)
+        student.train(was_training)
+        return {"method": self.name, "steps": cfg.steps, "distance_before": before, "distance_after": after,
+                "losses": losses, "seconds": time.perf_counter() - t0,
+                "tensors": {n: p.detach() for n, p in params.items()}}
+
+
+ALIGNMENTS: dict[str, type[Alignment]] = {a.name: a for a in (Alignment, FedBiOT)}
+
+
+@dataclass
+class AlignmentConfig:
+    method: str = setting("none", "per-round emulator alignment: " + "; ".join(
+        f"{a.name}: {a.help}" for a in ALIGNMENTS.values()), choices=tuple(ALIGNMENTS), key="emulator-alignment")
+    steps: int = setting(10, "alignment: the owner's optimizer steps after each aggregation", ge=1,
+                         key="emulator-alignment-steps")
+    lr: float = setting(1e-4, "alignment: learning rate of the emulator's middle blocks (AdamW, fresh each round)",
+                        gt=0, key="emulator-alignment-lr")
+    corpus: str = setting("wikitext2", "alignment: the owner's public corpus (train split: steps, validation split: "
+                          "the distance recorded); never the evaluated task's test split", choices=corpus_names,
+                          key="emulator-alignment-corpus")
+    kl_weight: float = setting(1.0, "alignment: weight of the KL of the next-token distributions beside the "
+                               "normalised hidden-state MSE (FedBiOT's kd_loss_weight)", ge=0,
+                               key="emulator-alignment-kl-weight")
+    batch_size: int = setting(4, "alignment: sequences per step", ge=1, key="emulator-alignment-batch-size")
+    max_length: int = setting(128, "alignment: tokens per sequence", ge=2, key="emulator-alignment-max-length")
+    held_out_batches: int = setting(2, "alignment: validation batches the distance before and after is measured on",
+                                    ge=1, key="emulator-alignment-held-out-batches")
+
+    @property
+    def enabled(self) -> bool:
+        return ALIGNMENTS[self.method].enabled
+
+    def build(self, tokenizer=None, data_dir=None) -> Alignment:
+        return ALIGNMENTS[self.method](self, tokenizer, data_dir)
+
+    def describe(self) -> dict:
+        return asdict(self)
