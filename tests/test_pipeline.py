@@ -72,10 +72,12 @@ def test_compare_tables_runs_with_the_privacy_gap(tmp_path):
     a = run("uniform", {"zero_shot": 60.0, "emulator_zero_shot": 900.0, "emulator_finetuned": 80.0, "plugin": 58.0})
     b = run("scaleot", {"zero_shot": 60.0, "emulator_zero_shot": 500.0, "emulator_finetuned": 70.0, "plugin": 75.0})
     text = compare([a, b], tmp_path / "cmp")
-    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()
+    summary, per_round = text.split("## Per round")
+    rows = {line.split(" | ")[0].strip("| "): line for line in summary.splitlines()
             if line.startswith("| ") and "---" not in line}
     gaps = {name: rows[name].split(" | ")[7] for name in ("uniform", "scaleot")}
     assert gaps == {"uniform": "22.00", "scaleot": "-5.00"}  # lower ppl is better
+    assert "| scaleot | 1 | 75.00 | — | — | — |" in per_round  # no alignment in these runs
     assert (tmp_path / "cmp" / "comparison.png").exists()
     with pytest.raises(ValueError, match="different tasks"):
         compare([a, run("other", {"zero_shot": 1.0, "emulator_finetuned": 1.0, "plugin": 1.0}, task="wikitext2")],
@@ -95,12 +97,18 @@ def test_compare_aggregates_seeds_into_mean_and_std(tmp_path):
         (d / "results.json").write_text(json.dumps({"task": "pydocs", "metric": "word_perplexity",
                                                     "higher_is_better": False, "numbers": numbers, "config": config,
                                                     "emulator": {"method": "uniform"}}))
-        (d / "rounds.jsonl").write_text(json.dumps({"round": 1, "evaluation": {"plugin": plugin}}) + "\n")
+        aligned = {"alignment": {"owner_seconds": 2.0 * (seed + 1), "emulator_id": f"e{seed}"}}
+        rows = [{"round": 1, "evaluation": {"plugin": plugin}, **aligned},
+                {"round": 2, "emulator_update": {"artifact_id": f"e{seed}", "bytes_sent": 2**20 * (seed + 1)}}]
+        (d / "rounds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return d
 
     runs = [run("one-s0", 50.0, 0, 1), run("one-s1", 54.0, 1, 1), run("one-s2", 52.0, 2, 1), run("ten-s0", 45.0, 0, 10)]
     text = compare(runs, tmp_path / "cmp")
-    rows = [line for line in text.splitlines() if line.startswith("| one") or line.startswith("| ten")]
+    summary, per_round = text.split("## Per round")
+    rows = [line for line in summary.splitlines() if line.startswith("| one") or line.startswith("| ten")]
     assert len(rows) == 2 and rows[0].startswith("| one-s0 (n=3 seeds)") and rows[1].startswith("| ten-s0 |")
     assert "52.00 ± 2.00" in rows[0]  # mean and sample standard deviation of 50, 54, 52
     assert "mean ± sample standard deviation" in text
+    # per round: plug-in, the owner's alignment seconds and the MiB that version cost the next round, over seeds
+    assert "| one-s0 (n=3 seeds) | 1 | 52.00 ± 2.00 | — | 4.0 ± 2.0 | 2.0 ± 1.0 |" in per_round

@@ -95,8 +95,9 @@ def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes
             nodes_record[str(node)]["reused"] = int(answer.get("reused", 0))
     reused = sum(r.get("reused", 0) for r in nodes_record.values())
     report(f"emulator delivery: {len(pending)} of {len(nodes)} data owners need it ({total / 2**20:,.0f} MiB, "
-           f"chunks of {chunk_bytes / 2**20:,.0f} MiB" + (f"; {reused / 2**20:,.0f} MiB of it already held, in "
-                                                         "files of an earlier version)" if reused else ")"))
+           f"chunks of {chunk_bytes / 2**20:,.0f} MiB" + (f"; each already holds {reused / len(pending) / 2**20:,.0f} "
+                                                         "MiB of it, in files of an earlier version)" if reused
+                                                         else ")"))
     while pending:
         messages, plans, data = {}, {}, {}
         for node, held in pending.items():
