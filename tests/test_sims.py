@@ -123,3 +123,18 @@ def test_a_run_dir_in_use_is_refused_unless_resumed_or_overwritten(tmp_path):
     assert not (tmp_path / "rounds.jsonl").exists()
     with pytest.raises(SimError, match="no round of it was completed"):
         claim_run_dir(tmp_path / "empty", resume=True, overwrite=False)
+
+
+def test_run_config_values_reach_flower_exactly_quotes_included():
+    """The recorded command (and any text setting) survives Flower's run-config parser byte for byte."""
+    import shlex
+
+    from flwr.common.config import parse_config_args
+
+    from fedot.run.sim import run_args
+
+    command = "fedot " + shlex.join(["sim", "sims/quickstart", "--run-config", "emulator-alignment='fedbiot' seed=1",
+                                     'a\\b"c'])
+    values = {"command": command, "num-rounds": 3, "lr": 2e-4, "full-ft": False}
+    args = run_args(values)
+    assert parse_config_args(args[1::2]) == values

@@ -169,9 +169,12 @@ def flwr_env() -> dict:
 
 def run_args(overrides: dict) -> list[str]:
     args = []
-    for key, value in overrides.items():  # Flower's parser takes "..." without inner double quotes
-        value = value.replace('"', "'") if isinstance(value, str) else value
-        args += ["--run-config", f"{key}={json.dumps(value)}"]
+    for key, value in overrides.items():  # Flower's parser takes "..." without inner double quotes: a TOML escape
+        if isinstance(value, str):
+            value = '"' + value.replace("\\", "\\\\").replace('"', "\\u0022") + '"'
+        else:
+            value = json.dumps(value)
+        args += ["--run-config", f"{key}={value}"]
     return args
 
 
