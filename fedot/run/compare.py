@@ -84,12 +84,14 @@ def _emulator(run: dict) -> str:
 
 
 def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
-    """Each experiment's evaluated rounds: plug-in and OT emulator, and with emulator alignment the owner's seconds
-    and the MiB the next round sent to bring data owners that version (mean ± std over seeds)."""
+    """Each experiment's evaluated rounds: plug-in and OT emulator, and where a run re-aligns its emulator the owner's
+    seconds and the MiB the next round sent to bring data owners that version (mean ± std over seeds)."""
     if not any(row.get("evaluation") and row["round"] > 0 for g in groups for r in g for row in r["rounds"]):
         return []
-    lines = ["", "## Per round", "", "| Run | round | OT plug-in | OT emulator | owner alignment (s) | emulator update "
-             "sent next round (MiB) |", "|---|---|---|---|---|---|"]
+    aligned = any(row.get("alignment") for g in groups for r in g for row in r["rounds"])
+    head = ["OT plug-in", "OT emulator"] + (["owner alignment (s)", "emulator update sent next round (MiB)"]
+                                            if aligned else [])
+    lines = ["", "## Per round", "", "| Run | round | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
     for g in groups:
         rows = [{row["round"]: row for row in r["rounds"]} for r in g]
         updates = [{row["emulator_update"]["artifact_id"]: row["emulator_update"]["bytes_sent"] / 2**20
@@ -99,8 +101,9 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
             align = [a.get("alignment") for a in at]
             cells = [_cell([(a.get("evaluation") or {}).get(m) for a in at], metric)
                      for m in ("plugin", "emulator_finetuned")]
-            cells.append(_cell([x["owner_seconds"] if x else None for x in align], "seconds"))
-            cells.append(_cell([u.get(x["emulator_id"]) if x else None for x, u in zip(align, updates)], "MiB"))
+            if aligned:
+                cells.append(_cell([x["owner_seconds"] if x else None for x in align], "seconds"))
+                cells.append(_cell([u.get(x["emulator_id"]) if x else None for x, u in zip(align, updates)], "MiB"))
             lines.append(f"| {_name(g)} | {k} | " + " | ".join(cells) + " |")
     return lines
 
