@@ -129,7 +129,7 @@ def send(grid, nodes: list[int], artifact_dir: Path, manifest: dict, chunk_bytes
         report(f"emulator delivery to node {node} failed: {reason}")
     return {"mode": "message", "artifact_id": aid, "artifact_bytes": total, "chunk_bytes": chunk_bytes,
             "bytes_sent": sum(r["bytes"] for r in nodes_record.values()),
-            "bytes_reused": sum(r.get("reused", 0) for r in nodes_record.values()), "seconds": time.perf_counter() - t0,
+            "bytes_reused": reused, "seconds": time.perf_counter() - t0,
             "nodes": nodes_record, "failed": failed}
 
 
