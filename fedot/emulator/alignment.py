@@ -30,12 +30,10 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..registry import architecture
 from ..settings import setting
 from ..tasks import corpus_names, get_task
 from ..tasks.tokenize import token_blocks
-from .artifact import to_local
-from .methods.distill import middle_indices, normalised_mse
+from .methods.distill import middle_indices, middle_parameters, normalised_mse
 
 
 class Alignment:
@@ -96,9 +94,7 @@ class FedBiOT(Alignment):
         middle's new values by the artifact's (local) tensor names.
         """
         t0, cfg = time.perf_counter(), self.cfg
-        base = student.get_base_model() if hasattr(student, "get_base_model") else student
-        arch, middle = architecture(base.config), {to_local(manifest)[i] for i in manifest["emulator_blocks"]}
-        params = {n: p for n, p in base.named_parameters() if arch.block_index(n) in middle}
+        params = middle_parameters(student, manifest)
         indices = middle_indices(manifest)
         teacher.eval()
         was_training = student.training

@@ -80,6 +80,14 @@ def middle_indices(manifest: dict) -> tuple[int, int]:
     return bottom + len(manifest["emulator_blocks"]), n - top
 
 
+def middle_parameters(model, manifest: dict) -> dict[str, torch.Tensor]:
+    """The emulator's middle-block parameters by name (what distillation and alignment train); a peft-wrapped model's
+    by its base model's names, which are the artifact's tensor names."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    arch, middle = architecture(base.config), {to_local(manifest)[i] for i in manifest["emulator_blocks"]}
+    return {n: p for n, p in base.named_parameters() if arch.block_index(n) in middle}
+
+
 def normalised_mse(target: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """Eq. 1's distance: the mean squared error of ``hidden`` against ``target``, in units of the target's RMS."""
     target = target.float()
@@ -126,11 +134,9 @@ def distill(student, teacher, tokenizer, manifest: dict, cfg: DistillSettings, d
     """
     cfg.check()
     objective = Objective(student, teacher, manifest, cfg)
-    arch = architecture(student.config)
-    middle = {to_local(manifest)[i] for i in manifest["emulator_blocks"]}
     student.requires_grad_(False)
     teacher.requires_grad_(False).eval()
-    params = {n: p for n, p in student.named_parameters() if arch.block_index(n) in middle}
+    params = middle_parameters(student, manifest)
     for p in params.values():
         p.requires_grad_(True)
     task = get_task(cfg.corpus)
