@@ -117,10 +117,12 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     save_adapter(out / "adapter.safetensors", adapter, meta)
     base = {k: v.detach().clone() for k, v in adapter_parameters(full, manifest["adapter_blocks"]).items()}
     if len(cfg.lr) > 1:  # every rate's plug-in on the test split, recorded (never used to choose) to show the rule
-        for sweep, state in zip(sweeps, states):
-            sweep["plugin_test"] = ev(plug_in(full, state, meta, base=base))["primary"]
+        for i, (sweep, state) in enumerate(zip(sweeps, states)):
+            if i != chosen:
+                sweep["plugin_test"] = ev(plug_in(full, state, meta, base=base))["primary"]
     plug_in(full, adapter, meta, base=base)
     measure("plugin", full)
+    sweeps[chosen]["plugin_test"] = numbers["plugin"]  # the chosen rate is scored once
     del full, emulator
 
     ft_sweeps = []

@@ -5,7 +5,10 @@ import math
 
 import pytest
 
+from fedot.evaluation import evaluate
+from fedot.models import load_tokenizer
 from fedot.pipeline import OffsiteConfig, run
+from fedot.plugin import plugged_model
 from fedot.run.results import conditions
 from fedot.settings import from_flat
 from support import datafix
@@ -27,7 +30,12 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
     assert chosen["lr"] == record["chosen_lr"]
     if len(lrs) > 1:  # each rate's plug-in is on record, and the chosen one is the reported plug-in
         assert all(math.isfinite(s["plugin_test"]) for s in record["lr_sweep"])
-        assert chosen["plugin_test"] == pytest.approx(record["numbers"]["plugin"])
+        assert chosen["plugin_test"] == record["numbers"]["plugin"]
+        # the saved adapter is the chosen rate's: plugged in from the file it scores the reported plug-in
+        tok = load_tokenizer(tiny_models["opt"])
+        rescored = evaluate(plugged_model(str(tiny_models["opt"]), tmp_path / "run/adapter.safetensors"), tok, task,
+                            "test", 4)["primary"]
+        assert rescored == pytest.approx(record["numbers"]["plugin"], rel=1e-4)
     saved = json.loads((tmp_path / "run/results.json").read_text())
     assert set(saved["conditions"]) == {"zero_shot < plug-in", "emulator fine-tuned < plug-in",
                                         "plug-in ≈ full fine-tuning"}
