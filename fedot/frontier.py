@@ -23,7 +23,7 @@ from pathlib import Path
 from .emulator.methods import METHODS
 from .files import atomic_path, write_json, write_text
 from .pipeline import OffsiteConfig, run
-from .run.results import LABELS, _fmt, better, conditions, gap, style_metric_axis
+from .run.results import LABELS, _fmt, better, conditions, gap, recovered, style_metric_axis
 from .settings import group, setting, to_flat, validate
 
 
@@ -94,7 +94,7 @@ def summarise(name: str, record: dict, ft: float | None, margin: float) -> dict:
     row = {"point": name, "method": record["emulator"].get("method"), "kept_blocks": kept,
            "lossless": name == "lossless", "numbers": {**numbers, "full_finetuned": ft},
            "privacy_gap": gap(numbers, hib), "chosen_lr": record["chosen_lr"],
-           "recovered": None if ft is None or ft == zs else (plug - zs) / (ft - zs),
+           "recovered": recovered({**numbers, "full_finetuned": ft}),
            "conditions": conditions({**numbers, "full_finetuned": ft}, hib), "distill": params.get("distill_result")}
     row["privacy_ok"] = better(plug, emu, hib) and abs(emu - plug) >= margin * abs(plug)
     row["acceptable"] = not row["lossless"] and better(plug, zs, hib) and row["privacy_ok"]

@@ -39,7 +39,14 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
     saved = json.loads((tmp_path / "run/results.json").read_text())
     assert set(saved["conditions"]) == {"zero_shot < plug-in", "emulator fine-tuned < plug-in",
                                         "plug-in ≈ full fine-tuning"}
-    assert "| OT Plug-in |" in (tmp_path / "run/results.md").read_text()
+    md = (tmp_path / "run/results.md").read_text()
+    assert "| OT Plug-in |" in md
+    assert ("**(chosen)**" in md) == (len(lrs) > 1) and all(f"| {lr:g}" in md for lr in lrs[1:])
+    zs_row = next(line for line in md.splitlines() if line.startswith("| Full ZS |"))
+    assert zs_row.endswith("% |") == (task == "arc_easy")  # accuracies carry their 95% Wilson interval
+    n = saved["numbers"]
+    gain = n["full_finetuned"] - n["zero_shot"]  # a 4-question tiny run may see no gain: then no share is claimed
+    assert saved["recovered"] == (None if gain == 0 else pytest.approx((n["plugin"] - n["zero_shot"]) / gain))
     assert (tmp_path / "run/results.png").stat().st_size > 0
     assert (tmp_path / "run/adapter.safetensors").exists()
 

@@ -53,6 +53,33 @@ def gap(numbers: dict, higher_is_better: bool) -> float | None:
     return (1 if higher_is_better else -1) * (numbers["plugin"] - numbers["emulator_finetuned"])
 
 
+def recovered(numbers: dict) -> float | None:
+    """The share of the zero-shot -> FT gain that plug-in recovers, (plug-in - ZS) / (FT - ZS) (paper: 88% on its
+    task average with OPT-1.3B); None without FT or when FT equals zero-shot."""
+    zs, plug, ft = (numbers.get(k) for k in ("zero_shot", "plugin", "full_finetuned"))
+    return None if None in (zs, plug, ft) or ft == zs else (plug - zs) / (ft - zs)
+
+
+def _interval(record: dict, key: str) -> str:
+    ci = record.get("details", {}).get(key, {}).get(f"{record['metric']}_ci95")
+    return "—" if not ci else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+
+
+def _sweep_lines(record: dict) -> list[str]:
+    """Every learning rate's emulator validation (what chooses) beside its plug-in on the test split (never used)."""
+    sweep, ft = record.get("lr_sweep") or [], {s["lr"]: s for s in record.get("full_ft_sweep") or []}
+    if len(sweep) < 2:
+        return []
+    lines = ["", "| lr | emulator validation (chooses) | best step | OT Plug-in (test, not used) | FT validation |",
+             "|---|---|---|---|---|"]
+    for s in sweep:
+        mark = " **(chosen)**" if s["lr"] == record.get("chosen_lr") else ""
+        ftv = ft.get(s["lr"], {}).get("best_validation")
+        lines.append(f"| {s['lr']:g}{mark} | {s['best_validation']:.4f} | {s.get('best_step', '—')} | "
+                     f"{_fmt(s.get('plugin_test'), record['metric'])} | {'—' if ftv is None else f'{ftv:.4f}'} |")
+    return lines
+
+
 def _fmt(value, metric: str) -> str:
     if value is None:
         return "—"
@@ -65,14 +92,18 @@ def markdown(record: dict) -> str:
     lines = [f"# {record['title']}", "",
              f"Task `{record['task']}`, metric `{metric}` ({arrow}), model `{record['model']}`, "
              f"adapter/emulator {record['split_label']}.", "",
-             "| Setting | " + record["task"] + f" ({arrow}) |", "|---|---|"]
+             "| Setting | " + record["task"] + f" ({arrow}) | 95% interval |", "|---|---|---|"]
     for key in ("zero_shot", "emulator_zero_shot", "full_finetuned", "emulator_finetuned", "plugin"):
-        lines.append(f"| {LABELS[key]} | {_fmt(numbers.get(key), metric)} |")
+        lines.append(f"| {LABELS[key]} | {_fmt(numbers.get(key), metric)} | {_interval(record, key)} |")
     margin = _fmt(gap(numbers, record["higher_is_better"]), metric)
-    lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} |")
+    lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} | |")
+    share = recovered(numbers)
+    if share is not None:
+        lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% | |")
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
     for name, ok in record["conditions"].items():
         lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")
+    lines += _sweep_lines(record)
     if record.get("tiers"):
         lines += ["", "| Emulator tier (middle blocks) | data owners | Emulator ZS | OT Emulator |",
                   "|---|---|---|---|"]
@@ -119,7 +150,8 @@ def plot(record: dict, path: Path) -> None:
 def write(out: Path, record: dict) -> dict:
     """Write results.json, results.md and results.png into ``out`` (each atomically); print the table."""
     out.mkdir(parents=True, exist_ok=True)
-    record = {**record, "conditions": conditions(record["numbers"], record["higher_is_better"]), "versions": versions()}
+    record = {**record, "conditions": conditions(record["numbers"], record["higher_is_better"]),
+              "recovered": recovered(record["numbers"]), "versions": versions()}
     text = markdown(record)
     plot(record, out / "results.png")
     write_text(out / "results.md", text)
