@@ -94,7 +94,7 @@ def summarise(name: str, record: dict, ft: float | None, margin: float) -> dict:
     row = {"point": name, "method": record["emulator"].get("method"), "kept_blocks": kept,
            "lossless": name == "lossless", "numbers": {**numbers, "full_finetuned": ft},
            "privacy_gap": gap(numbers, hib), "chosen_lr": record["chosen_lr"],
-           "recovered": recovered({**numbers, "full_finetuned": ft}),
+           "recovered": recovered({**numbers, "full_finetuned": ft}, hib),
            "conditions": conditions({**numbers, "full_finetuned": ft}, hib), "distill": params.get("distill_result")}
     row["privacy_ok"] = better(plug, emu, hib) and abs(emu - plug) >= margin * abs(plug)
     row["acceptable"] = not row["lossless"] and better(plug, zs, hib) and row["privacy_ok"]

@@ -27,7 +27,7 @@ def test_frontier_runs_the_grid_and_the_ceiling_then_resumes_without_recomputing
     for row in result["rows"]:
         n = row["numbers"]
         gain = n["full_finetuned"] - n["zero_shot"]
-        assert row["recovered"] == pytest.approx((n["plugin"] - n["zero_shot"]) / gain)
+        assert row["recovered"] == (pytest.approx((n["plugin"] - n["zero_shot"]) / gain) if gain < 0 else None)
         assert row["privacy_gap"] == pytest.approx(n["emulator_finetuned"] - n["plugin"])  # perplexity: lower wins
     for name in ("frontier.json", "frontier.md", "frontier.png"):
         assert (tmp_path / "f" / name).stat().st_size > 0

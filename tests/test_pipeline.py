@@ -9,7 +9,7 @@ from fedot.evaluation import evaluate
 from fedot.models import load_tokenizer
 from fedot.pipeline import OffsiteConfig, run
 from fedot.plugin import plugged_model
-from fedot.run.results import conditions
+from fedot.run.results import conditions, recovered
 from fedot.settings import from_flat
 from support import datafix
 
@@ -46,9 +46,17 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
     assert zs_row.endswith("% |") == (task == "arc_easy")  # accuracies carry their 95% Wilson interval
     n = saved["numbers"]
     gain = n["full_finetuned"] - n["zero_shot"]  # a 4-question tiny run may see no gain: then no share is claimed
-    assert saved["recovered"] == (None if gain == 0 else pytest.approx((n["plugin"] - n["zero_shot"]) / gain))
+    ft_better = gain > 0 if task == "arc_easy" else gain < 0
+    assert saved["recovered"] == (pytest.approx((n["plugin"] - n["zero_shot"]) / gain) if ft_better else None)
     assert (tmp_path / "run/results.png").stat().st_size > 0
     assert (tmp_path / "run/adapter.safetensors").exists()
+
+
+def test_recovered_share_of_the_gain_in_the_metrics_direction():
+    assert recovered({"zero_shot": 0.50, "plugin": 0.52, "full_finetuned": 0.60}, True) == pytest.approx(0.2)
+    assert recovered({"zero_shot": 30.0, "plugin": 28.0, "full_finetuned": 20.0}, False) == pytest.approx(0.2)
+    assert recovered({"zero_shot": 0.20, "plugin": 0.21, "full_finetuned": 0.19}, True) is None  # FT gained nothing
+    assert recovered({"zero_shot": 0.20, "plugin": 0.21}, True) is None
 
 
 def test_conditions_direction():

@@ -53,11 +53,13 @@ def gap(numbers: dict, higher_is_better: bool) -> float | None:
     return (1 if higher_is_better else -1) * (numbers["plugin"] - numbers["emulator_finetuned"])
 
 
-def recovered(numbers: dict) -> float | None:
+def recovered(numbers: dict, higher_is_better: bool) -> float | None:
     """The share of the zero-shot -> FT gain that plug-in recovers, (plug-in - ZS) / (FT - ZS) (paper: 88% on its
-    task average with OPT-1.3B); None without FT or when FT equals zero-shot."""
+    task average with OPT-1.3B); None without FT, or when FT is no better than zero-shot (no gain to recover)."""
     zs, plug, ft = (numbers.get(k) for k in ("zero_shot", "plugin", "full_finetuned"))
-    return None if None in (zs, plug, ft) or ft == zs else (plug - zs) / (ft - zs)
+    if None in (zs, plug, ft) or not better(ft, zs, higher_is_better):
+        return None
+    return (plug - zs) / (ft - zs)
 
 
 def _interval(record: dict, key: str) -> str:
@@ -97,7 +99,7 @@ def markdown(record: dict) -> str:
         lines.append(f"| {LABELS[key]} | {_fmt(numbers.get(key), metric)} | {_interval(record, key)} |")
     margin = _fmt(gap(numbers, record["higher_is_better"]), metric)
     lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} | |")
-    share = recovered(numbers)
+    share = recovered(numbers, record["higher_is_better"])
     if share is not None:
         lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% | |")
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
@@ -151,7 +153,7 @@ def write(out: Path, record: dict) -> dict:
     """Write results.json, results.md and results.png into ``out`` (each atomically); print the table."""
     out.mkdir(parents=True, exist_ok=True)
     record = {**record, "conditions": conditions(record["numbers"], record["higher_is_better"]),
-              "recovered": recovered(record["numbers"]), "versions": versions()}
+              "recovered": recovered(record["numbers"], record["higher_is_better"]), "versions": versions()}
     text = markdown(record)
     plot(record, out / "results.png")
     write_text(out / "results.md", text)
