@@ -2,6 +2,9 @@
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +15,8 @@ from fedot.plugin import plugged_model
 from fedot.run.results import conditions, recovered
 from fedot.settings import from_flat
 from support import datafix
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("task,mode,lrs", [("pydocs", "full", [1e-3, 3e-3]), ("arc_easy", "lora", [3e-3])])
@@ -50,6 +55,10 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
     assert saved["recovered"] == (pytest.approx((n["plugin"] - n["zero_shot"]) / gain) if ft_better else None)
     assert (tmp_path / "run/results.png").stat().st_size > 0
     assert (tmp_path / "run/adapter.safetensors").exists()
+    table = subprocess.run([sys.executable, str(ROOT / "scripts/choice_table.py"), str(tmp_path)], check=True,
+                           capture_output=True, text=True).stdout  # the side-by-side summary of scripts/choice.sh
+    assert f"| [{task}](run/results.md) ({saved['metric']}, " in table
+    assert (tmp_path / "README.md").read_text() in table + "\n"
 
 
 def test_recovered_share_of_the_gain_in_the_metrics_direction():
