@@ -97,8 +97,9 @@ def test_compare_tables_runs_with_the_privacy_gap(tmp_path):
                                                     "higher_is_better": False,
                                                     "numbers": numbers, "emulator": {"method": name},
                                                     "wall_seconds": 3}))
-        (d / "rounds.jsonl").write_text(json.dumps({"round": 1, "evaluation": {"plugin": numbers["plugin"]},
-                                                    "bytes_down": 10}) + "\n")
+        rows = [{"round": 1, "evaluation": {"plugin": numbers["plugin"]}, "bytes_down": 10},
+                {"round": 2, "bytes_down": 10}]  # round 2 not evaluated (an evaluation schedule)
+        (d / "rounds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return d
 
     a = run("uniform", {"zero_shot": 60.0, "emulator_zero_shot": 900.0, "emulator_finetuned": 80.0, "plugin": 58.0})
@@ -110,6 +111,7 @@ def test_compare_tables_runs_with_the_privacy_gap(tmp_path):
     gaps = {name: rows[name].split(" | ")[7] for name in ("uniform", "scaleot")}
     assert gaps == {"uniform": "22.00", "scaleot": "-5.00"}  # lower ppl is better
     assert "| scaleot | 1 | 75.00 | — |" in per_round and "alignment" not in per_round  # none of these re-aligns
+    assert "| scaleot | 2 |" not in per_round  # a round nobody evaluated is not a row of dashes
     assert (tmp_path / "cmp" / "comparison.png").exists()
     with pytest.raises(ValueError, match="different tasks"):
         compare([a, run("other", {"zero_shot": 1.0, "emulator_finetuned": 1.0, "plugin": 1.0}, task="wikitext2")],

@@ -99,6 +99,8 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
         for k in sorted({k for r in rows for k in r if k > 0}):
             at = [r.get(k, {}) for r in rows]
             align = [a.get("alignment") for a in at]
+            if not any(a.get("evaluation") or a.get("alignment") for a in at):
+                continue  # a round no run evaluated (an evaluation schedule) has nothing to show
             cells = [_cell([(a.get("evaluation") or {}).get(m) for a in at], metric)
                      for m in ("plugin", "emulator_finetuned")]
             if aligned:
