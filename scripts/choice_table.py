@@ -11,15 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from fedot.run.results import FIVE, LABELS, _fmt, recovered
+from fedot.run.results import FIVE, LABELS, _fmt, _interval, recovered
 
 YES = {True: "yes", False: "**no**", None: "—"}
 
 
 def cell(record: dict, key: str) -> str:
-    value = record["numbers"].get(key)
-    ci = record.get("details", {}).get(key, {}).get(f"{record['metric']}_ci95")
-    return _fmt(value, record["metric"]) + (f" ({100 * ci[0]:.1f}–{100 * ci[1]:.1f})" if ci and value else "")
+    value, interval = record["numbers"].get(key), _interval(record, key)
+    return _fmt(value, record["metric"]) + (f" ({interval})" if value is not None and interval != "—" else "")
 
 
 def table(records: list[dict]) -> list[str]:
