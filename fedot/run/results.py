@@ -91,17 +91,21 @@ def _fmt(value, metric: str) -> str:
 def markdown(record: dict) -> str:
     metric, numbers = record["metric"], record["numbers"]
     arrow = "↑" if record["higher_is_better"] else "↓"
+    intervals = any(_interval(record, key) != "—" for key in FIVE)
     lines = [f"# {record['title']}", "",
              f"Task `{record['task']}`, metric `{metric}` ({arrow}), model `{record['model']}`, "
              f"adapter/emulator {record['split_label']}.", "",
-             "| Setting | " + record["task"] + f" ({arrow}) | 95% interval |", "|---|---|---|"]
+             "| Setting | " + record["task"] + f" ({arrow}) |" + (" 95% interval |" if intervals else ""),
+             "|---|---|" + ("---|" if intervals else "")]
+    extra = " |" if intervals else ""  # the interval column, where accuracies have one
     for key in ("zero_shot", "emulator_zero_shot", "full_finetuned", "emulator_finetuned", "plugin"):
-        lines.append(f"| {LABELS[key]} | {_fmt(numbers.get(key), metric)} | {_interval(record, key)} |")
+        cell = f" {_interval(record, key)} |" if intervals else ""
+        lines.append(f"| {LABELS[key]} | {_fmt(numbers.get(key), metric)} |{cell}")
     margin = _fmt(gap(numbers, record["higher_is_better"]), metric)
-    lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} | |")
+    lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} |{extra}")
     share = recovered(numbers, record["higher_is_better"])
     if share is not None:
-        lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% | |")
+        lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% |{extra}")
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
     for name, ok in record["conditions"].items():
         lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")
