@@ -1,12 +1,14 @@
-"""Emulator quality against distillation tokens: held-out MSE and emulator zero-shot perplexity (a curve).
+"""Emulator quality against distillation tokens: the held-out curve and the emulator's zero-shot on a test set.
 
-Distils the uniform layer-drop emulator (default 2 + 18 of 26 middle + 2 blocks of SmolLM2-135M) on the owner's
-corpus (default WikiText-2's train articles; its validation articles select) and, at every held-out check, scores the
-emulator zero-shot on the first ``--limit`` WikiText-2 *test* articles (recorded only, never used to select). The
-full model's zero-shot on the same articles gives the ratio the issue targets (within 3x). Checkpointed: run the same
-command again after an interruption and it continues.
+Builds a distilled emulator exactly as ``fedot emulator build --emulator-method distill`` does (the same flags, the
+same content-keyed cache: the finished artifact is the one every later experiment with these settings reuses, and an
+interrupted run continues from its checkpoint when the same command is run again). Every ``--monitor-every`` held-out
+checks it also scores the emulator zero-shot on ``--eval-task``'s *test* split (``--limit`` documents, 0: all):
+recorded only, never used to select. The full model's zero-shot on the same documents gives the ratio.
 
-    .venv/bin/python bench/distill_curve.py --tokens 300000 --limit 8
+    FEDOT_DATA_DIR=../shared/data .venv/bin/python bench/distill_curve.py --emulator-blocks 18 \\
+        --emulator-distill-corpus gutenberg --emulator-distill-tokens 2000000 --emulator-distill-batch-size 8 \\
+        --emulator-distill-eval-every 25 --monitor-every 4 --out bench/results/distill_curve_2m_18.json
 """
 
 from __future__ import annotations
@@ -15,77 +17,65 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None):
-    from fedot.emulator import EmulatorSpec, load_emulator
-    from fedot.emulator.methods.distill import DistillSettings, distill
+    from fedot.emulator import EmulatorSpec, read_manifest
     from fedot.evaluation.scoring import evaluate
-    from fedot.models import cache_dir, load_model, load_tokenizer
+    from fedot.models import load_model, load_tokenizer
+    from fedot.settings import add_arguments, from_args
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--emulator-blocks", type=int, default=18)
+    add_arguments(p, EmulatorSpec, skip=("emulator-method",))
     p.add_argument("--eval-task", default="wikitext2")
-    p.add_argument("--limit", type=int, default=8, help="test documents scored at every check")
+    p.add_argument("--limit", type=int, default=0, help="test documents scored at a monitored check; 0: all")
+    p.add_argument("--monitor-every", type=int, default=1, help="score the test set at every n-th held-out check")
     p.add_argument("--out", default=str(ROOT / "bench/results/distill_curve.json"))
-    p.add_argument("--report-only", action="store_true", help="write the curve so far from the checkpoint of an "
-                   "interrupted run (same arguments), without training")
-    for f in fields(DistillSettings):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
     args = p.parse_args(argv)
-    cfg = DistillSettings(**{f.name: getattr(args, f.name) for f in fields(DistillSettings)})
-    cfg.check()
-    if cfg.corpus == args.eval_task:
-        print(f"distilling on {cfg.corpus}'s train split, scoring its test split (disjoint articles)", flush=True)
-    checkpoint = cache_dir() / "distill-curve" / f"{args.model}-{args.emulator_blocks}-{hash_of(cfg)}"
+    args.__dict__["emulator-method"] = "distill"
+    spec = from_args(EmulatorSpec, args)
     command = "python bench/distill_curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    if args.report_only:
-        state = json.loads((checkpoint / "state.json").read_text())
-        full = state["history"][0]["emulator_zero_shot"] / state["history"][0]["ratio_to_full"]
-        return write(args, command, full, {**state, "interrupted_at_step": state["step"], "steps": cfg.steps}, 0.0)
-    spec = EmulatorSpec(args.model, 2, 2, args.emulator_blocks)
-    staged, manifest = spec.build()
-    student, _ = load_emulator(staged)
-    teacher, tok = load_model(spec.preflight()), load_tokenizer(staged)
+    model_dir = spec.preflight()
+    tok = load_tokenizer(model_dir)
 
     def zero_shot(model) -> float:
-        return evaluate(model, tok, args.eval_task, limit=args.limit)["primary"]
+        return evaluate(model, tok, args.eval_task, limit=args.limit or None)["primary"]
 
-    full = zero_shot(teacher)
-    print(f"full model zero-shot ({args.eval_task}, {args.limit} test docs): {full:.2f}", flush=True)
+    full = zero_shot(load_model(model_dir))
+    print(f"full model zero-shot ({args.eval_task}, {args.limit or 'all'} test docs): {full:.2f}", flush=True)
+    calls = []
 
     def monitor(model):
+        calls.append(1)
+        if (len(calls) - 1) % args.monitor_every:
+            return {}
         ppl = zero_shot(model)
         print(f"  emulator zero-shot {ppl:.2f} ({ppl / full:.2f}x full)", flush=True)
         return {"emulator_zero_shot": ppl, "ratio_to_full": ppl / full}
 
     start = time.perf_counter()
-    record = distill(student, teacher, tok, manifest, cfg, checkpoint=checkpoint, monitor=monitor)
-    write(args, command, full, record, time.perf_counter() - start)
+    path, manifest = spec.build(monitor=monitor)
+    record = read_manifest(path)["params"]
+    write(args, command, full, spec, path, record, time.perf_counter() - start)
 
 
-def write(args, command: str, full: float, record: dict, seconds: float) -> None:
-    out = {"command": command, "model": args.model,
-           "emulator": f"2-{args.emulator_blocks}-2 (uniform layer-drop, then distilled)",
-           "eval_task": args.eval_task, "eval_docs": args.limit, "full_zero_shot": full,
-           "seconds_this_invocation": seconds, **{k: v for k, v in record.items() if k != "settings"}}
+def write(args, command: str, full: float, spec, path: Path, params: dict, seconds: float) -> None:
+    result = params["distill_result"]
+    out = {"command": command, "model": spec.model, "artifact": str(path),
+           "emulator": f"{spec.bottom}-{spec.emulator_blocks}-{spec.top} (uniform layer-drop, then distilled)",
+           "eval_task": args.eval_task, "eval_docs": args.limit or "all", "full_zero_shot": full,
+           "seconds_this_invocation": seconds, "settings": {k: v for k, v in params.items() if k != "distill_result"},
+           **result}
     Path(args.out).write_text(json.dumps(out, indent=1))
     plot(out, Path(args.out).with_suffix(".png"))
-    best = min(record["history"], key=lambda h: h["held_out_objective"])
-    print(f"best (held-out) step {best['step']}: emulator zero-shot {best['emulator_zero_shot']:.2f} = "
-          f"{best['ratio_to_full']:.2f}x the full model's {full:.2f}; wrote {args.out}")
-
-
-def hash_of(cfg) -> str:
-    import hashlib
-    from dataclasses import asdict
-
-    return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:10]
+    best = min(result["history"], key=lambda h: h["held_out_objective"])
+    scored = [h for h in result["history"] if "emulator_zero_shot" in h]
+    print(f"best (held-out) step {best['step']} of {result['steps']}; last scored point: "
+          f"{scored[-1]['emulator_zero_shot']:.2f} = {scored[-1]['ratio_to_full']:.2f}x the full model's {full:.2f} "
+          f"at {scored[-1]['tokens']:,} tokens; wrote {args.out}")
 
 
 def plot(result: dict, path: Path) -> None:
@@ -95,19 +85,21 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     h = result["history"]
-    tokens = [x["tokens"] / 1e3 for x in h]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot(tokens, [x["held_out_mse"] for x in h], marker="o")
+    a.plot([x["tokens"] / 1e3 for x in h], [x["held_out_mse"] for x in h], marker="o")
     a.set(xlabel="distillation tokens (thousands)", ylabel="held-out normalised MSE (Eq. 1)", yscale="log",
-          title="imitation of the full middle")
-    b.plot(tokens, [x["emulator_zero_shot"] for x in h], marker="o", label="emulator zero-shot")
+          title="imitation of the full middle (owner's validation split)")
+    scored = [x for x in h if "emulator_zero_shot" in x]
+    b.plot([x["tokens"] / 1e3 for x in scored], [x["emulator_zero_shot"] for x in scored], marker="o",
+           label="emulator zero-shot")
     b.axhline(result["full_zero_shot"], color="k", ls="--", label="full model")
     b.axhline(3 * result["full_zero_shot"], color="gray", ls=":", label="3x full model")
-    b.set(xlabel="distillation tokens (thousands)", ylabel=f"{result['eval_task']} word perplexity", yscale="log",
-          title=f"{result['emulator']}")
+    b.set(xlabel="distillation tokens (thousands)", ylabel=f"{result['eval_task']} word perplexity (test)",
+          yscale="log", title=result["emulator"])
     b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .registry import architecture
+from .architectures import architecture
 
 
 @dataclass(frozen=True)

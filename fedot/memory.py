@@ -28,10 +28,10 @@ from pathlib import Path
 
 import torch
 
+from .architectures import num_blocks
 from .data_owner.tuning import TuningConfig, prepare
 from .emulator.split import Split, sandwich
 from .emulator.writer import reduced_config
-from .registry import num_blocks
 
 BUNDLED_CONFIGS = Path(__file__).with_name("model_configs")  # configs of hub models the sims name, for offline plans
 RUNTIME_BYTES = {"cpu": int(0.25 * 2**30), "cuda": int(0.5 * 2**30)}  # interpreter + libraries / CUDA context

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .registry import architecture
+from .architectures import architecture
 
 DEFAULT_MODEL = "smollm2-135m"
 _EMBEDDED = {

@@ -190,8 +190,8 @@ class ModelOwner:
 
     def tier_plans(self) -> list[int]:
         """Each tier's planned peak memory for a data owner on this owner's kind of device (bytes)."""
+        from .architectures import num_blocks
         from .memory import client_plan
-        from .registry import num_blocks
 
         config, train = load_config(self.model_dir), self.cfg.data_owner.train
         device = "cuda" if str(self.device).startswith("cuda") else "cpu"

@@ -15,9 +15,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .architectures import Architecture, architecture
 from .data_owner.tuning import TuningError, mode
 from .files import atomic_path
-from .registry import Architecture, architecture
 
 _META_KEY = "fedot"
 

@@ -1,137 +1,90 @@
-"""The one place that knows where each model family keeps its parts.
+"""One shape for every family fedot chooses from by name, the way peft registers its tuners.
 
-Everything else in fedot addresses weights by *name*: a block's parameters are
-``f"{blocks}.{i}.<rest>"`` and the non-block parts are listed here. Adding a
-family means adding one entry.
+Emulator methods, owner corpora, tasks, tuning modes, partitioning schemes, attacks, aggregation rules, DP modes,
+delivery modes, alignments, learning-rate schedules and tier policies are each a :class:`Registry`: a mapping from a
+name to an :class:`Entry` holding the thing itself (a class, an instance or a function), its one-line help, its
+settings group (a dataclass whose fields become ``<prefix>-<name>-<field>`` run-config keys through
+:func:`fedot.settings.registry_group`) and its limits (what it needs to work, e.g. how many replies a rule needs).
+A member registers itself next to its code; the CLI, the run config, the checks and the docs read the registry, so
+adding a member is adding its module and nothing else names it.
 """
 
 from __future__ import annotations
 
-import re
+import difflib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
-# Config fields that hold one entry per block and must follow the blocks when they are dropped or inserted.
-PER_BLOCK_FIELDS = ("layer_types",)
+T = TypeVar("T")
+_MISSING = object()
 
 
-class UnsupportedModelError(ValueError):
+class UnknownName(ValueError):
     pass
 
 
 @dataclass(frozen=True)
-class Architecture:
-    family: str
-    blocks: str  # dotted path of the ModuleList of transformer blocks
-    embeddings: tuple[str, ...]  # token (and position) embedding modules, plus any embedding norm
-    final_norm: str
-    lm_head: str
-    num_blocks_key: str  # config attribute holding the block count
-    lora_targets: tuple[str, ...]  # default LoRA target modules inside a block
-    attention: tuple[str, ...]  # attention projection modules inside a block (ScaleOT's SRC compresses these)
-    extra: tuple[str, ...] = field(default=())  # other non-block modules (e.g. OPT's project_in/out)
-    fan_in_fan_out: bool = False  # linear weights stored (in, out), as GPT-2's Conv1D does
-    block_returns_tuple: bool = False  # a block returns (hidden_states, ...) rather than a tensor (BLOOM)
+class Entry(Generic[T]):
+    name: str
+    value: T
+    help: str
+    settings: type | None = None  # the member's own settings dataclass, if it has options
+    limits: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def blocks_pattern(self) -> str:
-        """Last component of the block path, as peft's ``layers_pattern`` expects."""
-        return self.blocks.rsplit(".", 1)[-1]
-
-    def block_index(self, name: str) -> int | None:
-        """Index of the block a parameter name belongs to, or None for non-block parameters."""
-        m = re.match(re.escape(self.blocks) + r"\.(\d+)\.", name)
-        return int(m.group(1)) if m else None
-
-    def rename_block(self, name: str, mapping: dict[int, int]) -> str:
-        """Rename a block parameter from one block numbering to another (non-block names pass through)."""
-        i = self.block_index(name)
-        if i is None:
-            return name
-        if i not in mapping:
-            raise KeyError(f"{name}: block {i} has no counterpart in the target numbering")
-        return f"{self.blocks}.{mapping[i]}." + name[len(f"{self.blocks}.{i}.") :]
-
-    def is_attention_weight(self, name: str) -> bool:
-        """Whether a block parameter is the weight of an attention projection."""
-        i = self.block_index(name)
-        if i is None or not name.endswith(".weight"):
-            return False
-        return name[len(f"{self.blocks}.{i}."):-len(".weight")] in self.attention
-
-    def is_head(self, name: str) -> bool:
-        return name.startswith(self.lm_head + ".")
+    def limit(self, key: str, default=None):
+        return self.limits.get(key, default)
 
 
-_LLAMA = dict(
-    blocks="model.layers",
-    embeddings=("model.embed_tokens",),
-    final_norm="model.norm",
-    lm_head="lm_head",
-    num_blocks_key="num_hidden_layers",
-    lora_targets=("q_proj", "v_proj"),
-    attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
-)
+class Registry(Generic[T]):
+    """``name -> Entry``; ``registry[name]`` is the registered thing, :meth:`entry` the whole record."""
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "opt": Architecture(
-        family="opt",
-        blocks="model.decoder.layers",
-        embeddings=("model.decoder.embed_tokens", "model.decoder.embed_positions"),
-        final_norm="model.decoder.final_layer_norm",
-        lm_head="lm_head",
-        num_blocks_key="num_hidden_layers",
-        lora_targets=("q_proj", "v_proj"),
-        attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"),
-        extra=("model.decoder.project_in", "model.decoder.project_out"),
-    ),
-    "gpt2": Architecture(
-        family="gpt2",
-        blocks="transformer.h",
-        embeddings=("transformer.wte", "transformer.wpe"),
-        final_norm="transformer.ln_f",
-        lm_head="lm_head",
-        num_blocks_key="n_layer",
-        lora_targets=("c_attn",),
-        attention=("attn.c_attn", "attn.c_proj"),
-        fan_in_fan_out=True,
-    ),
-    "bloom": Architecture(
-        family="bloom",
-        blocks="transformer.h",
-        embeddings=("transformer.word_embeddings", "transformer.word_embeddings_layernorm"),
-        final_norm="transformer.ln_f",
-        lm_head="lm_head",
-        num_blocks_key="n_layer",
-        lora_targets=("query_key_value",),
-        attention=("self_attention.query_key_value", "self_attention.dense"),
-        block_returns_tuple=True,
-    ),
-    "llama": Architecture(family="llama", **_LLAMA),
-    "mistral": Architecture(family="mistral", **_LLAMA),
-    "qwen2": Architecture(family="qwen2", **_LLAMA),
-}
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry[T]] = {}
 
+    def register(self, name: str, value: Any = _MISSING, *, help: str, settings: type | None = None,
+                 **limits) -> Any:
+        """Register ``value`` under ``name``; without ``value`` a decorator that registers what it decorates."""
 
-def architecture(config) -> Architecture:
-    """Registry entry for a transformers config (or a ``model_type`` string)."""
-    model_type = config if isinstance(config, str) else getattr(config, "model_type", None)
-    if model_type not in ARCHITECTURES:
-        raise UnsupportedModelError(
-            f"model family {model_type!r} is not supported; fedot supports {', '.join(sorted(ARCHITECTURES))}. "
-            "Add an entry to fedot/registry.py to support another decoder-only family."
-        )
-    return ARCHITECTURES[model_type]
+        def add(obj):
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._entries[name] = Entry(name, obj, help, settings, MappingProxyType(dict(limits)))
+            return obj
 
+        return add if value is _MISSING else add(value)
 
-def blocks_of(model):
-    """The ModuleList of transformer blocks of a loaded model."""
-    return model.get_submodule(architecture(model.config).blocks)
+    def entry(self, name: str) -> Entry[T]:
+        if name not in self._entries:
+            close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+            raise UnknownName(f"unknown {self.kind} {name!r}; choose one of {', '.join(self._entries)}"
+                              + (f" (did you mean {close[0]!r}?)" if close else ""))
+        return self._entries[name]
 
+    def __getitem__(self, name: str) -> T:
+        return self.entry(name).value
 
-def num_blocks(config) -> int:
-    return int(getattr(config, architecture(config).num_blocks_key))
+    def __contains__(self, name) -> bool:
+        return name in self._entries
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
 
-def ties_head(config) -> bool:
-    """Whether the LM head shares its weight with the token embedding."""
-    return bool(getattr(config, "tie_word_embeddings", True))
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def names(self, where: Callable[[Entry], bool] | None = None) -> tuple[str, ...]:
+        return tuple(n for n, e in self._entries.items() if where is None or where(e))
+
+    def entries(self) -> list[Entry[T]]:
+        return list(self._entries.values())
+
+    def help_text(self) -> str:
+        """``name: help; ...`` of every member, for a selector setting's help."""
+        return "; ".join(f"{e.name}: {e.help}" for e in self._entries.values())
+
+    def settings_groups(self) -> dict[str, type]:
+        """Each member's settings dataclass (members without options have none), for ``registry_group``."""
+        return {n: e.settings for n, e in self._entries.items() if e.settings is not None}

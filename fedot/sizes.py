@@ -6,10 +6,10 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from .architectures import architecture
 from .data_owner.tuning import TuningConfig
-from .emulator.artifact import HARMONIZERS, read_manifest, stored_blocks, weight_files
+from .emulator.artifact import extra_tensor_files, read_manifest, stored_blocks, weight_files
 from .models import load_config
-from .registry import architecture
 
 
 def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
@@ -30,7 +30,8 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     for file in files:
         part, itemsize = _shapes(path / file)
         shapes.update(part)
-    harmonizer_shapes = _shapes(path / HARMONIZERS)[0] if (path / HARMONIZERS).exists() else {}
+    extra = extra_tensor_files(path, manifest)  # modules a method stores beside the blocks (ScaleOT's harmonizers)
+    extra_numel = sum(_prod(s) for f in extra for s in _shapes(path / f)[0].values())
     numel = {n: _prod(s) for n, s in shapes.items()}
     block_of = {n: arch.block_index(n) for n in numel}
     non_block = sum(v for n, v in numel.items() if block_of[n] is None)
@@ -43,8 +44,8 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     )
     counts = {
         "full_model": non_block + manifest["num_blocks"] * one_block,
-        "emulator": sum(numel.values()) + sum(_prod(s) for s in harmonizer_shapes.values()),
-        "harmonizers": sum(_prod(s) for s in harmonizer_shapes.values()),
+        "emulator": sum(numel.values()) + extra_numel,
+        "extra_modules": extra_numel,
         "adapter": sum(adapter_params.values()),
         "trainable_full_adapter": sum(adapter_params.values()),
         f"trainable_lora_r{lora_rank}": lora,
@@ -53,7 +54,7 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     return {
         "params": counts,
         "bytes": {k: v * itemsize for k, v in counts.items()},
-        "artifact_file_bytes": sum((path / f).stat().st_size for f in (*files, HARMONIZERS) if (path / f).exists()),
+        "artifact_file_bytes": sum((path / f).stat().st_size for f in (*files, *extra)),
     }
 
 

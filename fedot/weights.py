@@ -69,12 +69,3 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def model_state_names(config) -> list[str]:
-    """Parameter and buffer names of a model built from ``config``, without allocating weights."""
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    return list(model.state_dict().keys())

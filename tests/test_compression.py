@@ -5,11 +5,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from fedot.architectures import architecture
 from fedot.emulator import build_emulator, read_manifest, to_original
 from fedot.emulator.methods.prune import magnitude_prune
 from fedot.emulator.methods.quantize import quantize_rtn
 from fedot.emulator.src import kept_rank, truncate_rank
-from fedot.registry import architecture
 from fedot.weights import WeightReader
 
 
@@ -126,9 +126,9 @@ def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_mod
 
 
 def test_distillation_needs_a_corpus_and_a_sandwich(tiny_models, tmp_path):
-    with pytest.raises(ValueError, match="emulator-distill-corpus.*pydocs, wikitext2"):
+    with pytest.raises(ValueError, match="emulator-distill-corpus.*wikitext2, pydocs"):
         build_emulator("/never/loaded", tmp_path / "e", emulator_method="distill", emulator_distill_corpus="piqa")
-    from fedot.emulator.methods.distill import middle_indices as _middle_indices
+    from fedot.emulator.middle import middle_indices as _middle_indices
 
     with pytest.raises(ValueError, match="sandwich"):
         _middle_indices({"num_blocks": 8, "adapter_blocks": [0, 3, 7], "emulator_blocks": [1, 5]})
@@ -143,19 +143,19 @@ DISTILL = dict(bottom=1, top=1, emulator_blocks=2, emulator_method="distill", em
 def test_interrupted_distillation_continues_to_the_uninterrupted_result(tiny_models, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    from fedot.emulator.methods import distill as distill_module
+    from fedot.emulator.methods.distill import loop as distill_module
     from support import datafix
 
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
     whole = build_emulator(str(tiny_models["llama"]), tmp_path / "whole", **DISTILL)
     calls, real = [], distill_module.Objective.__call__
 
-    def interrupt_at_step_12(self, batch):
+    def interrupt_at_step_12(self, batch, target=None):
         if self.student.training:
             calls.append(1)
             if len(calls) == 12:
                 raise KeyboardInterrupt
-        return real(self, batch)
+        return real(self, batch, target)
 
     monkeypatch.setattr(distill_module.Objective, "__call__", interrupt_at_step_12)
     with pytest.raises(KeyboardInterrupt):
@@ -175,7 +175,7 @@ def test_interrupted_distillation_continues_to_the_uninterrupted_result(tiny_mod
 
 
 def test_distillation_refuses_a_checkpoint_of_other_settings(tiny_models, tmp_path, monkeypatch):
-    from fedot.emulator.methods import distill as distill_module
+    from fedot.emulator.methods.distill import loop as distill_module
     from support import datafix
 
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
@@ -190,7 +190,8 @@ def test_distillation_refuses_a_checkpoint_of_other_settings(tiny_models, tmp_pa
 
 
 def test_distillation_schedule_warms_up_then_decays_to_zero():
-    from fedot.emulator.methods.distill import DistillSettings, lr_at
+    from fedot.emulator.methods.distill import DistillSettings
+    from fedot.emulator.methods.distill.loop import lr_at
 
     cfg = DistillSettings(tokens=100 * 4 * 256, warmup=0.1, lr=1e-4)
     lrs = [lr_at(s, cfg) for s in range(1, cfg.steps + 1)]

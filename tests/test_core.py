@@ -7,10 +7,10 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM
 
+from fedot.architectures import UnsupportedModelError, architecture
 from fedot.data_owner.tuning import TuningConfig, TuningError, load_trainable_state, prepare, trainable_state
 from fedot.emulator import ArtifactError, adapter_local, build_emulator, read_manifest, to_original
 from fedot.plugin import PluginError, load_adapter, plug_in, plug_in_dir, save_adapter
-from fedot.registry import UnsupportedModelError, architecture
 from support.models import FAMILIES
 
 IDS = torch.tensor([[5, 17, 42, 9, 100, 7, 3, 250]])

@@ -85,8 +85,8 @@ def _tensor_hashes(files, keep=lambda name: True) -> dict:
 
 @pytest.mark.slow
 def test_deployment_over_tls_delivers_only_the_emulator_and_matches_the_simulation(tmp_path, monkeypatch):
+    from fedot.architectures import architecture
     from fedot.models import resolve
-    from fedot.registry import architecture
 
     own_flower(tmp_path, monkeypatch)
     monkeypatch.setenv("FEDOT_NODE_CACHE", str(tmp_path / "simulated-nodes"))

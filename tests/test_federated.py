@@ -10,8 +10,8 @@ from flwr.app import ArrayRecord
 
 from fedot.aggregation.average import weighted_average
 from fedot.aggregation.schedule import lr_at
+from fedot.architectures import architecture
 from fedot.emulator import read_manifest
-from fedot.registry import architecture
 from support.inprocess import InProcessGrid, outputs, run_config, run_in_process, run_server
 
 

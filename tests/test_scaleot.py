@@ -57,11 +57,11 @@ def test_bad_selection_parameters(n_adapter, alpha, match):
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
+from fedot.architectures import architecture, blocks_of  # noqa: E402
 from fedot.data_owner.tuning import TuningConfig, prepare, trainable_state  # noqa: E402
 from fedot.emulator import build_emulator, load_emulator, read_manifest, to_original  # noqa: E402
 from fedot.emulator.methods.scaleot import Harmonizer, LayerReplaceConfig, learn_importance, save_importance  # noqa: E402,E501
 from fedot.plugin import plug_in  # noqa: E402
-from fedot.registry import architecture, blocks_of  # noqa: E402
 from support.models import FAMILIES  # noqa: E402
 
 IDS = torch.tensor([[5, 17, 42, 99, 7, 250, 3, 11]])
@@ -157,7 +157,7 @@ def test_harmonizer_file_is_verified(tiny_models, tmp_path, monkeypatch):
 @pytest.mark.parametrize("kwargs,match", [
     ({"emulator_scaleot_alpha": 1.0}, "alpha"), ({"emulator_scaleot_alpha": -0.5}, "alpha"),
     ({"emulator_scaleot_n_adapter": 3}, "multiple of N_g"),
-    ({"emulator_scaleot_replace_corpus": "piqa"}, "replace-corpus.*pydocs, wikitext2"),
+    ({"emulator_scaleot_replace_corpus": "piqa"}, "replace-corpus.*wikitext2, pydocs, wikitext103, gutenberg"),
     ({"emulator_scaleot_replace_n_candidates": 1}, "n-candidates"),
     ({"emulator_src_ratio": 1.0}, "src-ratio"),
 ])

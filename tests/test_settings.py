@@ -83,8 +83,8 @@ def test_cli_flags_have_the_run_config_names_defaults_and_ranges():
 
 def test_every_emulator_method_contributes_its_own_keys():
     keys = {d.key for d in declarations(FederatedConfig)}
-    for name, method in METHODS.items():
-        for d in declarations(method.Settings):
+    for name, settings in METHODS.settings_groups().items():
+        for d in declarations(settings):
             assert f"emulator-{name}-{d.key}" in keys
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import torch
 
-from ..registry import Architecture, architecture
+from ..architectures import Architecture, architecture
 from ..settings import setting
 
 _PEFT_PREFIX = "base_model.model."

@@ -22,7 +22,6 @@ adapter, embeddings and head stay what they were, so the changed middle blocks a
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import asdict, dataclass
 from typing import ClassVar
@@ -30,10 +29,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..corpora import OwnerText, parse_mixture, text_corpora
 from ..settings import setting
-from ..tasks import corpus_names, get_task
-from ..tasks.tokenize import token_blocks
-from .methods.distill import middle_indices, middle_parameters, normalised_mse
+from .middle import middle_indices, middle_parameters, normalised_mse
 
 
 class Alignment:
@@ -57,13 +55,8 @@ class FedBiOT(Alignment):
 
     def __init__(self, cfg: AlignmentConfig, tokenizer=None, data_dir=None):
         super().__init__(cfg)
-        task = get_task(cfg.corpus)
-        self.train = token_blocks(tokenizer, task.train_texts("train", data_dir), cfg.max_length)
-        self.held = token_blocks(tokenizer, task.train_texts("validation", data_dir),
-                                 cfg.max_length)[: cfg.held_out_batches * cfg.batch_size]
-        if not self.train or not self.held:
-            raise ValueError(f"{cfg.corpus} has too little text for blocks of {cfg.max_length} tokens; lower "
-                             "emulator-alignment-max-length or choose a larger emulator-alignment-corpus")
+        self.text = OwnerText(cfg.corpus, tokenizer, cfg.max_length, data_dir, allowed=text_corpora())
+        self.held = self.text.held_out(cfg.held_out_batches * cfg.batch_size)
 
     def check(self, manifest: dict) -> None:
         middle_indices(manifest)  # a sandwich adapter: the hidden state leaving the middle exists in both models
@@ -108,8 +101,7 @@ class FedBiOT(Alignment):
         losses = []
         try:
             for step in range(1, cfg.steps + 1):
-                batch = random.Random(f"{seed}:{server_round}:{step}").sample(self.train,
-                                                                              min(cfg.batch_size, len(self.train)))
+                batch = self.text.batch(f"{seed}:{server_round}:{step}", cfg.batch_size)
                 mse, kl = self.terms(student, teacher, indices, batch)
                 loss = mse + cfg.kl_weight * kl
                 loss.backward()
@@ -138,9 +130,9 @@ class AlignmentConfig:
                          key="emulator-alignment-steps")
     lr: float = setting(1e-4, "alignment: learning rate of the emulator's middle blocks (AdamW, fresh each round)",
                         gt=0, key="emulator-alignment-lr")
-    corpus: str = setting("wikitext2", "alignment: the owner's public corpus (train split: steps, validation split: "
-                          "the distance recorded); never the evaluated task's test split", choices=corpus_names,
-                          key="emulator-alignment-corpus")
+    corpus: str = setting("wikitext2", "alignment: the owner's public text, a corpus (" + ", ".join(text_corpora())
+                          + ") or a weighted mixture (train split: steps, validation split: the distance recorded); "
+                          "never the evaluated task's test split", key="emulator-alignment-corpus")
     kl_weight: float = setting(1.0, "alignment: weight of the KL of the next-token distributions beside the "
                                "normalised hidden-state MSE (FedBiOT's kd_loss_weight)", ge=0,
                                key="emulator-alignment-kl-weight")
@@ -148,6 +140,9 @@ class AlignmentConfig:
     max_length: int = setting(128, "alignment: tokens per sequence", ge=2, key="emulator-alignment-max-length")
     held_out_batches: int = setting(2, "alignment: validation batches the distance before and after is measured on",
                                     ge=1, key="emulator-alignment-held-out-batches")
+
+    def check(self) -> None:
+        parse_mixture(self.corpus, text_corpora(), "emulator-alignment-corpus")
 
     @property
     def enabled(self) -> bool:

@@ -2,10 +2,10 @@
 
 A plain transformers model directory (loads with ``AutoModelForCausalLM``) holding the embeddings, the adapter
 blocks, the kept emulator blocks, the final norm and the head, plus ``manifest.json`` that records which blocks of
-the full model these are. Dropped blocks are never written. A ScaleOT emulator also holds
-``harmonizers.safetensors``: small modules that stand in for the blocks in ``harmonized_blocks``; plain
-transformers loads the stored blocks only, :func:`fedot.emulator.loader.load_emulator` inserts the harmonizers, and
-the block numbering called "local" below is that of the model with harmonizers inserted.
+the full model these are. Dropped blocks are never written. A method may write more (ScaleOT writes modules that
+stand in for the blocks in ``harmonized_blocks``, :meth:`fedot.emulator.methods.Method.write_extra`); plain
+transformers loads the stored blocks only, :func:`fedot.emulator.loader.load_emulator` lets the method complete the
+model, and the block numbering called "local" below is that of the completed model.
 
 Integrity: the manifest lists the sha256 of every other file of the artifact (weights, harmonizers, config,
 tokenizer), and the artifact's identity is the sha256 of ``manifest.json`` itself. Checking that one hash and then
@@ -23,7 +23,6 @@ from ..weights import sha256_file
 FORMAT = 2
 WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"  # the per-block layout (fedot.emulator.shards): tensor -> file
-HARMONIZERS = "harmonizers.safetensors"
 MANIFEST = "manifest.json"
 REQUIRED_KEYS = ("format", "source_model", "method", "params", "family", "num_blocks", "adapter_blocks",
                  "emulator_blocks", "lossless", "files")
@@ -94,6 +93,12 @@ def weight_files(path: str | Path) -> dict[str, str]:
         return json.loads((path / INDEX).read_text())["weight_map"]
     with safe_open(path / WEIGHTS, "pt") as f:
         return dict.fromkeys(f.keys(), WEIGHTS)
+
+
+def extra_tensor_files(path: str | Path, manifest: dict) -> list[str]:
+    """Tensor files a method wrote beside the blocks (modules standing in for replaced blocks)."""
+    weights = set(weight_files(path).values())
+    return sorted(f for f in manifest["files"] if f.endswith(".safetensors") and f not in weights)
 
 
 def stored_blocks(manifest: dict) -> list[int]:

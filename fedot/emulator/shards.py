@@ -19,9 +19,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ..architectures import architecture
 from ..files import link_or_copy
 from ..models import load_config
-from ..registry import architecture
 from .artifact import INDEX, MANIFEST, WEIGHTS, ArtifactError, read_manifest, weight_files
 from .writer import _finish, _fresh, refuse_foreign
 

@@ -16,12 +16,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..architectures import architecture, num_blocks
 from ..models import DEFAULT_MODEL, cache_dir, load_config, resolve
-from ..registry import architecture, num_blocks
 from ..settings import registry_group, setting, validate
 from . import src
 from .artifact import FORMAT, MANIFEST, ArtifactError, read_manifest
-from .methods import METHODS, Method, NoSettings, method_settings
+from .methods import METHODS, Method
 from .split import Split, SplitError
 from .writer import refuse_foreign, write_artifact
 
@@ -34,12 +34,12 @@ class EmulatorSpec:
     top: int = setting(2, "adapter blocks at the top (sandwich methods)", ge=0, key="top")
     emulator_blocks: int = setting(-1, "middle blocks the emulator keeps (uniform layer-drop, Algorithm 1); "
                                    "-1: all of them, a lossless emulator", ge=-1, key="emulator-blocks")
-    method: str = setting("uniform", "emulator compression method", choices=lambda: tuple(METHODS),
+    method: str = setting("uniform", "emulator compression method: " + METHODS.help_text(), choices=METHODS.names,
                           key="emulator-method")
     src_ratio: float = setting(-1.0, "SRC beta: fraction of attention rank removed from kept emulator blocks; "
                                "-1: the method's default (scaleot 0.8, others 0)", ge=-1, lt=1,
                                key="emulator-src-ratio")
-    options: dict = registry_group(method_settings, prefix="emulator")
+    options: dict = registry_group(METHODS.settings_groups, prefix="emulator")
     data_dir: str | None = field(default=None, repr=False)  # the owner's data (distillation corpora); not a setting
 
     def check(self) -> None:
@@ -53,7 +53,7 @@ class EmulatorSpec:
 
     def bound(self) -> Method:
         """The chosen method bound to its settings and this spec."""
-        return METHODS[self.method](self, self.options.get(self.method, NoSettings()))
+        return METHODS[self.method](self, self.options.get(self.method))
 
     def split(self, n: int) -> tuple[Split, list[int]]:
         return self.bound().split(n)
@@ -89,10 +89,10 @@ class EmulatorSpec:
 
         return transform
 
-    def build(self, out: str | Path | None = None) -> tuple[Path, dict]:
+    def build(self, out: str | Path | None = None, monitor=None) -> tuple[Path, dict]:
         """Build the artifact in ``out`` (default: the cache, reused when present and intact).
 
-        Returns its directory and verified manifest.
+        Returns its directory and verified manifest. ``monitor``: see :meth:`Method.finish` (a curve's numbers).
         """
         validate(self, "emulator")
         method = self.bound()
@@ -117,8 +117,8 @@ class EmulatorSpec:
             shutil.rmtree(staged, ignore_errors=True)
         manifest = {"source_model": self.model, "method": self.method, "params": params}
         write_artifact(model_dir, split, staged, manifest, self.transform(method, architecture(config)),
-                       method.harmonizers(config, harmonized))
-        path = method.finish(staged, out, model_dir) if finishes else out
+                       lambda folder: method.write_extra(folder, config, split, harmonized))
+        path = method.finish(staged, out, model_dir, monitor) if finishes else out
         return path, read_manifest(path, verify=True)
 
     def cache_key(self, model_dir: Path, params: dict) -> str:

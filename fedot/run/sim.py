@@ -57,9 +57,9 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     """Fail before Flower and Ray start: any bad setting, a model that cannot be had, GPUs the machine lacks."""
     import torch
 
+    from ..architectures import num_blocks
     from ..emulator.tiers import tier_specs
     from ..models import check_available, config_of
-    from ..registry import num_blocks
 
     cfg = sim.config(overrides)
     check_available(cfg.emulator.model)

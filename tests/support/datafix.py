@@ -49,4 +49,11 @@ def write(root: Path) -> Path:
         _jsonl(root / f"webquestions/{split}.jsonl", [
             {"qId": f"{split}{i}", "question": f"{split} question {i}?", "answers": ["Paris", "Paris, France", "Lyon"]}
             for i in range(n)])
+    (root / "wikitext103").mkdir(parents=True)
+    (root / "wikitext103/wiki.train.tokens.prefix_complete_articles").write_text(
+        "".join(f" = Article {i} = \n Article {i} talks about topic {i % 7} , at some length .\n" for i in range(40)))
+    (root / "gutenberg/books").mkdir(parents=True)
+    for i in range(40):
+        (root / f"gutenberg/books/pg{i}_book{i}.txt").write_text(
+            f"BOOK {i}\n\n" + " ".join(f"Chapter {j} of book {i} tells a story." for j in range(12)))
     return root

@@ -1,26 +1,25 @@
 """Emulator compression methods, registered by name the way peft registers its tuners.
 
 Each method is one module (or package) in this folder: a settings dataclass declaring its options once, and a
-:class:`Method` subclass saying how the method splits the model and compresses or trains the kept emulator blocks,
-registered with :func:`register`. The mapping :data:`METHODS` is all the rest of fedot reads: the CLI's flags and
-the run config's keys (``emulator-<method>-<option>``), validation, dispatch and the manifest. Every module here is
-imported below, so adding a method is adding its module (plus its test); nothing outside this folder names one.
+:class:`Method` subclass saying how the method splits the model, compresses or trains the kept emulator blocks, and
+writes and loads anything beyond the kept blocks (ScaleOT's harmonizers), registered with
+``@METHODS.register(name, help=..., settings=...)`` (:class:`fedot.registry.Registry`). The registry is all the
+rest of fedot reads: the CLI's flags and the run config's keys (``emulator-<method>-<option>``), validation,
+dispatch, the writer (:meth:`Method.write_extra`), the loader (:meth:`Method.on_load`) and the manifest. Every module
+here is imported below, so adding a method is adding its module (plus its test); nothing outside this folder names
+one.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import ClassVar
 
+from ...registry import Registry
 from ..split import Split, sandwich
-
-
-@dataclass
-class NoSettings:
-    """A method without options."""
 
 
 class Method:
@@ -30,8 +29,6 @@ class Method:
     kept blocks copied unchanged; subclasses override what differs.
     """
 
-    name: ClassVar[str]
-    Settings: ClassVar[type] = NoSettings
     sandwich: ClassVar[bool] = True  # uses the spec's bottom / top / emulator-blocks
     default_src_ratio: ClassVar[float] = 0.0  # SRC beta when emulator-src-ratio is -1
 
@@ -40,7 +37,7 @@ class Method:
         self.settings = settings
 
     def split(self, num_blocks: int) -> tuple[Split, list[int]]:
-        """The split of a model of ``num_blocks`` blocks, and the blocks harmonizers replace (none by default).
+        """The split of a model of ``num_blocks`` blocks, and the blocks stand-in modules replace (none by default).
 
         Must need no weights: pre-flight calls it to fail before anything is loaded.
         """
@@ -54,39 +51,32 @@ class Method:
         """A per-tensor compression ``(name, tensor) -> tensor`` of kept emulator weight matrices, or None."""
         return None
 
-    def harmonizers(self, config, harmonized: list[int]) -> dict:
+    def write_extra(self, folder: Path, config, split: Split, replaced: list[int]) -> dict:
+        """Write what the artifact holds beyond the kept blocks into ``folder`` (e.g. modules standing in for the
+        ``replaced`` blocks); returns what the manifest records of them. Anything written makes the emulator lossy."""
         return {}
 
-    def finish(self, staged: Path, out: Path, model_dir: Path) -> Path:
+    @classmethod
+    def on_load(cls, model, path: Path, manifest: dict) -> None:
+        """Complete a loaded artifact's model with what :meth:`write_extra` wrote (in place)."""
+
+    def finish(self, staged: Path, out: Path, model_dir: Path, monitor=None) -> Path:
         """Work after the layer-dropped artifact is written (e.g. distillation).
 
         A method that overrides this gets its artifact written to ``staged`` and must write the final one to
         ``out`` (an interrupted run then never leaves an unfinished artifact where a finished one belongs).
+        ``monitor(model) -> dict``: numbers a caller records along the way (a curve), never used to decide.
         """
         return out
 
     def params(self) -> dict:
         """The method's settings as recorded in the manifest."""
-        return asdict(self.settings)
+        return asdict(self.settings) if self.settings is not None else {}
 
 
-METHODS: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available under ``cls.name``."""
-    if cls.name in METHODS:
-        raise ValueError(f"emulator method {cls.name!r} is registered twice")
-    METHODS[cls.name] = cls
-    return cls
-
-
-def method_settings() -> dict[str, type]:
-    """Each registered method's settings dataclass, for the settings tree."""
-    return {name: cls.Settings for name, cls in METHODS.items() if cls.Settings is not NoSettings}
-
+METHODS: Registry[type[Method]] = Registry("emulator method")
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "Method", "NoSettings", "method_settings", "register"]
+__all__ = ["METHODS", "Method"]

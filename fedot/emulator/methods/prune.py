@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ...settings import setting
-from . import Method, register
+from . import METHODS, Method
 
 
 def magnitude_prune(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -29,10 +29,8 @@ class PruneSettings:
                               ge=0, lt=1)
 
 
-@register
+@METHODS.register("prune", help="magnitude pruning of every kept weight matrix (Fig. 4 baseline)",
+                  settings=PruneSettings)
 class Prune(Method):
-    name = "prune"
-    Settings = PruneSettings
-
     def transform(self, arch):
         return lambda name, tensor: magnitude_prune(tensor, self.settings.sparsity)

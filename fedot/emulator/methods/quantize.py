@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ...settings import setting
-from . import Method, register
+from . import METHODS, Method
 
 
 def quantize_rtn(weight: torch.Tensor, bits: int, out_dim: int = 0) -> torch.Tensor:
@@ -28,11 +28,9 @@ class QuantizeSettings:
     bits: int = setting(4, "quantize: bits per emulator weight (round-to-nearest, per output channel)", ge=2, le=8)
 
 
-@register
+@METHODS.register("quantize", help="round-to-nearest quantization per output channel, stored de-quantized "
+                  "(Fig. 4 baseline)", settings=QuantizeSettings)
 class Quantize(Method):
-    name = "quantize"
-    Settings = QuantizeSettings
-
     def transform(self, arch):
         out_dim = 1 if arch.fan_in_fan_out else 0
         return lambda name, tensor: quantize_rtn(tensor, self.settings.bits, out_dim)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from . import Method, register
+from . import METHODS, Method
 
-
-@register
-class Uniform(Method):
-    name = "uniform"
+METHODS.register("uniform", Method, help="kept middle blocks copied unchanged (Algorithm 1 layer-drop only)")

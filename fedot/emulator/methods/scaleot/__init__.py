@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ....registry import num_blocks
+from ....architectures import num_blocks
 from ....settings import group, setting
-from ...artifact import HARMONIZERS
-from ...split import Split
-from .. import Method, register
-from .harmonizer import Harmonizer, insert_harmonizers, load_harmonizers
+from ...artifact import blocks
+from ...split import Split, SplitError
+from .. import METHODS, Method
+from .harmonizer import HARMONIZERS, Harmonizer, insert_harmonizers, load_harmonizers, save_harmonizers
 from .importance import (
     LayerReplaceConfig,
     importance_for,
@@ -40,10 +40,9 @@ class ScaleOTSettings:
             check(self.n_adapter, self.replace.n_groups, self.alpha)
 
 
-@register
+@METHODS.register("scaleot", help="importance-chosen adapter, harmonizers for the least important blocks, SRC on "
+                  "attention (ScaleOT)", settings=ScaleOTSettings)
 class ScaleOT(Method):
-    name = "scaleot"
-    Settings = ScaleOTSettings
     sandwich = False
     default_src_ratio = 0.8
 
@@ -68,8 +67,22 @@ class ScaleOT(Method):
         return {"n_groups": len(self.record["groups"]), "importance_dir": str(path),
                 "importance_scores": self.record["scores"], "layer_replace": self.record["config"]}
 
-    def harmonizers(self, config, harmonized: list[int]) -> dict:
-        return load_harmonizers(self.importance_dir / HARMONIZERS, config, harmonized) if harmonized else {}
+    def write_extra(self, folder: Path, config, split: Split, replaced: list[int]) -> dict:
+        """The harmonizers of the ``replaced`` blocks, from the importance directory, in ``harmonizers.safetensors``."""
+        if not replaced:
+            return {}
+        wrong = sorted(set(replaced) - set(split.middle) | set(replaced) & set(split.emulator))
+        if wrong:
+            raise SplitError(f"harmonizers for blocks {wrong} would replace adapter or kept emulator blocks")
+        save_harmonizers(folder / HARMONIZERS, load_harmonizers(self.importance_dir / HARMONIZERS, config, replaced))
+        return {"harmonized_blocks": sorted(replaced)}
+
+    @classmethod
+    def on_load(cls, model, path: Path, manifest: dict) -> None:
+        """Insert the harmonizers where ``harmonized_blocks`` says (plain transformers loads the stored blocks)."""
+        if manifest.get("harmonized_blocks"):
+            harmonizers = load_harmonizers(path / HARMONIZERS, model.config, manifest["harmonized_blocks"])
+            insert_harmonizers(model, harmonizers, blocks(manifest))
 
     def params(self) -> dict:
         return {"n_adapter": self.settings.n_adapter, "alpha": self.settings.alpha}

@@ -17,7 +17,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ....registry import PER_BLOCK_FIELDS, architecture, blocks_of
+from ....architectures import PER_BLOCK_FIELDS, architecture, blocks_of
+
+HARMONIZERS = "harmonizers.safetensors"  # where an artifact or an importance directory keeps them
 
 
 class Harmonizer(torch.nn.Module):

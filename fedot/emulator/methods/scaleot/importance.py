@@ -22,12 +22,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from ....registry import blocks_of, num_blocks
+from ....architectures import blocks_of, num_blocks
+from ....corpora import OwnerText, parse_mixture, text_corpora
 from ....settings import group, setting
-from ....tasks import corpus_names, get_task
-from ....tasks.tokenize import token_blocks
-from ...artifact import HARMONIZERS
-from .harmonizer import new_harmonizers, save_harmonizers
+from .harmonizer import HARMONIZERS, new_harmonizers, save_harmonizers
 from .policy import groups, sample_kept, update_scores
 
 IMPORTANCE = "importance.json"
@@ -35,8 +33,8 @@ IMPORTANCE = "importance.json"
 
 @dataclass
 class LayerReplaceConfig:
-    corpus: str = setting("wikitext2", "Dynamic LayerReplace corpus (train split: harmonizers, validation: rewards)",
-                          choices=corpus_names)
+    corpus: str = setting("wikitext2", "Dynamic LayerReplace text: a corpus (" + ", ".join(text_corpora()) + ") or a "
+                          "weighted mixture (train split: harmonizers, validation: rewards)")
     steps: int = setting(300, "Dynamic LayerReplace steps", ge=1)
     lr: float = setting(1e-3, "harmonizer learning rate (the scores follow Eq. 5, which has no step size)", gt=0)
     batch_size: int = setting(4, "LayerReplace sequences per step", ge=1)
@@ -46,6 +44,9 @@ class LayerReplaceConfig:
     n_candidates: int = setting(3, "N_c: candidates scored per step (Eq. 4's reward is relative to the others)", ge=2)
     eval_every: int = setting(50, "LayerReplace steps between held-out checks", ge=1)
     seed: int = setting(0, "LayerReplace sampling seed", ge=0)
+
+    def check(self) -> None:
+        parse_mixture(self.corpus, text_corpora(), "emulator-scaleot-replace-corpus")
 
 
 @dataclass
@@ -64,12 +65,8 @@ def learn_importance(model, tokenizer, cfg: LayerReplaceConfig, data_dir=None) -
     grouping = groups(n, cfg.n_groups)
     if any(len(g) < 2 for g in grouping):
         raise ValueError(f"groups of {n} blocks into N_g={cfg.n_groups} leave a group with one block; lower N_g")
-    task = get_task(cfg.corpus)
-    train = token_blocks(tokenizer, task.train_texts("train", data_dir), cfg.max_length)
-    val = token_blocks(tokenizer, task.train_texts("validation", data_dir), cfg.max_length)
-    held = val[: 4 * cfg.batch_size]  # fixed batches for the history; rewards sample all of val
-    if len(train) < cfg.batch_size or len(val) < cfg.batch_size:
-        raise ValueError(f"{cfg.corpus} has too little text for batches of {cfg.batch_size} x {cfg.max_length} tokens")
+    text = OwnerText(cfg.corpus, tokenizer, cfg.max_length, data_dir, allowed=text_corpora())
+    held = text.held_out(4 * cfg.batch_size)  # fixed batches for the history; rewards sample all of validation
 
     device = next(model.parameters()).device
     torch.manual_seed(cfg.seed)
@@ -105,14 +102,14 @@ def learn_importance(model, tokenizer, cfg: LayerReplaceConfig, data_dir=None) -
     try:
         for step in tqdm(range(1, cfg.steps + 1), desc="Dynamic LayerReplace", leave=False):
             use(sample_kept(scores, grouping, rng))  # DL: one candidate, harmonizers learn by next-token loss
-            loss = nll(rng.sample(train, cfg.batch_size))
+            loss = nll(text.batch(rng, cfg.batch_size))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             window.append(loss.item())
-            batch = rng.sample(val, cfg.batch_size)  # RL: N_c candidates on one validation batch
+            batch = text.batch(rng, cfg.batch_size, "validation")  # RL: N_c candidates on one validation batch
             candidates = [sample_kept(scores, grouping, rng) for _ in range(cfg.n_candidates)]
             losses = []
             with torch.no_grad():

@@ -1,0 +1,43 @@
+"""The emulator's middle: which hidden state leaves it, which parameters are its own, and how far it is from the full
+model's middle. Shared by everything the owner trains the emulator with (distillation, per-round alignment).
+
+A sandwich emulator (bottom and top adapter blocks around kept middle blocks) and the full model share their bottom
+blocks, so both see the same hidden state entering the middle; offsite-tuning's Eq. 1 compares what leaves it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..architectures import architecture
+from .artifact import to_local
+
+
+def middle_indices(manifest: dict) -> tuple[int, int]:
+    """(emulator index, full-model index) into ``hidden_states`` just after the middle; needs a sandwich adapter."""
+    n, adapter = manifest["num_blocks"], sorted(manifest["adapter_blocks"])
+    bottom = sum(1 for i in adapter if i < min(manifest["emulator_blocks"], default=n))
+    top = len(adapter) - bottom
+    if adapter != list(range(bottom)) + list(range(n - top, n)):
+        raise ValueError(f"training the emulator's middle needs a sandwich adapter (bottom and top blocks); this "
+                         f"split has adapter blocks {adapter}")
+    return bottom + len(manifest["emulator_blocks"]), n - top
+
+
+def unwrapped(model):
+    """A model without peft's wrapper (peft injects LoRA into the base model's modules in place)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def middle_parameters(model, manifest: dict) -> dict[str, torch.Tensor]:
+    """The emulator's middle-block parameters by name (what distillation and alignment train); a peft-wrapped model's
+    by its base model's names, which are the artifact's tensor names."""
+    base = unwrapped(model)
+    arch, middle = architecture(base.config), {to_local(manifest)[i] for i in manifest["emulator_blocks"]}
+    return {n: p for n, p in base.named_parameters() if arch.block_index(n) in middle}
+
+
+def normalised_mse(target: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """Eq. 1's distance: the mean squared error of ``hidden`` against ``target``, in units of the target's RMS."""
+    target = target.float()
+    return ((target - hidden.float()) / target.pow(2).mean().sqrt()).pow(2).mean()
