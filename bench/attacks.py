@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ATTACK_BASE = "num-rounds=1 local-steps=2 eval-limit=6 emulator-blocks=22 full-ft=false"
+ATTACK_BASE = "num-rounds=1 steps=2 eval-limit=6 emulator-blocks=22 full-ft=false"
 SEEDS = (0, 1)  # 3 would be better; 2 is what this machine's session had time for
-DROPOUT_BASE = "num-rounds=5 local-steps=3 eval-every=5 full-ft=false"
+DROPOUT_BASE = "num-rounds=5 steps=3 eval-every=5 full-ft=false"
 
 
 def run(sim: str, out: Path, run_config: str) -> dict:
@@ -51,7 +51,7 @@ def attacks(out: Path) -> dict:
         for attack, points in grid.items():
             for frac, extra in points:
                 name = f"{rule}-{attack}-{frac.rstrip('%')}"
-                cfg = f"{ATTACK_BASE} aggregation='{rule}' malicious=3 {extra}"
+                cfg = f"{ATTACK_BASE} aggregation='{rule}' krum-malicious=3 {extra}"
                 table[(rule, attack, frac)] = run("sims/smollm2_10clients", out / name, cfg)
                 print(rule, attack, frac, table[(rule, attack, frac)], flush=True)
     lines = ["| attack | malicious | " + " | ".join(rules) + " |", "|---|---|" + "---|" * len(rules)]

@@ -53,7 +53,7 @@ def main(argv=None):
     rows = []
     for mode in ("full", "lora"):
         run = Path(f"runs/bench-comm-{mode}").resolve()
-        run_sim("sims/pydocs_4clients", [f"num-rounds={args.rounds} local-steps=1 batch-size=1 max-length=32 "
+        run_sim("sims/pydocs_4clients", [f"num-rounds={args.rounds} steps=1 batch-size=1 max-length=32 "
                                          f"eval-limit=1 eval-every={args.rounds} full-ft=false tuning=\"{mode}\""],
                 args.clients, run)
         rows.append(measure(run, lora_rank=4))

@@ -72,7 +72,7 @@ def measure(mode: str, chunk_mb: float, nodes: int, work: Path) -> dict:
     """One deployment run; ``url`` mode serves the owner's artifact over HTTP from this process."""
     name = f"{mode}-{chunk_mb:g}"
     run_dir = work / f"run-{name}"
-    overrides = [f"num-clients={nodes} num-rounds=1 local-steps=1 eval-limit=1 full-ft=false "
+    overrides = [f"num-clients={nodes} num-rounds=1 steps=1 eval-limit=1 full-ft=false "
                  f"emulator-chunk-mb={chunk_mb} wait-for-clients-s=120 emulator-delivery='{mode}'"]
     httpd = None
     if mode == "url":

@@ -64,7 +64,8 @@ def trainable(args, variant):
     if variant == "full":
         model.requires_grad_(True)
     else:
-        model = prepare(model, adapter, TuningConfig(mode="lora" if variant.endswith("lora") else "full", lora_rank=4))
+        tuning = TuningConfig.of("lora", rank=4) if variant.endswith("lora") else TuningConfig.of("full")
+        model = prepare(model, adapter, tuning)
     return model, [p for p in model.parameters() if p.requires_grad]
 
 

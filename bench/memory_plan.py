@@ -38,10 +38,10 @@ def measure(case, queue):
     import torch
 
     from fedot.data_owner.train import TrainConfig, train
+    from fedot.data_owner.tuning import load_tunable
     from fedot.emulator import EmulatorSpec, load_emulator
     from fedot.evaluation.perplexity import score_windows
     from fedot.models import load_model
-    from fedot.pipeline import load_tunable
 
     role, blocks, tuning, batch, length = case
     torch.set_num_threads(2)
@@ -51,7 +51,7 @@ def measure(case, queue):
     if role == "client":
         from fedot.data_owner.tuning import TuningConfig
 
-        model, _ = load_tunable(path, TuningConfig(mode=tuning), "cpu", torch.float32)
+        model, _ = load_tunable(path, TuningConfig.of(tuning), torch.float32, "cpu")
         examples = [(list(range(100, 100 + length)), list(range(100, 100 + length))) for _ in range(4 * batch)]
         train(model, examples, TrainConfig(batch_size=batch, max_length=length), lr=1e-5, steps=3, seed=0)
     else:
@@ -98,7 +98,7 @@ def planned(case):
     config = config_of("smollm2-135m")
     split = sandwich(30, 2, 2, blocks)
     if role == "client":
-        return client_plan(config, split, TuningConfig(mode=tuning), batch, length, "cpu")
+        return client_plan(config, split, TuningConfig.of(tuning), batch, length, "cpu")
     return owner_plan(config, split, length, "cpu")
 
 
@@ -115,7 +115,7 @@ def table6_rows():
     config = OPTConfig(**SHAPES["opt-1.3b"])
     rows = []
     for (variant, tuning), paper in TABLE6_MB.items():
-        mode = TuningConfig(mode=tuning)
+        mode = TuningConfig.of(tuning)
         # the paper's setup: fp32 weights under bf16 autocast (accelerate --mixed_precision=bf16), and OPT's eager
         # attention of transformers 4.2x, which keeps the attention probabilities
         setup = dict(frozen_fp32=True, attention_scores=True)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BASE = "num-rounds=3 local-steps=3 eval-every=3 eval-limit=6 emulator-blocks=22 full-ft=false"
+BASE = "num-rounds=3 steps=3 eval-every=3 eval-limit=6 emulator-blocks=22 full-ft=false"
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -30,7 +30,7 @@ def adapter_shapes(tuning: str) -> dict:
 
     model = load_model(resolve("smollm2-135m"), torch.float32, "cpu")
     manifest = {"num_blocks": 30, "adapter_blocks": [0, 1, 28, 29], "emulator_blocks": list(range(2, 28))}
-    model = prepare(model, adapter_local(manifest), TuningConfig(mode=tuning))
+    model = prepare(model, adapter_local(manifest), TuningConfig.of(tuning))
     shapes = {k: tuple(v.shape) for k, v in trainable_state(model, to_original(manifest)).items()}
     del model
     return shapes
@@ -52,7 +52,8 @@ def one(rule: str, clients: int, tuning: str, shapes_file: str) -> dict:
         def get_node_ids(self):
             return list(range(1, clients + 1))
 
-    cfg = AggregationConfig(rule=rule, malicious=max(1, (clients - 3) // 4) if rule == "bulyan" else 1)
+    f = max(1, (clients - 3) // 4) if rule == "bulyan" else 1
+    cfg = AggregationConfig.of(rule, **({"malicious": f} if rule in ("krum", "multikrum", "bulyan") else {}))
     strategy = OffsiteStrategy(lr_for_round=lambda r: 1e-4, aggregation=cfg)
     sent = list(strategy.configure_train(1, ArrayRecord(reference), ConfigRecord({}), Nodes()))
     for i, m in enumerate(sent):
@@ -95,7 +96,7 @@ def main(argv=None):
         shapes = Path(tempfile.mkdtemp()) / "shapes.json"  # the real adapter's shapes, found once per tuning
         shapes.write_text(json.dumps(adapter_shapes(tuning)))
         for clients in args.clients:
-            for rule in args.rules or sorted(RULES):
+            for rule in args.rules or sorted(RULES.names()):
                 out = subprocess.run([sys.executable, __file__, "--one", rule, str(clients), tuning, str(shapes)],
                                      capture_output=True, text=True)
                 if out.returncode:

@@ -28,7 +28,7 @@ from fedot.run.services import flwr_home, superlink_pids  # noqa: E402
 from fedot.run.sim import run_sim  # noqa: E402
 from fedot.run.sims import Sim  # noqa: E402
 
-BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "local-steps": 2, "batch-size": 1,
+BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "steps": 2, "batch-size": 1,
           "max-length": 64,
           "eval-limit": 1, "full-ft": False}
 
@@ -95,11 +95,11 @@ def server_app_seconds(run: Path) -> float:
     return json.loads((run / "results.json").read_text())["wall_seconds"]
 
 
-def flwr_run(clients: int, tag: str, local_steps: int = BUDGET["local-steps"]) -> dict:
+def flwr_run(clients: int, tag: str, local_steps: int = BUDGET["steps"]) -> dict:
     run = Path(f"runs/bench-sim-{tag}").resolve()
     t = time.perf_counter()
     with TreeMemory() as mem:
-        run_sim("sims/pydocs_4clients", [overrides({"local-steps": local_steps})], clients, run)
+        run_sim("sims/pydocs_4clients", [overrides({"steps": local_steps})], clients, run)
     wall = time.perf_counter() - t
     rows = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
     loads = {}
@@ -117,7 +117,7 @@ def in_process(clients: int, local_steps: int) -> dict:
     from support.inprocess import run_in_process
 
     run = Path(f"runs/bench-sim-inprocess-{local_steps}").resolve()
-    rc = {**Sim("sims/pydocs_4clients").declared(), **BUDGET, "local-steps": local_steps, "run-dir": str(run),
+    rc = {**Sim("sims/pydocs_4clients").declared(), **BUDGET, "steps": local_steps, "run-dir": str(run),
           "data-dir": os.environ.get("FEDOT_DATA_DIR", "")}
     t = time.perf_counter()
     with TreeMemory() as mem:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .registry import Registry
+
 # Config fields that hold one entry per block and must follow the blocks when they are dropped or inserted.
 PER_BLOCK_FIELDS = ("layer_types",)
 
@@ -72,8 +74,8 @@ _LLAMA = dict(
     attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"),
 )
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "opt": Architecture(
+ARCHITECTURES: Registry[Architecture] = Registry("model family")
+for _arch, _help in ((Architecture(
         family="opt",
         blocks="model.decoder.layers",
         embeddings=("model.decoder.embed_tokens", "model.decoder.embed_positions"),
@@ -83,8 +85,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         lora_targets=("q_proj", "v_proj"),
         attention=("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj"),
         extra=("model.decoder.project_in", "model.decoder.project_out"),
-    ),
-    "gpt2": Architecture(
+    ), "Meta's OPT"), (Architecture(
         family="gpt2",
         blocks="transformer.h",
         embeddings=("transformer.wte", "transformer.wpe"),
@@ -94,8 +95,7 @@ ARCHITECTURES: dict[str, Architecture] = {
         lora_targets=("c_attn",),
         attention=("attn.c_attn", "attn.c_proj"),
         fan_in_fan_out=True,
-    ),
-    "bloom": Architecture(
+    ), "OpenAI's GPT-2"), (Architecture(
         family="bloom",
         blocks="transformer.h",
         embeddings=("transformer.word_embeddings", "transformer.word_embeddings_layernorm"),
@@ -105,11 +105,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         lora_targets=("query_key_value",),
         attention=("self_attention.query_key_value", "self_attention.dense"),
         block_returns_tuple=True,
-    ),
-    "llama": Architecture(family="llama", **_LLAMA),
-    "mistral": Architecture(family="mistral", **_LLAMA),
-    "qwen2": Architecture(family="qwen2", **_LLAMA),
-}
+    ), "BigScience's BLOOM"), (Architecture(family="llama", **_LLAMA), "Llama and its kin (SmolLM2)"),
+        (Architecture(family="mistral", **_LLAMA), "Mistral"), (Architecture(family="qwen2", **_LLAMA), "Qwen2")):
+    ARCHITECTURES.register(_arch.family, _arch, help=_help)
 
 
 def architecture(config) -> Architecture:
@@ -117,7 +115,7 @@ def architecture(config) -> Architecture:
     model_type = config if isinstance(config, str) else getattr(config, "model_type", None)
     if model_type not in ARCHITECTURES:
         raise UnsupportedModelError(
-            f"model family {model_type!r} is not supported; fedot supports {', '.join(sorted(ARCHITECTURES))}. "
+            f"model family {model_type!r} is not supported; fedot supports {', '.join(sorted(ARCHITECTURES.names()))}. "
             "Add an entry to fedot/architectures.py to support another decoder-only family."
         )
     return ARCHITECTURES[model_type]

@@ -59,13 +59,13 @@ def _info(args):
 
 
 def _offsite(args):
-    from .pipeline import OffsiteConfig, run
+    from .run.single_site import OffsiteConfig, run
 
     run(from_args(OffsiteConfig, args), args.out, command="fedot " + " ".join(sys.argv[1:]))
 
 
 def _frontier(args):
-    from .frontier import FrontierConfig, run_frontier
+    from .run.frontier import FrontierConfig, run_frontier
 
     run_frontier(from_args(FrontierConfig, args), args.out, command="fedot " + " ".join(sys.argv[1:]))
 
@@ -148,7 +148,7 @@ def sync_readme(table: str, readme: Path = ROOT / "README.md") -> bool:
 def parser() -> argparse.ArgumentParser:
     from .emulator import EmulatorSpec
     from .models import DEFAULT_MODEL
-    from .pipeline import OffsiteConfig
+    from .run.single_site import OffsiteConfig
 
     p = argparse.ArgumentParser(prog="fedot", description="Federated offsite-tuning.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -177,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--out", required=True)
     o.set_defaults(func=_offsite)
 
-    from .frontier import FrontierConfig
+    from .run.frontier import FrontierConfig
 
     fr = sub.add_parser("frontier", help="the privacy-utility frontier: the five numbers, privacy gap and recovered "
                         "gain for a grid of emulators (method x kept blocks, plus the lossless ceiling); resumable")

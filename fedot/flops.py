@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .architectures import architecture
+from .models import unwrap
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def _linears(model):
 
 def step_flops(model, seq_len: int, batch: int = 1) -> StepFlops:
     """FLOPs of one training step on ``batch`` sequences of ``seq_len`` tokens (a multiply-add counts 2)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = unwrap(model)
     arch = architecture(base.config)
     tokens = batch * seq_len
     hidden = base.config.hidden_size

@@ -176,7 +176,7 @@ def inference_peak(model, length: int, device: str) -> int:
 def alignment_bytes(config, split: Split, batch: int, length: int, device: str) -> int:
     """The owner's extra bytes while it re-aligns the emulator's middle (fedot.emulator.alignment): the middle's
     training state and the teacher's outputs it is fitted to."""
-    plan = training_plan(config, split, list(split.emulator), TuningConfig(mode="full"), batch, length, device,
+    plan = training_plan(config, split, list(split.emulator), TuningConfig.of("full"), batch, length, device,
                          "alignment")
     text = config.get_text_config()
     teacher = (num_blocks(config) + 1) * batch * length * text.hidden_size * (4 if device == "cpu" else 2)
@@ -218,7 +218,7 @@ def run_plan(cfg, device: str) -> list[RolePlan]:
     clients = [client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
                            role=f"data owner (emulator {len(split.kept)} of {n} blocks)") for split in splits]
     everything = sandwich(n, 1, 0, -1)  # every block kept; all of them train below
-    ft = training_plan(config, everything, everything.kept, TuningConfig(mode="full"), train.batch_size,
+    ft = training_plan(config, everything, everything.kept, TuningConfig.of("full"), train.batch_size,
                        train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
     eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
     align = cfg.alignment

@@ -156,6 +156,11 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
 
 
+def unwrap(model):
+    """A model without peft's wrapper (peft injects LoRA into the base model's modules in place)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 

@@ -26,6 +26,12 @@ class PluginError(ValueError):
     pass
 
 
+def adapter_metadata(tuning, manifest: dict, source_model: str, task: str) -> dict:
+    """What an adapter file says about itself: its tuning mode (and LoRA factors), its blocks, where it came from."""
+    return {**tuning.metadata(), "adapter_blocks": manifest["adapter_blocks"], "source_model": source_model,
+            "emulator_id": manifest["id"], "task": task}
+
+
 def save_adapter(path: str | Path, state: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write an adapter state (float32) with the metadata plug-in needs, atomically."""
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in state.items()}

@@ -38,6 +38,30 @@ def setting(default, help: str, *, ge=None, gt=None, le=None, lt=None, choices=N
     return field(default=default, metadata=meta)
 
 
+def selector(registry, default: str, help: str, *, key: str | None = None, members: bool = True):
+    """The setting that picks a member of a :class:`fedot.registry.Registry`: its choices are the members, and (with
+    ``members``) its help lists each member's help."""
+    f = setting(default, f"{help}: {registry.help_text()}" if members else help, choices=registry.names, key=key)
+    f.metadata = {**f.metadata, "registry_of": registry}  # type: ignore[misc]
+    return f
+
+
+class Choice:
+    """Mixin of a settings dataclass with a :func:`selector` field and an ``options`` :func:`registry_group`."""
+
+    @classmethod
+    def of(cls, name: str, **kwargs):
+        """An instance choosing ``name``, e.g. ``TuningConfig.of("lora", rank=8)``: keyword arguments that are fields
+        of the class set them, the others are options of the chosen member."""
+        chooser = next(f for f in fields(cls) if "registry_of" in f.metadata)
+        own = {f.name for f in fields(cls)}
+        obj = cls(**{chooser.name: name}, **{k: v for k, v in kwargs.items() if k in own})
+        options = {k: v for k, v in kwargs.items() if k not in own}
+        if options:
+            obj.options[name] = chooser.metadata["registry_of"].entry(name).settings(**options)
+        return obj
+
+
 def group(factory: Callable[[], Any], *, prefix: str = "", help: str = ""):
     """A nested settings dataclass; its keys are ``<prefix>-<key>`` (no prefix: its keys as declared)."""
     return field(default_factory=factory, metadata={"group": True, "prefix": prefix, "help": help})

@@ -7,7 +7,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from .architectures import architecture
-from .data_owner.tuning import TuningConfig
+from .data_owner.tuning import LoraSettings
 from .emulator.artifact import extra_tensor_files, read_manifest, stored_blocks, weight_files
 from .models import load_config
 
@@ -40,7 +40,7 @@ def artifact_sizes(path: str | Path, lora_rank: int = 4) -> dict:
     lora = sum(
         lora_rank * (shapes[n][0] + shapes[n][1])
         for n in adapter_params
-        if n.endswith(".weight") and len(shapes[n]) == 2 and n.split(".")[-2] in TuningConfig(mode="lora").targets(arch)
+        if n.endswith(".weight") and len(shapes[n]) == 2 and n.split(".")[-2] in LoraSettings().modules(arch)
     )
     counts = {
         "full_model": non_block + manifest["num_blocks"] * one_block,

@@ -4,18 +4,20 @@ from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from fedot.aggregation.schedule import lr_at
+from fedot.delivery.rollout import Rollout
 from fedot.files import write_json
-from fedot.owner import ModelOwner
 from fedot.run import checkpoint
 from fedot.run.config import FederatedConfig
-from fedot.run.log import run_dir
+from fedot.run.log import open_run, run_dir
+from fedot.run.model_owner import ModelOwner
 from fedot.run.progress import Progress
 from fedot.run.report import federated_report
 from fedot.settings import to_flat
 from fedot.tasks import get_task
 from strategies import OffsiteStrategy
 
-from .rounds import await_data_owners, deliver, open_run, run_rounds, sim_folder
+from .federation import await_data_owners, sim_folder
+from .rounds import run_rounds
 from .streaming_grid import StreamingGrid
 
 app = ServerApp()
@@ -26,7 +28,7 @@ def main(grid: Grid, context: Context) -> None:
     cfg = FederatedConfig.from_run_config(context.run_config)
     nodes = await_data_owners(grid, cfg.num_clients, cfg.wait_for_clients_s)  # before anything is loaded
     out = run_dir(cfg.run_dir, f"{sim_folder(grid).removeprefix('sims/')}-{context.run_id}")
-    log, resumed = open_run(out, cfg)  # before the model loads: a run dir in use is refused at once
+    log, resumed = open_run(out, cfg.resume)  # before the model loads: a run dir in use is refused at once
     write_json(out / "run_config.json", to_flat(cfg))
     progress = Progress(cfg.num_rounds, get_task(cfg.data_owner.task).primary)
     progress.say(f"{cfg.num_clients} data owners, {cfg.num_rounds} rounds; outputs in {out}")
@@ -36,8 +38,7 @@ def main(grid: Grid, context: Context) -> None:
                    f"{owner.emulator_bytes / 2**20:,.0f} MiB), full model loaded")
     strategy = OffsiteStrategy(lr_for_round=lambda r: lr_at(r, cfg.num_rounds, cfg.lr, cfg.lr_schedule),
                                min_replies=cfg.min_replies, fraction_train=cfg.fraction_train,
-                               emulator_bytes=owner.emulator_bytes, aggregation=cfg.aggregation, dp=cfg.dp,
-                               population=cfg.num_clients)
+                               aggregation=cfg.aggregation, dp=cfg.dp, population=cfg.num_clients)
     adapter = owner.initial_adapter()
     if resumed is not None:
         checkpoint.restore(strategy, resumed)
@@ -45,11 +46,10 @@ def main(grid: Grid, context: Context) -> None:
         progress.say(f"resuming after round {resumed.round} of {cfg.num_rounds} (checkpoint in {out})")
     owner.start_alignment(out, resumed.emulator if resumed else None)
     grid = StreamingGrid(grid)
-    node_configs = deliver(grid, nodes, owner, cfg, out, progress)
-    strategy.emulator_bytes = {n: 0 if c.get("emulator-refused") else
-                               next(t.bytes for t in owner.tiers if t.manifest["id"] == c["emulator-id"])
-                               for n, c in node_configs.items()}
-    final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), node_configs, progress,
+    rollout = Rollout(grid, owner.tiers, cfg.delivery, cfg.round_timeout_s or None, out, progress)
+    rollout.deliver(nodes, cfg.tiers.tier_unnamed, owner.tier_plans)
+    strategy.emulator_bytes = rollout.emulator_bytes()
+    final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), rollout, progress,
                        start_round=resumed.round + 1 if resumed else 1)
     record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed())
     if "full_finetuned" in record["numbers"]:

@@ -10,6 +10,6 @@ for task in "${@:-piqa}"; do
   out=docs/results/choice500/$task
   [ -f "$out/results.json" ] && continue
   .venv/bin/fedot offsite --task "$task" --model smollm2-135m --emulator-blocks 18 --lr 2e-5 5e-5 1e-4 2e-4 3e-4 \
-    --full-ft --max-steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 500 --out "$out"
+    --full-ft --steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 500 --out "$out"
 done
 .venv/bin/python scripts/choice_table.py  # docs/results/choice500/README.md: the runs side by side

@@ -11,14 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from fedot.run.results import FIVE, LABELS, _fmt, _interval, recovered
+from fedot.evaluation.five import FIVE, LABELS, fmt, interval_text, recovered
 
 YES = {True: "yes", False: "**no**", None: "—"}
 
 
 def cell(record: dict, key: str) -> str:
-    value, interval = record["numbers"].get(key), _interval(record, key)
-    return _fmt(value, record["metric"]) + (f" ({interval})" if value is not None and interval != "—" else "")
+    value, interval = record["numbers"].get(key), interval_text(record, key)
+    return fmt(value, record["metric"]) + (f" ({interval})" if value is not None and interval != "—" else "")
 
 
 def table(records: list[dict]) -> list[str]:
@@ -44,7 +44,7 @@ def sweep_table(records: list[dict]) -> list[str]:
         for lr in rates:
             s = by_rate.get(lr)
             mark = "**" if lr == r["chosen_lr"] else ""
-            plug = "—" if s is None else _fmt(s.get("plugin_test"), r["metric"])
+            plug = "—" if s is None else fmt(s.get("plugin_test"), r["metric"])
             cells.append("—" if s is None else f"{mark}{s['best_validation']:.4g} / {plug}{mark}")
         lines.append(f"| {r['task']} | " + " | ".join(cells) + " |")
     return lines

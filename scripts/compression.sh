@@ -25,8 +25,8 @@ method_args() {
 }
 task_args() {
   case $1 in
-    pydocs)    echo "--task pydocs --lr 3e-4 --max-steps 30 --eval-every 15 --batch-size 4 --max-length 128 --val-limit 5 --limit 8" ;;
-    wikitext2) echo "--task wikitext2 --lr 3e-4 --max-steps 30 --eval-every 15 --batch-size 4 --max-length 128 --val-limit 4 --limit 4" ;;
+    pydocs)    echo "--task pydocs --lr 3e-4 --steps 30 --eval-every 15 --batch-size 4 --max-length 128 --val-limit 5 --limit 8" ;;
+    wikitext2) echo "--task wikitext2 --lr 3e-4 --steps 30 --eval-every 15 --batch-size 4 --max-length 128 --val-limit 4 --limit 4" ;;
   esac
 }
 METHODS="uniform distill prune quantize scaleot scaleot_nosrc"
@@ -43,7 +43,7 @@ sweep() {
     for b in 0 0.5 0.8; do
       [ "$a" = 0.25 ] || [ "$b" = 0.8 ] || continue  # an alpha line at beta 0.8 and a beta line at alpha 0.25
       d=$OUT/sweep/a${a}_b${b}
-      [ -f $d/results.json ] || $F offsite --model smollm2-135m --task pydocs --lr 3e-4 --max-steps 20 --eval-every 10 \
+      [ -f $d/results.json ] || $F offsite --model smollm2-135m --task pydocs --lr 3e-4 --steps 20 --eval-every 10 \
         --batch-size 4 --max-length 128 --val-limit 3 --limit 4 --emulator-method scaleot --emulator-scaleot-importance $IMP --emulator-scaleot-n-adapter 4 \
         --emulator-scaleot-alpha $a --emulator-src-ratio $b --out $d
     done

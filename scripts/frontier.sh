@@ -10,5 +10,5 @@ export FEDOT_DATA_DIR="${FEDOT_DATA_DIR:-../shared/data}"
 .venv/bin/fedot frontier --model smollm2-135m --task wikitext2 --methods uniform,distill --blocks 6,12,18 \
   --emulator-distill-tokens 102400 --emulator-distill-batch-size 8 --emulator-distill-max-length 256 \
   --emulator-distill-eval-every 10 \
-  --lr 5e-5 1e-4 3e-4 --max-steps 30 --eval-every 15 --batch-size 4 --max-length 128 --val-limit 2 --limit 4 \
+  --lr 5e-5 1e-4 3e-4 --steps 30 --eval-every 15 --batch-size 4 --max-length 128 --val-limit 2 --limit 4 \
   --out docs/results/frontier/wikitext2 "$@"

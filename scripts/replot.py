@@ -4,12 +4,12 @@ import json
 import sys
 from pathlib import Path
 
-from fedot.run.report import plot_rounds
-from fedot.run.results import markdown, plot
+from fedot.run.markdown import markdown
+from fedot.run.plots import plot_five, plot_rounds
 
 for run in map(Path, sys.argv[1:]):
     record = json.loads((run / "results.json").read_text())
-    plot(record, run / "results.png")
+    plot_five(record, run / "results.png")
     if (run / "rounds.jsonl").exists():
         rows = [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
         plot_rounds(rows, record["metric"], run / "rounds.png")

@@ -11,10 +11,10 @@ COMMON="--model smollm2-135m --emulator-blocks 18 --lr 1e-4 3e-4 --full-ft"
 [ $# -gt 0 ] || set -- pydocs wikitext2 arc_easy openbookqa choice500 federated
 for what in "$@"; do
   case $what in
-    pydocs)    $F offsite --task pydocs $COMMON --max-steps 60 --eval-every 20 --batch-size 4 --max-length 128 --val-limit 5 --out docs/results/pydocs ;;
-    wikitext2) $F offsite --task wikitext2 $COMMON --max-steps 40 --eval-every 20 --batch-size 4 --max-length 128 --val-limit 7 --limit 20 --out docs/results/wikitext2 ;;
-    arc_easy)  $F offsite --task arc_easy $COMMON --max-steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 100 --out docs/results/arc_easy ;;
-    openbookqa) $F offsite --task openbookqa ${COMMON% --full-ft} --max-steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 100 --out docs/results/openbookqa ;;
+    pydocs)    $F offsite --task pydocs $COMMON --steps 60 --eval-every 20 --batch-size 4 --max-length 128 --val-limit 5 --out docs/results/pydocs ;;
+    wikitext2) $F offsite --task wikitext2 $COMMON --steps 40 --eval-every 20 --batch-size 4 --max-length 128 --val-limit 7 --limit 20 --out docs/results/wikitext2 ;;
+    arc_easy)  $F offsite --task arc_easy $COMMON --steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 100 --out docs/results/arc_easy ;;
+    openbookqa) $F offsite --task openbookqa ${COMMON% --full-ft} --steps 20 --eval-every 10 --batch-size 8 --max-length 96 --val-limit 40 --limit 100 --out docs/results/openbookqa ;;
     choice500) bash scripts/choice.sh arc_easy openbookqa piqa ;;  # the paper's full grid, 500 test questions each
     federated)
       $F sim sims/pydocs_4clients --run-dir "$PWD/docs/results/federated/quickstart"  # the former quickstart

@@ -26,8 +26,10 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedot.aggregation.average import RunningAverage, state_bytes
 from fedot.aggregation.privacy import DPConfig, Privacy
-from fedot.aggregation.rules import RULES, AggregationConfig
+from fedot.aggregation.rules import AggregationConfig
 from fedot.aggregation.validate import Rejected, check_reply, finite, injected_fault
+
+FED_OPT_STATE = ("m_t", "v_t")  # Flower's FedOpt moments (FedAdam), kept across rounds
 
 
 @dataclass
@@ -62,8 +64,7 @@ class OffsiteStrategy(FedAvg):
         self.min_replies = min_replies
         self.emulator_bytes = emulator_bytes
         self.aggregation = aggregation or AggregationConfig()
-        self.rule = RULES[self.aggregation.rule]
-        self.flower_rule = self.rule.build(self.aggregation)
+        self.flower_rule = self.aggregation.build()
         dp = dp or DPConfig()
         self.privacy = Privacy(dp, population, fraction_train, min_available_nodes) if dp.on else None
         if self.privacy is not None:  # Flower's DP wrapper samples, clips, averages and adds noise
@@ -74,7 +75,7 @@ class OffsiteStrategy(FedAvg):
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
         config["lr"] = float(self.lr_for_round(server_round))
-        for key, value in self.rule.client_config(self.aggregation).items():
+        for key, value in self.aggregation.client_config().items():
             config[key] = value
         configure = self.privacy.configure_train if self.privacy else super().configure_train
         messages = list(configure(server_round, arrays, config, grid))
@@ -114,7 +115,7 @@ class OffsiteStrategy(FedAvg):
     def aggregate_round(self, server_round: int, replies: Iterable[Message]) -> RoundOutcome:
         """Validate, bound and aggregate the replies; the round's outcome and its log row."""
         reference = self._sent["reference"]
-        average = RunningAverage() if self.rule.streaming and not self.privacy else None
+        average = RunningAverage() if self.aggregation.streaming and not self.privacy else None
         held, accepted, rejected, faults, clipped, losses, emulator_loads = [], [], [], [], [], [], {}
         replied: set[int] = set()
         bytes_up = steps = 0
@@ -171,6 +172,22 @@ class OffsiteStrategy(FedAvg):
             log(WARNING, "round %d: %s; keeping the previous adapter", server_round, reason)
             return RoundOutcome(None, {**row, "aggregated": False, "not_aggregated_reason": reason})
         return RoundOutcome(ArrayRecord(state), {**row, "aggregated": True})
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the strategy: the nodes that hold the emulator, the DP accountant, and the rule's
+        server-optimiser tensors (FedAdam's m_t, v_t; ``tensors``: name -> {key: array})."""
+        tensors = {name: dict(getattr(self.flower_rule, name)) for name in FED_OPT_STATE
+                   if getattr(self.flower_rule, name, None)}
+        return {"seen": sorted(self.seen), "privacy": self.privacy.state() if self.privacy else None,
+                "tensors": tensors}
+
+    def load_state(self, state: dict) -> None:
+        self.seen.update(state.get("seen", []))
+        for name, arrays in state.get("tensors", {}).items():
+            if arrays and hasattr(self.flower_rule, name):
+                setattr(self.flower_rule, name, arrays)
+        if state.get("privacy") and self.privacy:
+            self.privacy.load_state(state["privacy"])
 
     def aggregate_train(self, server_round: int,
                         replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:

@@ -75,12 +75,12 @@ def test_lossless_emulator_round_trip_is_exact(family, tiny_models, tmp_path):
 def test_plug_in_changes_only_adapter_and_matches_emulator_adapter(family, mode, tiny_models, tmp_path):
     out = build_emulator(str(tiny_models[family]), tmp_path / "emu", bottom=1, top=1)
     manifest = read_manifest(out)
-    cfg = TuningConfig(mode=mode, lora_rank=2)
+    cfg = TuningConfig.of(mode, **({"rank": 2} if mode == "lora" else {}))
     emu = prepare(AutoModelForCausalLM.from_pretrained(out), adapter_local(manifest), cfg)
     _train_a_bit(emu)
     state = trainable_state(emu, to_original(manifest))
     assert all(v.dtype == torch.float32 for v in state.values())
-    meta = {**cfg.describe(), "adapter_blocks": manifest["adapter_blocks"]}
+    meta = {**cfg.metadata(), "adapter_blocks": manifest["adapter_blocks"]}
     full = AutoModelForCausalLM.from_pretrained(tiny_models[family])
     before = {k: v.clone() for k, v in full.state_dict().items()}
     plug_in(full, state, meta)
@@ -95,7 +95,7 @@ def test_plug_in_changes_only_adapter_and_matches_emulator_adapter(family, mode,
 @pytest.mark.parametrize("family", FAMILIES)
 def test_lora_only_on_adapter_blocks_and_only_trainable_tensors_returned(family, tiny_models):
     model = AutoModelForCausalLM.from_pretrained(tiny_models[family])
-    model = prepare(model, [0, 5], TuningConfig(mode="lora", lora_rank=4))
+    model = prepare(model, [0, 5], TuningConfig.of("lora", rank=4))
     arch = architecture(family)
     state = trainable_state(model)
     assert state and all(".lora_A." in k or ".lora_B." in k for k in state)
@@ -107,7 +107,7 @@ def test_lora_only_on_adapter_blocks_and_only_trainable_tensors_returned(family,
 
 @pytest.mark.parametrize("family", ["opt", "gpt2", "bloom"])
 def test_bitfit_trains_only_adapter_biases(family, tiny_models):
-    model = prepare(AutoModelForCausalLM.from_pretrained(tiny_models[family]), [0, 5], TuningConfig(mode="bitfit"))
+    model = prepare(AutoModelForCausalLM.from_pretrained(tiny_models[family]), [0, 5], TuningConfig.of("bitfit"))
     state = trainable_state(model)
     assert state and all(k.endswith(".bias") for k in state)
     assert {architecture(family).block_index(k) for k in state} == {0, 5}
@@ -115,7 +115,7 @@ def test_bitfit_trains_only_adapter_biases(family, tiny_models):
 
 def test_bitfit_rejected_for_bias_free_family(tiny_models):
     with pytest.raises(TuningError, match="no bias terms"):
-        prepare(AutoModelForCausalLM.from_pretrained(tiny_models["llama"]), [0, 5], TuningConfig(mode="bitfit"))
+        prepare(AutoModelForCausalLM.from_pretrained(tiny_models["llama"]), [0, 5], TuningConfig.of("bitfit"))
 
 
 def test_load_trainable_state_round_trip_and_mismatch(tiny_models):
@@ -149,9 +149,9 @@ def test_plug_in_rejects_missing_and_mismatched_tensors(tiny_models, tmp_path):
 
 
 def test_plug_in_dir_writes_a_normal_model(tiny_models, tmp_path):
-    model = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]), [0, 5], TuningConfig(mode="lora"))
+    model = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]), [0, 5], TuningConfig.of("lora"))
     _train_a_bit(model)
-    meta = {**TuningConfig(mode="lora").describe(), "adapter_blocks": [0, 5]}
+    meta = {**TuningConfig.of("lora").metadata(), "adapter_blocks": [0, 5]}
     path = save_adapter(tmp_path / "adapter.safetensors", trainable_state(model), meta)
     assert load_adapter(path)[1] == meta
     out = plug_in_dir(str(tiny_models["gpt2"]), path, tmp_path / "plugged")

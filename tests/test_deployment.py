@@ -18,7 +18,7 @@ from fedot.run.deploy import Deployment, make_certificates, make_node_keys
 from fedot.run.sim import SimError
 from support.flower import own_flower
 
-TINY = ("num-rounds=1 local-steps=2 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 "
+TINY = ("num-rounds=1 steps=2 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 "
         "emulator-chunk-mb=256")
 TOLERANCE = 1e-4  # max |deployed - simulated| per adapter weight: same seed, other processes and thread counts
 

@@ -61,8 +61,8 @@ def test_fedot_eval_full_model_adapter_and_emulator(tiny_models, tmp_path, capsy
     assert "acc" in out and "95% interval" in out
     result = json.loads((tmp_path / "a.json").read_text())
     assert result["examples"] == 6 and len(result["metrics"]["acc_ci95"]) == 2
-    tuned = prepare(AutoModelForCausalLM.from_pretrained(model), [0, 5], TuningConfig(mode="lora"))
-    save_adapter(tmp_path / "ad.safetensors", trainable_state(tuned), {**TuningConfig(mode="lora").describe(),
+    tuned = prepare(AutoModelForCausalLM.from_pretrained(model), [0, 5], TuningConfig.of("lora"))
+    save_adapter(tmp_path / "ad.safetensors", trainable_state(tuned), {**TuningConfig.of("lora").metadata(),
                                                                        "adapter_blocks": [0, 5]})
     assert main(["eval", "--model", model, "--adapter", str(tmp_path / "ad.safetensors"), "--task", "pydocs",
                  "--limit", "2"]) == 0
@@ -77,7 +77,7 @@ def test_fedot_eval_full_model_adapter_and_emulator(tiny_models, tmp_path, capsy
 
 
 def test_a_run_with_the_wrong_number_of_data_owners_stops_with_the_command(tiny_models, tmp_path):
-    from fedot_apps.rounds import FederationError
+    from fedot_apps.federation import FederationError
 
     rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-clients": 4, "wait-for-clients-s": 0.0})
     with pytest.raises(FederationError, match=r"num-clients = 4 .* has 2 SuperNodes.*fedot sim sims/.*"

@@ -186,7 +186,7 @@ def test_local_epochs_and_step_accounting(tiny_models, tmp_path, monkeypatch):
     from support import datafix
 
     monkeypatch.delenv("FEDOT_DATA_DIR", raising=False)  # the run's data-dir key alone must lead to the data
-    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "local-epochs": 1.0, "max-length": 32,
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "epochs": 1.0, "max-length": 32,
                                                              "full-ft": True, "full-ft-steps": 0, "task": "wikitext2",
                                                              "data-dir": str(datafix.write(tmp_path / "data"))})
     grid = InProcessGrid(2, rc)

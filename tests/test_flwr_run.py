@@ -12,7 +12,7 @@ import pytest
 from support.flower import own_flower
 
 pytestmark = pytest.mark.slow
-TINY = "num-rounds=1 local-steps=1 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4"
+TINY = "num-rounds=1 steps=1 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4"
 
 
 def test_quickstart_via_fedot_sim(tmp_path, monkeypatch):

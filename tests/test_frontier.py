@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from fedot import frontier as frontier_module
-from fedot.frontier import FrontierConfig, run_frontier, summarise
+from fedot.run import frontier as frontier_module
+from fedot.run.frontier import FrontierConfig, run_frontier, summarise
 from fedot.settings import from_flat
 from support import datafix
 
 
 def _cfg(tiny_models, **extra):
     return from_flat(FrontierConfig, {"model": str(tiny_models["llama"]), "bottom": 1, "top": 1, "task": "pydocs",
-                                      "methods": "uniform", "blocks": "2,3", "max-steps": 2, "batch-size": 2,
+                                      "methods": "uniform", "blocks": "2,3", "steps": 2, "batch-size": 2,
                                       "max-length": 32, "lr": [1e-3], "limit": 2, "val-limit": 2, "train-limit": 4,
                                       **extra}, where="frontier")
 
@@ -40,7 +40,7 @@ def test_frontier_runs_the_grid_and_the_ceiling_then_resumes_without_recomputing
     again = run_frontier(_cfg(tiny_models), tmp_path / "f")
     assert [r["numbers"] for r in again["rows"]] == [r["numbers"] for r in result["rows"]]
     with pytest.raises(ValueError, match="other settings; use another --out"):
-        run_frontier(_cfg(tiny_models, **{"max-steps": 3}), tmp_path / "f")
+        run_frontier(_cfg(tiny_models, **{"steps": 3}), tmp_path / "f")
     with pytest.raises(ValueError, match="k=1 cannot keep both"):  # a bad point stops the grid before anything runs
         run_frontier(_cfg(tiny_models, blocks="1,3"), tmp_path / "g")
     assert not (tmp_path / "g").exists()

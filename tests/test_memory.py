@@ -34,11 +34,11 @@ def test_meta_device_activations_match_the_real_models(tiny_models, family, mode
     """What autograd keeps, counted without weights on the meta device, is what the real model keeps (within 15%:
     the real count is per storage, so a saved slice counts its whole base there)."""
     config = load_config(tiny_models[family])
-    real = prepare(load_model(tiny_models[family]), [0, 5], TuningConfig(mode=mode))
+    real = prepare(load_model(tiny_models[family]), [0, 5], TuningConfig.of(mode))
     with torch.device("meta"):
         from transformers import AutoModelForCausalLM
 
-        meta = prepare(AutoModelForCausalLM.from_config(config), [0, 5], TuningConfig(mode=mode))
+        meta = prepare(AutoModelForCausalLM.from_config(config), [0, 5], TuningConfig.of(mode))
     planned, largest = saved_activations(meta, 2, 16, "cpu")
     assert planned == pytest.approx(_real_saved_bytes(real, 2, 16), rel=0.15)
     assert 0 < largest <= planned
@@ -47,11 +47,11 @@ def test_meta_device_activations_match_the_real_models(tiny_models, family, mode
 def test_client_plan_counts_what_a_data_owner_trains(tiny_models):
     config = load_config(tiny_models["llama"])
     split = sandwich(6, 1, 1, 2)
-    lora = client_plan(config, split, TuningConfig(mode="lora"), 2, 16, "cpu")
-    full = client_plan(config, split, TuningConfig(mode="full"), 2, 16, "cpu")
+    lora = client_plan(config, split, TuningConfig.of("lora"), 2, 16, "cpu")
+    full = client_plan(config, split, TuningConfig.of("full"), 2, 16, "cpu")
     assert lora.parts["weights"] == full.parts["weights"] + lora.parts["gradients"]  # the same emulator + LoRA
     assert lora.parts["adamw"] == 2 * lora.parts["gradients"] < full.parts["gradients"]
-    gpu = client_plan(config, split, TuningConfig(mode="full"), 2, 16, "cuda")
+    gpu = client_plan(config, split, TuningConfig.of("full"), 2, 16, "cuda")
     assert gpu.parts["weights"] < full.parts["weights"]  # frozen weights in bf16 on a GPU
     assert gpu.parts["activations"] < full.parts["activations"]  # bf16 activations under autocast
 

@@ -10,9 +10,9 @@ import pytest
 
 from fedot.evaluation import evaluate
 from fedot.models import load_tokenizer
-from fedot.pipeline import OffsiteConfig, run
 from fedot.plugin import plugged_model
 from fedot.run.results import conditions, recovered
+from fedot.run.single_site import OffsiteConfig, run
 from fedot.settings import from_flat
 from support import datafix
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypatch):
     monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
     cfg = from_flat(OffsiteConfig, {"model": str(tiny_models["opt"]), "bottom": 1, "top": 1, "emulator-blocks": 2,
-                                    "task": task, "tuning": mode, "max-steps": 3, "batch-size": 2, "max-length": 64,
+                                    "task": task, "tuning": mode, "steps": 3, "batch-size": 2, "max-length": 64,
                                     "eval-every": 2, "lr": lrs, "full-ft": True, "limit": 4, "val-limit": 4,
                                     "train-limit": 8})
     record = run(cfg, tmp_path / "run")

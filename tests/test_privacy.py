@@ -79,7 +79,7 @@ def test_a_round_missing_a_sampled_reply_is_not_released():
 @pytest.mark.parametrize("clipped, direction", [(0, "shrinks"), (1, "grows")])
 def test_client_adaptive_clipping_moves_the_norm_toward_the_quantile_and_is_accounted(clipped, direction):
     """Andrew et al. 2021: if fewer than the target share of updates are clipped, C shrinks; if more, it grows."""
-    dp = DPConfig(mode="client-adaptive", noise_multiplier=1.5, clip_norm=1.0, target_quantile=0.5, count_stddev=2.0)
+    dp = DPConfig.of("client-adaptive", noise_multiplier=1.5, clip_norm=1.0, target_quantile=0.5, count_stddev=2.0)
     s, sent = strategy_for(40, dp=dp)  # 40 clients: the count's noise (2 / 40 = 0.05) cannot flip the direction
     assert all(m.content["config"]["clipping_norm"] == 1.0 and m.content["config"]["dp"] == "client-adaptive"
                for m in sent)
@@ -111,10 +111,10 @@ def test_privacy_state_survives_a_checkpoint():
 def test_adaptive_clipping_that_cannot_reach_its_noise_is_refused_before_start():
     from fedot.run.config import FederatedConfig
 
-    with pytest.raises(SettingError, match="dp-count-stddev"):
+    with pytest.raises(SettingError, match="dp-client-adaptive-count-stddev"):
         FederatedConfig.from_run_config({"dp": "client-adaptive", "num-clients": 4, "dp-noise-multiplier": 1.0})
     FederatedConfig.from_run_config({"dp": "client-adaptive", "num-clients": 4, "dp-noise-multiplier": 1.0,
-                                     "dp-count-stddev": 1.0})
+                                     "dp-client-adaptive-count-stddev": 1.0})
 
 
 @pytest.mark.parametrize("rule", ["median", "krum", "fedadam"])
@@ -129,7 +129,7 @@ def test_every_dp_mode_is_one_of_flowers_wrappers_and_mods():
     import flwr.clientapp.mod as mods
     import flwr.serverapp.strategy as strategies
 
-    for mode in DP_MODES.values():
+    for mode in (e.value for e in DP_MODES.entries()):
         assert not mode.wrapper or hasattr(strategies, mode.wrapper)
         assert not mode.client_mod or hasattr(mods, mode.client_mod)
 

@@ -23,10 +23,10 @@ def test_smollm2_2_8_2_emulator_generates(tmp_path):
 
 
 def test_smollm2_offsite_pipeline_pydocs(tmp_path):
-    from fedot.pipeline import OffsiteConfig, run
+    from fedot.run.single_site import OffsiteConfig, run
     from fedot.settings import from_flat
 
-    cfg = from_flat(OffsiteConfig, {"task": "pydocs", "emulator-blocks": 18, "max-steps": 4, "batch-size": 2,
+    cfg = from_flat(OffsiteConfig, {"task": "pydocs", "emulator-blocks": 18, "steps": 4, "batch-size": 2,
                                     "max-length": 64, "lr": [2e-4], "limit": 2, "val-limit": 1, "train-limit": 4})
     record = run(cfg, tmp_path / "run")
     numbers = record["numbers"]

@@ -100,11 +100,11 @@ def test_far_updates_are_rejected_or_clipped(action):
         assert clipped_w.norm().item() == pytest.approx(1.0, rel=1e-4)
 
 
-@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("rule", sorted(RULES.names()))
 def test_every_rule_is_flowers_and_survives_one_attacker(rule):
     import flwr.serverapp.strategy as flower
 
-    s, sent = strategy_for(7, rule=rule, malicious=1)
+    s, sent = strategy_for(7, rule=rule, **({"malicious": 1} if rule in ("krum", "multikrum", "bulyan") else {}))
     assert isinstance(s.flower_rule, flower.FedAvg)  # Flower's own class, not a re-implementation
     replies = [reply(sent[i], good(*honest(1.0 + 0.01 * i))) for i in range(6)]
     replies.append(reply(sent[6], good(honest(50.0)[0], 10)))
@@ -134,7 +134,7 @@ def test_a_non_finite_aggregate_never_replaces_the_adapter(monkeypatch):
 
 
 def test_rules_needing_more_replies_are_refused_before_start(tiny_models, tmp_path):
-    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"aggregation": "bulyan", "malicious": 1})
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"aggregation": "bulyan", "bulyan-malicious": 1})
     with pytest.raises(ValueError, match="needs at least 7 replies per round"):
         run_server(rc, InProcessGrid(2, rc))
 
@@ -216,7 +216,7 @@ def test_each_client_draws_new_batches_every_round(tiny_models, tmp_path, monkey
 
 def test_fedprox_sends_mu_and_pulls_toward_the_global_adapter(tiny_models, tmp_path):
     rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "aggregation": "fedprox",
-                                                             "proximal-mu": 0.5})
+                                                             "fedprox-mu": 0.5})
     grid = InProcessGrid(2, rc)
     rows, _ = run_server(rc, grid)
     assert grid.sent[0].content["config"]["proximal-mu"] == 0.5 and rows[1]["aggregated"]

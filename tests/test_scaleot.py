@@ -123,7 +123,7 @@ def test_scaleot_emulator_inserts_harmonizers_and_plugs_a_non_sandwich_adapter(f
     assert [isinstance(b, Harmonizer) for b in blocks_of(emu)] == [i in harmonized for i in range(6)]
     assert torch.isfinite(_logits(emu)).all() and not torch.equal(_logits(emu), _logits(plain))
     # the data owner tunes the (non-sandwich) adapter through the emulator; the owner plugs it in by name
-    tuned = prepare(emu, [i for i, orig in to_original(manifest).items() if orig in adapter], TuningConfig(mode="full"))
+    tuned = prepare(emu, [i for i, orig in to_original(manifest).items() if orig in adapter], TuningConfig.of("full"))
     with torch.no_grad():
         for p in tuned.parameters():
             if p.requires_grad:

@@ -89,12 +89,12 @@ def test_every_emulator_method_contributes_its_own_keys():
 
 
 def test_defaults_are_resolved_once_and_stay_valid():
-    """The drift the settings had (max-length 512 vs 256, warmup 0.06 vs 0.0, local-steps 10 vs 5) cannot recur:
+    """The drift the settings had (max-length 512 vs 256, warmup 0.06 vs 0.0, steps 10 vs 5) cannot recur:
     there is one declaration of each, and the defaults pass their own checks."""
     keys = [d.key for d in declarations(FederatedConfig)]
     assert len(keys) == len(set(keys))
     cfg = from_flat(FederatedConfig, {})
-    assert (cfg.data_owner.train.max_length, cfg.data_owner.train.warmup_ratio, cfg.data_owner.local_steps) == \
+    assert (cfg.data_owner.train.max_length, cfg.data_owner.train.warmup_ratio, cfg.data_owner.train.steps) == \
         (512, 0.06, 10)
 
 

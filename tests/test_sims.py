@@ -33,7 +33,7 @@ def test_sim_is_a_valid_flower_app(sim):
     # the ServerApp names the sim in its messages from the project name
     from types import SimpleNamespace
 
-    from fedot_apps.rounds import sim_folder
+    from fedot_apps.federation import sim_folder
 
     grid = SimpleNamespace(run=SimpleNamespace(fab_id=f"fedot/{doc['project']['name']}"))
     assert sim_folder(grid) == f"sims/{sim.name}"
@@ -54,8 +54,8 @@ def test_sim_config_is_the_defaults_plus_its_declared_settings(sim):
 
 def test_same_total_budget_for_one_and_ten_clients():
     one, ten = (Sim(ROOT / "sims" / n).config() for n in ("smollm2_1client", "smollm2_10clients"))
-    assert one.num_rounds * one.data_owner.local_steps * one.num_clients == \
-        ten.num_rounds * ten.data_owner.local_steps * ten.num_clients
+    assert one.num_rounds * one.data_owner.train.steps * one.num_clients == \
+        ten.num_rounds * ten.data_owner.train.steps * ten.num_clients
 
 
 def test_the_control_differs_from_the_one_client_baseline_only_in_per_round_steps():
@@ -64,15 +64,15 @@ def test_the_control_differs_from_the_one_client_baseline_only_in_per_round_step
 
     one, control, ten = (Sim(ROOT / "sims" / n).config() for n in
                          ("smollm2_1client", "smollm2_1client_control", "smollm2_10clients"))
-    assert control.num_clients == 1 and control.data_owner.local_steps == ten.data_owner.local_steps
+    assert control.num_clients == 1 and control.data_owner.train.steps == ten.data_owner.train.steps
     differ = {k for k, v in to_flat(control).items() if to_flat(one)[k] != v}
-    assert differ == {"local-steps"}
+    assert differ == {"steps"}
 
 
 def test_bad_declared_setting_is_refused_with_the_sim_name(tmp_path):
-    text = (ROOT / "sims/pydocs_4clients/pyproject.toml").read_text().replace("local-steps = 5", "local-stps = 5", 1)
+    text = (ROOT / "sims/pydocs_4clients/pyproject.toml").read_text().replace("steps = 5", "local-stps = 5", 1)
     (tmp_path / "pyproject.toml").write_text(text)
-    with pytest.raises(SettingError, match=r"run config key 'local-stps' \(did you mean 'local-steps'\?\)"):
+    with pytest.raises(SettingError, match=r"run config key 'local-stps' \(did you mean 'steps'\?\)"):
         Sim(tmp_path).config()
 
 

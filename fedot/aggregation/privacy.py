@@ -11,7 +11,8 @@ Message carries a clipping norm, i.e. only in client-side modes):
 - ``client-fixed``: ``DifferentialPrivacyClientSideFixedClipping`` + ``fixedclipping_mod`` (updates leave the data
   owner already clipped);
 - ``client-adaptive``: ``DifferentialPrivacyClientSideAdaptiveClipping`` + ``adaptiveclipping_mod``: C follows the
-  ``dp-target-quantile`` of the update norms, learnt privately from one noisy bit per client (Andrew et al. 2021).
+  ``dp-client-adaptive-target-quantile`` of the update norms, learnt privately from one noisy bit per client (Andrew
+  et al. 2021).
 
 Accounting: Flower's ``RdpAccountant`` (``flwr.supercore.privacy_accounting``, Google's dp-accounting underneath)
 composes one Gaussian release per aggregated round, with no amplification by sampling and add-or-remove-one
@@ -29,7 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..settings import SettingError, setting
+from ..registry import Registry
+from ..settings import Choice, SettingError, registry_group, selector, setting
 
 
 class BudgetExhausted(RuntimeError):
@@ -38,61 +40,75 @@ class BudgetExhausted(RuntimeError):
 
 @dataclass(frozen=True)
 class DPMode:
-    name: str
-    help: str
     wrapper: str = ""  # the flwr.serverapp.strategy class; empty: no DP
     client_mod: str = ""  # the flwr.clientapp.mod the data owners apply
     accountant_in_wrapper: bool = True
 
 
-DP_MODES: dict[str, DPMode] = {m.name: m for m in (
-    DPMode("none", "no differential privacy"),
-    DPMode("server-fixed", "the owner clips each update to dp-clip-norm, averages and adds Gaussian noise",
-           "DifferentialPrivacyServerSideFixedClipping"),
-    DPMode("client-fixed", "data owners clip their updates to dp-clip-norm (fixedclipping_mod); the owner averages "
-           "and adds Gaussian noise", "DifferentialPrivacyClientSideFixedClipping", "fixedclipping_mod"),
-    DPMode("client-adaptive", "as client-fixed, the clipping norm adapting to dp-target-quantile of the update "
-           "norms (adaptiveclipping_mod)", "DifferentialPrivacyClientSideAdaptiveClipping", "adaptiveclipping_mod",
-           accountant_in_wrapper=False),
-)}
+@dataclass
+class AdaptiveSettings:
+    target_quantile: float = setting(0.5, "client-adaptive: share of updates the clipping norm should leave "
+                                     "unclipped", ge=0, le=1)
+    clip_lr: float = setting(0.2, "client-adaptive: learning rate of the clipping norm", gt=0)
+    count_stddev: float = setting(0.0, "client-adaptive: noise standard deviation of the clipped count (sigma_b); "
+                                  "0: Flower's default, sampled clients / 20", ge=0)
+
+
+def _adaptive_sampled(o: AdaptiveSettings, noise_multiplier: float, sampled: int) -> None:
+    """Adaptive clipping splits the privacy cost between the update and the count: 2 sigma_b must exceed z."""
+    sigma_b = o.count_stddev or sampled / 20
+    if 2 * sigma_b <= noise_multiplier:
+        raise SettingError(f"dp = 'client-adaptive' with {sampled} sampled clients: the clipped-count noise "
+                           f"sigma_b = {sigma_b:g} must exceed dp-noise-multiplier / 2 = {noise_multiplier / 2:g}; "
+                           "set dp-client-adaptive-count-stddev above that")
+
+
+DP_MODES: Registry[DPMode] = Registry("dp mode")
+DP_MODES.register("none", DPMode(), help="no differential privacy")
+DP_MODES.register("server-fixed", DPMode("DifferentialPrivacyServerSideFixedClipping"), rule="fedavg",
+                  help="the owner clips each update to dp-clip-norm, averages and adds Gaussian noise")
+DP_MODES.register("client-fixed", DPMode("DifferentialPrivacyClientSideFixedClipping", "fixedclipping_mod"),
+                  rule="fedavg", help="data owners clip their updates to dp-clip-norm (fixedclipping_mod); the owner "
+                  "averages and adds Gaussian noise")
+DP_MODES.register("client-adaptive", DPMode("DifferentialPrivacyClientSideAdaptiveClipping", "adaptiveclipping_mod",
+                                            accountant_in_wrapper=False),
+                  settings=AdaptiveSettings, rule="fedavg", check_sampled=_adaptive_sampled,
+                  help="as client-fixed, the clipping norm adapting to dp-client-adaptive-target-quantile of the "
+                  "update norms (adaptiveclipping_mod)")
 
 
 @dataclass
-class DPConfig:
-    mode: str = setting("none", "differential privacy of the adapter updates (Flower's wrappers and mods): "
-                        + "; ".join(f"{m.name}: {m.help}" for m in DP_MODES.values()),
-                        choices=tuple(DP_MODES), key="dp")
-    noise_multiplier: float = setting(1.0, "dp: Gaussian noise standard deviation as a multiple of the clipping "
-                                      "norm (z)", gt=0, key="dp-noise-multiplier")
-    clip_norm: float = setting(0.5, "dp: L2 norm each data owner's update is clipped to (client-adaptive: the "
-                               "initial norm)", gt=0, key="dp-clip-norm")
-    delta: float = setting(1e-5, "dp: the delta of the reported (epsilon, delta)", gt=0, lt=1, key="dp-delta")
-    max_epsilon: float = setting(0.0, "dp: refuse a round whose release would take epsilon above this; 0: no limit",
-                                 ge=0, key="dp-max-epsilon")
-    target_quantile: float = setting(0.5, "client-adaptive: share of updates the clipping norm should leave "
-                                     "unclipped", ge=0, le=1, key="dp-target-quantile")
-    clip_lr: float = setting(0.2, "client-adaptive: learning rate of the clipping norm", gt=0, key="dp-clip-lr")
-    count_stddev: float = setting(0.0, "client-adaptive: noise standard deviation of the clipped count (sigma_b); "
-                                  "0: Flower's default, sampled clients / 20", ge=0, key="dp-count-stddev")
+class DPConfig(Choice):
+    mode: str = selector(DP_MODES, "none", "differential privacy of the adapter updates (Flower's wrappers and mods)",
+                         key="dp")
+    noise_multiplier: float = setting(1.0, "Gaussian noise standard deviation as a multiple of the clipping norm "
+                                      "(z)", gt=0)
+    clip_norm: float = setting(0.5, "L2 norm each data owner's update is clipped to (client-adaptive: the initial "
+                               "norm)", gt=0)
+    delta: float = setting(1e-5, "the delta of the reported (epsilon, delta)", gt=0, lt=1)
+    max_epsilon: float = setting(0.0, "refuse a round whose release would take epsilon above this; 0: no limit",
+                                 ge=0)
+    options: dict = registry_group(DP_MODES.settings_groups, prefix="")
 
     @property
     def on(self) -> bool:
         return bool(DP_MODES[self.mode].wrapper)
 
+    @property
+    def settings(self):
+        return self.options.get(self.mode)
+
     def check_sampled(self, sampled: int) -> None:
-        """Adaptive clipping splits the privacy cost between the update and the count: 2 sigma_b must exceed z."""
-        if self.mode == "client-adaptive":
-            sigma_b = self.count_stddev or sampled / 20
-            if 2 * sigma_b <= self.noise_multiplier:
-                raise SettingError(f"dp = 'client-adaptive' with {sampled} sampled clients: the clipped-count noise "
-                                   f"sigma_b = {sigma_b:g} must exceed dp-noise-multiplier / 2 = "
-                                   f"{self.noise_multiplier / 2:g}; set dp-count-stddev above that")
+        check = DP_MODES.entry(self.mode).limit("check_sampled")
+        if check is not None:
+            check(self.settings, self.noise_multiplier, sampled)
 
     def check_rule(self, rule: str) -> None:
-        if self.on and rule != "fedavg":
+        needs = DP_MODES.entry(self.mode).limit("rule")
+        if needs is not None and rule != needs:
             raise SettingError(f"dp = {self.mode!r} wraps Flower's FedAvg (the accountant assumes equal-weight "
                                f"averaging of clipped updates), not aggregation = {rule!r}; use aggregation = "
-                               "'fedavg', or dp = 'none' for a robust rule")
+                               f"{needs!r}, or dp = 'none' for a robust rule")
 
     def accountant(self, population: int):
         """Flower's RDP accountant for client-level privacy over ``population`` data owners."""
@@ -116,9 +132,10 @@ class DPConfig:
 
         cls = getattr(s, mode.wrapper)
         if mode.client_mod == "adaptiveclipping_mod":
+            o = self.settings
             return cls(inner, self.noise_multiplier, sampled, initial_clipping_norm=self.clip_norm,
-                       target_clipped_quantile=self.target_quantile, clip_norm_lr=self.clip_lr,
-                       clipped_count_stddev=self.count_stddev or None)
+                       target_clipped_quantile=o.target_quantile, clip_norm_lr=o.clip_lr,
+                       clipped_count_stddev=o.count_stddev or None)
         return cls(inner, self.noise_multiplier, self.clip_norm, sampled, accountant=accountant)
 
 
@@ -135,7 +152,8 @@ def client_mod(config) -> Callable | None:
 
     if KEY_CLIPPING_NORM not in config:
         return None
-    mode = DP_MODES.get(str(config.get("dp", "")))
+    name = str(config.get("dp", ""))
+    mode = DP_MODES[name] if name in DP_MODES else None
     if mode is None or not mode.client_mod:
         return None
     import flwr.clientapp.mod as mods
@@ -149,7 +167,7 @@ class Privacy:
     def __init__(self, cfg: DPConfig, population: int, fraction_train: float, min_available_nodes: int = 1):
         from flwr.serverapp.strategy import FedAvg
 
-        self.cfg, self.mode, self.population = cfg, DP_MODES[cfg.mode], population
+        self.cfg, self.name, self.mode, self.population = cfg, cfg.mode, DP_MODES[cfg.mode], population
         self.sampled = max(int(population * fraction_train), 1)  # as FedAvg samples (and FederatedConfig checks)
         self.accountant = cfg.accountant(population)
         inner = FedAvg(fraction_train=fraction_train, fraction_evaluate=0.0, min_train_nodes=1,
@@ -159,7 +177,7 @@ class Privacy:
     def configure_train(self, server_round: int, arrays, config, grid) -> list:
         from flwr.serverapp.exception import PrivacyBudgetExhausted
 
-        config["dp"] = self.mode.name  # the data owners' ClientApp picks the clipping mod by it
+        config["dp"] = self.name  # the data owners' ClientApp picks the clipping mod by it
         event = release_event(self.cfg.noise_multiplier, self.sampled, self.population)
         if self.cfg.max_epsilon and self.accountant.would_exceed(event):  # the fixed wrappers check this too
             spent = self.accountant.get_privacy_spent().epsilon
@@ -182,8 +200,9 @@ class Privacy:
         Adaptive clipping: Flower 1.41's mod reports 1 when the update *was clipped*, and its wrapper updates
         C <- C * exp(-lr * (fraction - target)) with that fraction, which moves C the wrong way (more clipping shrinks
         C further) and diverges. Andrew et al. 2021 (Algorithm 1) use the *unclipped* indicator b = [||update|| <= C]
-        in that formula; fedot hands the wrapper b = 1 - clipped, so ``dp-target-quantile`` is the share of updates
-        left unclipped, as in the paper. The count's noise and sensitivity are the same for b and 1 - b.
+        in that formula; fedot hands the wrapper b = 1 - clipped, so ``dp-client-adaptive-target-quantile`` is the
+        share of updates left unclipped, as in the paper. The count's noise and sensitivity are the same for b and
+        1 - b.
         """
         from flwr.supercore.differential_privacy import KEY_NORM_BIT
 
@@ -194,7 +213,7 @@ class Privacy:
 
     def spent(self) -> dict:
         s = self.accountant.get_privacy_spent()
-        return {"mode": self.mode.name, "epsilon": s.epsilon, "delta": s.delta, "releases": s.num_releases,
+        return {"mode": self.name, "epsilon": s.epsilon, "delta": s.delta, "releases": s.num_releases,
                 "noise_multiplier": self.cfg.noise_multiplier, "clip_norm": float(self.wrapper.clipping_norm)}
 
     def state(self) -> dict:

@@ -1,10 +1,13 @@
 """Aggregation rules: Flower's own strategies, registered by name, behind fedot's reply checks.
 
-fedot does not re-implement robust aggregation. Each rule below is one of ``flwr.serverapp.strategy``'s strategies;
+fedot does not re-implement robust aggregation. Each rule below is one of ``flwr.serverapp.strategy``'s strategies,
+registered in :data:`RULES` with its own settings group (keys ``<rule>-<option>``, e.g. ``trimmed-mean-beta``) and its
+limits: ``streaming`` (folded into a running sum as replies arrive), ``min_replies`` (how many replies a round needs,
+from its settings: Krum's n >= 2f + 3, Bulyan's n >= 4f + 3) and ``client_config`` (what the data owners must be told).
 fedot's strategy (``strategies.offsite``) validates, bounds and accounts every reply first, then hands the clean
-replies to the rule's ``aggregate_train``. FedAvg alone is folded into a running sum as replies arrive (streaming,
-:mod:`fedot.aggregation.average`); the others need every reply of the round at once (a median, a Krum score or a
-trimmed mean is not a running quantity), so the server holds the round's adapters.
+replies to the rule's ``aggregate_train``. FedAvg and FedProx are folded into a running sum as replies arrive
+(streaming, :mod:`fedot.aggregation.average`); the others need every reply of the round at once (a median, a Krum
+score or a trimmed mean is not a running quantity), so the server holds the round's adapters.
 
 Rules that act on the clients: FedProx sends ``proximal-mu`` in the train config and each data owner adds
 (mu / 2) * ||w - w_global||^2 to its loss (Li et al. 2020, Eq. 2). FedAdam keeps Adam moments of the server update
@@ -13,61 +16,13 @@ across rounds (Reddi et al. 2021, Algorithm 2); its state is part of the checkpo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..settings import setting
+from ..registry import Registry
+from ..settings import Choice, SettingError, registry_group, selector, setting
 
-RULES: dict[str, Rule] = {}
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str
-    build: Callable  # AggregationConfig -> a flwr.serverapp.strategy.Strategy
-    streaming: bool = False  # replies folded in as they arrive (the server never holds a round's replies)
-    help: str = ""
-    client_config: Callable = lambda cfg: {}  # extra train-config entries the data owners need
-
-
-def register(rule: Rule) -> Rule:
-    RULES[rule.name] = rule
-    return rule
-
-
-@dataclass
-class AggregationConfig:
-    rule: str = setting("fedavg", "how accepted replies become the global adapter (Flower's strategies: "
-                        "flwr.serverapp.strategy)", key="aggregation", choices=lambda: sorted(RULES))
-    max_example_weight: float = setting(0.0, "cap on the num-examples a reply is weighted by; 0: the largest a "
-                                        "client legitimately holds is unknown, so 1e6", ge=0)
-    max_update_norm: float = setting(0.0, "L2 distance from the global adapter above which an update is rejected "
-                                     "or clipped (update-norm-action); 0: off", ge=0)
-    update_norm_action: str = setting("reject", "what happens to an update beyond max-update-norm",
-                                      choices=("reject", "clip"))
-    trim_beta: float = setting(0.2, "trimmed-mean: fraction cut from each end per coordinate", ge=0, lt=0.5)
-    malicious: int = setting(1, "krum, multikrum, bulyan: malicious clients assumed per round (f)", ge=0)
-    multikrum_select: int = setting(2, "multikrum: updates with the best Krum scores that are averaged", ge=1)
-    proximal_mu: float = setting(0.01, "fedprox: weight of the proximal term", ge=0)
-    server_lr: float = setting(0.1, "fedadam: server learning rate (eta)", gt=0)
-    server_tau: float = setting(1e-3, "fedadam: adaptivity (tau)", gt=0)
-
-    @property
-    def weight_cap(self) -> float:
-        return self.max_example_weight or 1e6
-
-    def check(self) -> None:
-        if self.rule == "multikrum" and self.multikrum_select < 1:
-            raise ValueError("multikrum-select must be at least 1")
-
-    def check_sampled(self, sampled: int) -> None:
-        """Refuse before start a rule that cannot work with this many replies per round."""
-        need = {"bulyan": 4 * self.malicious + 3, "krum": 2 * self.malicious + 3,
-                "multikrum": max(2 * self.malicious + 3, self.multikrum_select)}.get(self.rule, 1)
-        if sampled < need:
-            raise ValueError(f"aggregation = {self.rule!r} with malicious = {self.malicious} needs at least {need} "
-                             f"replies per round, but only {sampled} clients are sampled; sample more clients "
-                             "(num-clients, fraction-train) or lower malicious")
+RULES: Registry = Registry("aggregation rule")
+_COMMON = {"fraction_evaluate": 0.0, "min_train_nodes": 1, "min_available_nodes": 1, "min_evaluate_nodes": 0}
 
 
 def _flower(name: str):
@@ -76,22 +31,95 @@ def _flower(name: str):
     return getattr(s, name)
 
 
-_COMMON = {"fraction_evaluate": 0.0, "min_train_nodes": 1, "min_available_nodes": 1, "min_evaluate_nodes": 0}
+@dataclass
+class TrimmedMeanSettings:
+    beta: float = setting(0.2, "trimmed-mean: fraction cut from each end per coordinate", ge=0, lt=0.5)
 
-register(Rule("fedavg", lambda c: _flower("FedAvg")(**_COMMON), streaming=True,
-              help="example-weighted mean (McMahan et al. 2017), folded in as replies arrive"))
-register(Rule("median", lambda c: _flower("FedMedian")(**_COMMON), help="coordinate-wise median (Yin et al. 2018)"))
-register(Rule("trimmed-mean", lambda c: _flower("FedTrimmedAvg")(**_COMMON, beta=c.trim_beta),
-              help="coordinate-wise mean after cutting trim-beta of each end (Yin et al. 2018)"))
-register(Rule("krum", lambda c: _flower("Krum")(**_COMMON, num_malicious_nodes=c.malicious),
-              help="the one update closest to its n - f - 2 neighbours (Blanchard et al. 2017)"))
-register(Rule("multikrum", lambda c: _flower("MultiKrum")(**_COMMON, num_malicious_nodes=c.malicious,
-                                                          num_nodes_to_select=c.multikrum_select),
-              help="mean of the multikrum-select best Krum updates"))
-register(Rule("bulyan", lambda c: _flower("Bulyan")(**_COMMON, num_malicious_nodes=c.malicious),
-              help="Krum selection then trimmed mean around the median (El Mhamdi et al. 2018); n >= 4f + 3"))
-register(Rule("fedprox", lambda c: _flower("FedProx")(**_COMMON, proximal_mu=c.proximal_mu), streaming=True,
-              help="FedAvg with a proximal term in each data owner's loss (Li et al. 2020)",
-              client_config=lambda c: {"proximal-mu": float(c.proximal_mu)}))
-register(Rule("fedadam", lambda c: _flower("FedAdam")(**_COMMON, eta=c.server_lr, tau=c.server_tau),
-              help="FedAvg's update applied with server-side Adam (Reddi et al. 2021)"))
+
+@dataclass
+class KrumSettings:
+    malicious: int = setting(1, "malicious clients assumed per round (f)", ge=0)
+
+
+@dataclass
+class MultiKrumSettings:
+    malicious: int = setting(1, "multikrum: malicious clients assumed per round (f)", ge=0)
+    select: int = setting(2, "multikrum: updates with the best Krum scores that are averaged", ge=1)
+
+
+@dataclass
+class FedProxSettings:
+    mu: float = setting(0.01, "fedprox: weight of the proximal term", ge=0)
+
+
+@dataclass
+class FedAdamSettings:
+    eta: float = setting(0.1, "fedadam: server learning rate", gt=0)
+    tau: float = setting(1e-3, "fedadam: adaptivity", gt=0)
+
+
+RULES.register("fedavg", lambda o: _flower("FedAvg")(**_COMMON), streaming=True,
+               help="example-weighted mean (McMahan et al. 2017), folded in as replies arrive")
+RULES.register("median", lambda o: _flower("FedMedian")(**_COMMON), help="coordinate-wise median (Yin et al. 2018)")
+RULES.register("trimmed-mean", lambda o: _flower("FedTrimmedAvg")(**_COMMON, beta=o.beta), settings=TrimmedMeanSettings,
+               help="coordinate-wise mean after cutting trimmed-mean-beta of each end (Yin et al. 2018)")
+RULES.register("krum", lambda o: _flower("Krum")(**_COMMON, num_malicious_nodes=o.malicious), settings=KrumSettings,
+               min_replies=lambda o: 2 * o.malicious + 3,
+               help="the one update closest to its n - f - 2 neighbours (Blanchard et al. 2017)")
+RULES.register("multikrum", lambda o: _flower("MultiKrum")(**_COMMON, num_malicious_nodes=o.malicious,
+                                                           num_nodes_to_select=o.select),
+               settings=MultiKrumSettings, min_replies=lambda o: max(2 * o.malicious + 3, o.select),
+               help="mean of the multikrum-select best Krum updates")
+RULES.register("bulyan", lambda o: _flower("Bulyan")(**_COMMON, num_malicious_nodes=o.malicious), settings=KrumSettings,
+               min_replies=lambda o: 4 * o.malicious + 3,
+               help="Krum selection then trimmed mean around the median (El Mhamdi et al. 2018); n >= 4f + 3")
+RULES.register("fedprox", lambda o: _flower("FedProx")(**_COMMON, proximal_mu=o.mu), settings=FedProxSettings,
+               streaming=True, client_config=lambda o: {"proximal-mu": float(o.mu)},
+               help="FedAvg with a proximal term in each data owner's loss (Li et al. 2020)")
+RULES.register("fedadam", lambda o: _flower("FedAdam")(**_COMMON, eta=o.eta, tau=o.tau), settings=FedAdamSettings,
+               help="FedAvg's update applied with server-side Adam (Reddi et al. 2021)")
+
+
+@dataclass
+class AggregationConfig(Choice):
+    rule: str = selector(RULES, "fedavg", "how accepted replies become the global adapter (Flower's strategies)",
+                         key="aggregation", members=False)
+    max_example_weight: float = setting(0.0, "cap on the num-examples a reply is weighted by; 0: the largest a "
+                                        "client legitimately holds is unknown, so 1e6", ge=0)
+    max_update_norm: float = setting(0.0, "L2 distance from the global adapter above which an update is rejected "
+                                     "or clipped (update-norm-action); 0: off", ge=0)
+    update_norm_action: str = setting("reject", "what happens to an update beyond max-update-norm",
+                                      choices=("reject", "clip"))
+    options: dict = registry_group(RULES.settings_groups, prefix="")
+
+    @property
+    def weight_cap(self) -> float:
+        return self.max_example_weight or 1e6
+
+    @property
+    def settings(self):
+        """The chosen rule's own settings (None for a rule without options)."""
+        return self.options.get(self.rule)
+
+    @property
+    def streaming(self) -> bool:
+        return bool(RULES.entry(self.rule).limit("streaming", False))
+
+    def build(self):
+        """The rule's Flower strategy."""
+        return RULES[self.rule](self.settings)
+
+    def client_config(self) -> dict:
+        """Extra train-config entries the data owners need (FedProx's mu)."""
+        return RULES.entry(self.rule).limit("client_config", lambda o: {})(self.settings)
+
+    def min_replies(self) -> int:
+        return RULES.entry(self.rule).limit("min_replies", lambda o: 1)(self.settings)
+
+    def check_sampled(self, sampled: int) -> None:
+        """Refuse before start a rule that cannot work with this many replies per round."""
+        need = self.min_replies()
+        if sampled < need:
+            raise SettingError(f"aggregation = {self.rule!r} with its settings ({self.settings}) needs at least "
+                               f"{need} replies per round, but only {sampled} clients are sampled; sample more "
+                               "clients (num-clients, fraction-train) or assume fewer malicious clients")

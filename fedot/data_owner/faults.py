@@ -20,29 +20,23 @@ from dataclasses import dataclass
 
 import torch
 
-from ..settings import setting
+from ..registry import Registry
+from ..settings import selector, setting
 
-ATTACKS: dict[str, Callable] = {}
-
-
-def attack(name: str):
-    def deco(fn):
-        ATTACKS[name] = fn
-        return fn
-    return deco
+ATTACKS: Registry[Callable] = Registry("attack")
 
 
-@attack("scale")
+@ATTACKS.register("scale", help="the update's delta from the global adapter times fault-strength")
 def _scale(state, reference, num_examples, strength, gen):
     return {k: ref + (state[k] - ref) * strength for k, ref in reference.items()}, num_examples
 
 
-@attack("sign-flip")
+@ATTACKS.register("sign-flip", help="the delta reversed, times fault-strength")
 def _sign_flip(state, reference, num_examples, strength, gen):
     return {k: ref - (state[k] - ref) * strength for k, ref in reference.items()}, num_examples
 
 
-@attack("gaussian")
+@ATTACKS.register("gaussian", help="noise of fault-strength times the delta's standard deviation")
 def _gaussian(state, reference, num_examples, strength, gen):
     out = {}
     for k, ref in reference.items():
@@ -52,33 +46,25 @@ def _gaussian(state, reference, num_examples, strength, gen):
     return out, num_examples
 
 
-@attack("nan")
+@ATTACKS.register("nan", help="one tensor of NaN")
 def _nan(state, reference, num_examples, strength, gen):
     first = next(iter(reference))
     return {**state, first: torch.full_like(state[first], float("nan"))}, num_examples
 
 
-@attack("examples-inflation")
+@ATTACKS.register("examples-inflation", help="claims fault-strength x 1e6 times its examples")
 def _inflate(state, reference, num_examples, strength, gen):
     return state, num_examples * strength * 1e6
 
 
 @dataclass
 class FaultConfig:
-    dropout: float = setting(0.0, "probability that a data owner fails a round (its reply is an error)",
-                             key="fault-dropout", ge=0, le=1)
+    dropout: float = setting(0.0, "probability that a data owner fails a round (its reply is an error)", ge=0, le=1)
     straggler_s: float = setting(0.0, "extra delay before a data owner replies, drawn uniformly in [0, this] each "
-                                 "round; pair it with round-timeout-s", key="fault-straggler-s", ge=0)
-    byzantine: float = setting(0.0, "fraction of data owners that are malicious every round",
-                               key="fault-byzantine", ge=0, le=1)
-    attack: str = setting("scale", "what a malicious data owner sends", key="fault-attack",
-                          choices=lambda: sorted(ATTACKS))
-    strength: float = setting(10.0, "attack strength (scale factor, noise multiple, inflation x 1e6)",
-                              key="fault-strength", gt=0)
-
-    @property
-    def active(self) -> bool:
-        return bool(self.dropout or self.straggler_s or self.byzantine)
+                                 "round; pair it with round-timeout-s", ge=0)
+    byzantine: float = setting(0.0, "fraction of data owners that are malicious every round", ge=0, le=1)
+    attack: str = selector(ATTACKS, "scale", "what a malicious data owner sends")
+    strength: float = setting(10.0, "attack strength (scale factor, noise multiple, inflation x 1e6)", gt=0)
 
 
 def _rng(*parts) -> random.Random:

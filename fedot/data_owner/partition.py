@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..settings import setting
-from ..tasks import ChoiceTask, CorpusTask, get_task
+from ..registry import Registry
+from ..settings import Choice, registry_group, selector, setting
+from ..tasks import get_task
 
 
 def _iid(num_partitions: int, rows: dict, task, docs, alpha: float, seed: int):
@@ -35,47 +36,47 @@ def _dirichlet(num_partitions: int, rows: dict, task, docs, alpha: float, seed: 
     return partitioner
 
 
-@dataclass(frozen=True)
-class Scheme:
-    name: str
-    needs: type | None  # the task kind it applies to (None: any)
-    alternative: str  # what to use instead on the other kind
-    partitioner: Callable  # (num_partitions, rows, task, docs, alpha, seed) -> a flwr-datasets partitioner
-
-    def check(self, task_name: str) -> None:
-        task = get_task(task_name)
-        if self.needs is not None and not isinstance(task, self.needs):
-            kind = "multiple choice" if isinstance(task, ChoiceTask) else "a corpus"
-            raise ValueError(f"{self.name} partitioning does not apply to {task_name} ({kind}): use {self.alternative}")
+@dataclass
+class DirichletSettings:
+    alpha: float = setting(0.5, "Dirichlet concentration for dirichlet partitioning (smaller: more skewed)", gt=0)
 
 
-SCHEMES = {s.name: s for s in (
-    Scheme("iid", None, "", _iid),
-    Scheme("dirichlet", ChoiceTask, "'document' or 'iid'", _dirichlet),
-    Scheme("document", CorpusTask, "'iid' or 'dirichlet'", _iid),  # a corpus's documents are its examples
-)}
+SCHEMES: Registry[Callable] = Registry("partitioning scheme")
+SCHEMES.register("iid", _iid, help="training examples spread uniformly")
+SCHEMES.register("dirichlet", _dirichlet, settings=DirichletSettings, kind="multiple_choice",
+                 alternative="'document' or 'iid'", help="multiple choice, skewed over the answer label")
+SCHEMES.register("document", _iid, kind="perplexity", alternative="'iid' or 'dirichlet'",
+                 help="corpora, whole documents each")  # a corpus's documents are its examples
+
+
+def check_scheme(scheme: str, task_name: str) -> None:
+    """Refuse a scheme that does not apply to the task's kind, naming what does."""
+    entry, task = SCHEMES.entry(scheme), get_task(task_name)
+    if entry.limit("kind") not in (None, task.kind):
+        raise ValueError(f"{scheme} partitioning does not apply to {task_name} ({task.kind.replace('_', ' ')}): use "
+                         f"{entry.limit('alternative')}")
 
 
 @dataclass
-class PartitionConfig:
-    scheme: str = setting("document", "how the train split is divided among data owners: iid, dirichlet (multiple "
-                          "choice, skewed over the answer label) or document (corpora, whole documents each)",
-                          choices=tuple(SCHEMES), key="partitioning")
-    dirichlet_alpha: float = setting(0.5, "Dirichlet concentration for dirichlet partitioning (smaller: more skewed)",
-                                     gt=0)
+class PartitionConfig(Choice):
+    scheme: str = selector(SCHEMES, "document", "how the train split is divided among data owners",
+                           key="partitioning")
+    options: dict = registry_group(SCHEMES.settings_groups, prefix="")
+
+    @property
+    def alpha(self) -> float:
+        return self.options["dirichlet"].alpha
 
 
 def partition_indices(task_name: str, cfg: PartitionConfig, num_partitions: int, seed: int = 0,
                       split: str = "train", root=None) -> list[list[int]]:
     """For each partition, the indices (into ``task.docs(split)``) of the documents/examples it holds."""
-    scheme = SCHEMES[cfg.scheme]
-    scheme.check(task_name)
+    check_scheme(cfg.scheme, task_name)
     if num_partitions < 1:
         raise ValueError(f"num-partitions must be >= 1 (got {num_partitions})")
     task = get_task(task_name)
     docs = task.docs(split, root)
     if len(docs) < num_partitions:
         raise ValueError(f"{task_name}/{split} has {len(docs)} documents, fewer than {num_partitions} partitions")
-    partitioner = scheme.partitioner(num_partitions, {"index": list(range(len(docs)))}, task, docs,
-                                     cfg.dirichlet_alpha, seed)
+    partitioner = SCHEMES[cfg.scheme](num_partitions, {"index": list(range(len(docs)))}, task, docs, cfg.alpha, seed)
     return [sorted(partitioner.load_partition(i)["index"]) for i in range(num_partitions)]

@@ -4,7 +4,8 @@ Used by data owners on the emulator (adapter tuning) and by the model owner for 
 the causal-LM loss on packed blocks; multiple-choice tasks on prompt + correct answer with the loss on the answer
 tokens (``fedot.tasks.tokenize``). With a validation function the best checkpoint is kept (the paper returns the
 adapter with the best emulator performance). The budget (steps or epochs), the learning rate and the seed are
-arguments because who trains decides them: a sweep, a round's schedule, a client's round seed.
+arguments because who trains decides them: a sweep, a round's schedule, a client's round seed; the budget is the
+config's (``steps``, or ``epochs`` passes) unless the caller gives steps (the FT baseline matches the data owners').
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
+from ..models import unwrap
 from ..settings import setting
 from ..tasks.tokenize import Example
 from .tuning import load_trainable_state, trainable_state
@@ -25,6 +27,9 @@ from .tuning import load_trainable_state, trainable_state
 
 @dataclass
 class TrainConfig:
+    steps: int = setting(10, "optimizer steps (a data owner: per round); 0: epochs decide", ge=0)
+    epochs: float = setting(0.0, "> 0: passes over the training data (a data owner: its own, per round) instead of "
+                            "steps", ge=0)
     batch_size: int = setting(4, "training sequences per micro-batch", ge=1)
     grad_accum: int = setting(1, "micro-batches per optimizer step", ge=1)
     max_length: int = setting(512, "tokens per training sequence (a corpus block, or prompt + answer)", ge=2)
@@ -32,6 +37,11 @@ class TrainConfig:
                                   "cosine decay after", ge=0, lt=1)
     weight_decay: float = setting(0.0, "AdamW weight decay", ge=0)
     grad_clip: float = setting(1.0, "gradient norm clip; 0: off", ge=0)
+
+    def check(self) -> None:
+        if self.steps == 0 and self.epochs == 0:
+            raise ValueError("steps = 0 and epochs = 0 leave no training budget: set steps (optimizer steps) or "
+                             "epochs (passes over the data)")
 
 
 @dataclass
@@ -62,16 +72,19 @@ def batches(examples: list[Example], batch_size: int, pad_id: int, rng: random.R
         yield ids, labels, mask
 
 
-def total_steps(num_examples: int, cfg: TrainConfig, steps: int, epochs: float) -> int:
-    """Optimizer steps of a run: ``steps`` when given (> 0), else ``epochs`` passes over the examples."""
-    if steps > 0:
+def total_steps(num_examples: int, cfg: TrainConfig, steps: int | None = None) -> int:
+    """Optimizer steps of a run: ``steps`` when given, else the config's budget (``epochs`` passes over the
+    examples when > 0, else ``steps``)."""
+    if steps is not None:
         return steps
-    return max(1, math.ceil(epochs * math.ceil(num_examples / (cfg.batch_size * cfg.grad_accum))))
+    if cfg.epochs > 0:
+        return max(1, math.ceil(cfg.epochs * math.ceil(num_examples / (cfg.batch_size * cfg.grad_accum))))
+    return cfg.steps
 
 
-def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps: int = 0, epochs: float = 1.0,
-          seed: int = 0, eval_every: int = 0, validate: Callable[[torch.nn.Module], float] | None = None,
-          desc: str = "train", progress: bool = True, proximal_mu: float = 0.0) -> TrainResult:
+def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps: int | None = None, seed: int = 0,
+          eval_every: int = 0, validate: Callable[[torch.nn.Module], float] | None = None, desc: str = "train",
+          progress: bool = True, proximal_mu: float = 0.0) -> TrainResult:
     """Train ``model``'s trainable parameters in place; leaves the best-validated weights loaded.
 
     ``proximal_mu`` > 0 adds FedProx's (mu / 2) * ||w - w_start||^2 over the trainable parameters to the loss."""
@@ -80,13 +93,13 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps:
     torch.manual_seed(seed)
     rng = random.Random(seed)
     device = next(model.parameters()).device
-    config = (model.get_base_model() if hasattr(model, "get_base_model") else model).config
+    config = unwrap(model).config
     pad_id = config.pad_token_id if config.pad_token_id is not None else 0  # fills masked positions only
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # trainable tensors stay fp32 even when the frozen rest is bf16
         p.data = p.data.float()
     anchor = [p.detach().clone() for p in params] if proximal_mu else []
-    total = total_steps(len(examples), cfg, steps, epochs)
+    total = total_steps(len(examples), cfg, steps)
     from transformers import get_cosine_schedule_with_warmup
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)

@@ -1,9 +1,9 @@
 """What a data owner may train: the adapter blocks, fully, with LoRA, or only their biases (BitFit).
 
 The adapter state that leaves a client is exactly the trainable tensors, in float32, named as in the *full* model
-(block indices translated through the emulator manifest), so the model owner can plug them in by name. Each tuning
-mode is registered in :data:`MODES` with what it makes trainable, which tensor names it returns, and how the model
-owner folds them into the full model's weights (``fedot.plugin``).
+(block indices translated through the emulator manifest), so the model owner can plug them in by name. Each
+tuning mode is registered in :data:`TUNING_MODES` with what it makes trainable, which tensor names it returns, and
+how the model owner folds them into the full model's weights (``fedot.plugin``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import ClassVar
 import torch
 
 from ..architectures import Architecture, architecture
-from ..settings import setting
+from ..models import unwrap
+from ..registry import Registry
+from ..settings import Choice, registry_group, selector, setting
 
 _PEFT_PREFIX = "base_model.model."
 
@@ -23,10 +25,10 @@ class TuningError(ValueError):
     pass
 
 
-class Mode:
+class TuningMode:
     """A tuning mode: which adapter parameters train and how their update merges into the full model."""
 
-    name: ClassVar[str]
+    empty_hint: ClassVar[str] = ""
 
     def prepare(self, model, arch: Architecture, blocks: set[int], cfg: TuningConfig):
         selected = 0
@@ -35,11 +37,9 @@ class Mode:
                 p.requires_grad_(True)
                 selected += 1
         if selected == 0:
-            raise TuningError(f"no trainable parameters for tuning {self.name!r} in blocks {sorted(blocks)} of this "
+            raise TuningError(f"no trainable parameters for tuning {cfg.mode!r} in blocks {sorted(blocks)} of this "
                               f"{arch.family} model" + self.empty_hint)
         return model
-
-    empty_hint: ClassVar[str] = ""
 
     def trains(self, name: str) -> bool:
         return True
@@ -58,31 +58,45 @@ class Mode:
             out[name] = value.float()
         return out
 
-    def describe(self, cfg: TuningConfig) -> dict:
-        return {"mode": self.name}
+    def metadata(self, cfg: TuningConfig) -> dict:
+        return {"mode": cfg.mode}
 
 
-class Full(Mode):
-    name = "full"
+TUNING_MODES: Registry[TuningMode] = Registry("tuning mode")
+TUNING_MODES.register("full", TuningMode(), help="every parameter of the adapter blocks")
 
 
-class BitFit(Mode):
-    name = "bitfit"
-    empty_hint = "; this family has no bias terms, so BitFit cannot apply: use tuning 'full' or 'lora'"
+@dataclass
+class LoraSettings:
+    rank: int = setting(4, "LoRA rank (the paper's 4)", ge=1)
+    alpha: float = setting(0.0, "LoRA alpha; 0: 2 x rank", ge=0)
+    dropout: float = setting(0.0, "LoRA dropout", ge=0, lt=1)
+    targets: str = setting("", "comma-separated LoRA target modules; empty: the model family's default")
 
-    def trains(self, name: str) -> bool:
-        return name.endswith(".bias")
+    @property
+    def target_list(self) -> list[str] | None:
+        return [t.strip() for t in self.targets.split(",") if t.strip()] or None
+
+    def modules(self, arch: Architecture) -> list[str]:
+        return list(self.target_list or arch.lora_targets)
+
+    @property
+    def alpha_value(self) -> float:
+        return float(self.alpha or 2 * self.rank)
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha_value / self.rank
 
 
-class LoRA(Mode):
-    name = "lora"
-
+class LoRA(TuningMode):
     def prepare(self, model, arch: Architecture, blocks: set[int], cfg: TuningConfig):
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.alpha, lora_dropout=cfg.lora_dropout,
-                          target_modules=cfg.targets(arch), layers_to_transform=sorted(blocks),
-                          layers_pattern=arch.blocks_pattern, fan_in_fan_out=arch.fan_in_fan_out, bias="none")
+        o = cfg.options["lora"]
+        lora = LoraConfig(r=o.rank, lora_alpha=o.alpha_value, lora_dropout=o.dropout, target_modules=o.modules(arch),
+                          layers_to_transform=sorted(blocks), layers_pattern=arch.blocks_pattern,
+                          fan_in_fan_out=arch.fan_in_fan_out, bias="none")
         return get_peft_model(model, lora)
 
     def update_names(self, arch: Architecture, adapter_params: list[str], meta: dict) -> set[str]:
@@ -92,11 +106,12 @@ class LoRA(Mode):
         return {f"{m}.lora_{ab}.weight" for m in modules for ab in "AB"}
 
     def merge(self, base, update, meta, arch):
-        """W + scaling * B @ A (transposed for GPT-2's Conv1D)."""
+        """W + scaling * B @ A (transposed for GPT-2's Conv1D), computed in float32 on the weight's device."""
         scaling, out = float(meta["lora_scaling"]), {}
         for name in sorted(n for n in update if n.endswith(".lora_A.weight")):
             module = name[: -len(".lora_A.weight")]
-            a, b, w = update[name].float(), update[f"{module}.lora_B.weight"].float(), base[f"{module}.weight"].float()
+            w = base[f"{module}.weight"].float()
+            a, b = (update[f"{module}.lora_{x}.weight"].to(w.device, torch.float32) for x in "AB")
             delta = (b @ a) * scaling
             if arch.fan_in_fan_out:
                 delta = delta.T
@@ -105,47 +120,41 @@ class LoRA(Mode):
             out[f"{module}.weight"] = w + delta
         return out
 
-    def describe(self, cfg: TuningConfig) -> dict:
-        return {"mode": self.name, "lora_rank": cfg.lora_rank, "lora_alpha": cfg.alpha, "lora_scaling": cfg.scaling,
-                "lora_targets": cfg.target_list}
+    def metadata(self, cfg: TuningConfig) -> dict:
+        o = cfg.options["lora"]
+        return {"mode": cfg.mode, "lora_rank": o.rank, "lora_alpha": o.alpha_value, "lora_scaling": o.scaling,
+                "lora_targets": o.target_list}
 
 
-MODES: dict[str, Mode] = {m.name: m for m in (Full(), LoRA(), BitFit())}
+TUNING_MODES.register("lora", LoRA(), help="peft LoRA on the adapter blocks", settings=LoraSettings)
 
 
-def mode(name: str) -> Mode:
-    if name not in MODES:
-        raise TuningError(f"adapter metadata has unknown tuning mode {name!r}; expected one of {', '.join(MODES)}")
-    return MODES[name]
+class BitFit(TuningMode):
+    empty_hint = "; this family has no bias terms, so BitFit cannot apply: use tuning 'full' or 'lora'"
+
+    def trains(self, name: str) -> bool:
+        return name.endswith(".bias")
+
+
+TUNING_MODES.register("bitfit", BitFit(), help="only the adapter blocks' biases (BitFit)")
+
+
+def mode(name: str) -> TuningMode:
+    """The tuning mode an adapter file's metadata names."""
+    try:
+        return TUNING_MODES[name]
+    except ValueError as e:
+        raise TuningError(f"adapter metadata: {e}") from None
 
 
 @dataclass
-class TuningConfig:
-    mode: str = setting("full", "what a data owner trains in the adapter blocks: every parameter (full), peft LoRA "
-                        "(lora) or the biases (bitfit)", choices=tuple(MODES), key="tuning")
-    lora_rank: int = setting(4, "LoRA rank (the paper's 4)", ge=1)
-    lora_alpha: float = setting(0.0, "LoRA alpha; 0: 2 x rank", ge=0)
-    lora_dropout: float = setting(0.0, "LoRA dropout", ge=0, lt=1)
-    lora_targets: str = setting("", "comma-separated LoRA target modules; empty: the model family's default")
+class TuningConfig(Choice):
+    mode: str = selector(TUNING_MODES, "full", "what a data owner trains in the adapter blocks", key="tuning")
+    options: dict = registry_group(TUNING_MODES.settings_groups, prefix="")
 
-    @property
-    def target_list(self) -> list[str] | None:
-        return [t.strip() for t in self.lora_targets.split(",") if t.strip()] or None
-
-    def targets(self, arch: Architecture) -> list[str]:
-        return list(self.target_list or arch.lora_targets)
-
-    @property
-    def alpha(self) -> float:
-        return float(self.lora_alpha or 2 * self.lora_rank)
-
-    @property
-    def scaling(self) -> float:
-        return self.alpha / self.lora_rank
-
-    def describe(self) -> dict:
+    def metadata(self) -> dict:
         """What plug-in needs to know about the returned tensors (stored in adapter file metadata)."""
-        return MODES[self.mode].describe(self)
+        return TUNING_MODES[self.mode].metadata(self)
 
 
 def canonical(name: str) -> str:
@@ -159,12 +168,11 @@ def prepare(model: torch.nn.Module, adapter_blocks: list[int], cfg: TuningConfig
     """Freeze everything but the adapter blocks (indices in *this* model's numbering), as the mode says."""
     for p in model.parameters():
         p.requires_grad_(False)
-    return MODES[cfg.mode].prepare(model, architecture(model.config), set(adapter_blocks), cfg)
+    return TUNING_MODES[cfg.mode].prepare(model, architecture(model.config), set(adapter_blocks), cfg)
 
 
 def _arch(model) -> Architecture:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return architecture(base.config)
+    return architecture(unwrap(model).config)
 
 
 def trainable_state(model: torch.nn.Module, to_original: dict[int, int] | None = None) -> dict[str, torch.Tensor]:
@@ -196,3 +204,11 @@ def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor],
                 raise TuningError(f"{name}: adapter tensor has shape {tuple(incoming[name].shape)}, "
                                   f"model expects {tuple(p.shape)}")
             p.copy_(incoming[name].to(p.dtype))
+
+
+def load_tunable(path, cfg: TuningConfig, dtype=torch.float32, device="cpu", expected_id: str | None = None):
+    """The data owner's model: the emulator artifact at ``path`` with only its adapter trainable, and the manifest."""
+    from ..emulator import adapter_local, load_emulator
+
+    model, manifest = load_emulator(path, dtype, device, expected_id=expected_id)
+    return prepare(model, adapter_local(manifest), cfg), manifest

@@ -34,14 +34,11 @@ class DataOwnerConfig:
     task: str = setting("pydocs", "the task: its train split is the data owners' data, its test split scores the "
                         "five numbers", choices=task_names)
     seed: int = setting(0, "seed of everything random: partitioning, client sampling, local batches", ge=0)
-    local_steps: int = setting(10, "optimizer steps each data owner takes per round", ge=1)
-    local_epochs: float = setting(0.0, "> 0: passes over each data owner's data per round, instead of local-steps",
-                                  ge=0)
     verbose: bool = setting(False, "progress bars of every training step and scored window, in the data owners' "
                             "and the owner's logs (`fedot sim --verbose`)")
     data_dir: str = setting("", "offline data in FEDOT_DATA_DIR's layout for a simulation (`fedot sim` fills it in); "
                             "a SuperNode's node-config data-dir wins; empty: FEDOT_DATA_DIR, else the hub")
-    faults: FaultConfig = group(FaultConfig)
+    faults: FaultConfig = group(FaultConfig, prefix="fault")
     partition: PartitionConfig = group(PartitionConfig)
     tuning: TuningConfig = group(TuningConfig)
     train: TrainConfig = group(TrainConfig)
@@ -57,7 +54,7 @@ class WorkerCache:
 
     def emulator(self, path: str, artifact_id: str, tuning: TuningConfig, device: str):
         """The emulator prepared for tuning, loaded (and verified file by file) once per artifact and tuning."""
-        key = (artifact_id, json.dumps(tuning.describe(), sort_keys=True))
+        key = (artifact_id, json.dumps(tuning.metadata(), sort_keys=True))
         if key not in self.emulators:
             model, manifest = load_emulator(path, default_dtype(device), device, expected_id=artifact_id)
             self.emulators[key] = (prepare(model, adapter_local(manifest), tuning), manifest, load_tokenizer(path))
@@ -69,7 +66,7 @@ class WorkerCache:
 
     def examples_of(self, cfg: DataOwnerConfig, tokenizer, num_partitions: int, partition_id: int, data_dir):
         """This data owner's training examples (its partition of the task's train split)."""
-        split = (str(resolve_data_dir(data_dir)), cfg.task, cfg.partition.scheme, cfg.partition.dirichlet_alpha,
+        split = (str(resolve_data_dir(data_dir)), cfg.task, cfg.partition.scheme, cfg.partition.alpha,
                  num_partitions, cfg.seed)
         if split not in self.partitions:  # all partitions at once: a worker serves many data owners
             self.partitions[split] = partition_indices(cfg.task, cfg.partition, num_partitions, cfg.seed,
@@ -95,8 +92,7 @@ def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global
     model, manifest, tokenizer = cache.emulator(emulator_path, artifact_id, cfg.tuning, device)
     load_trainable_state(model, global_state, to_local=to_local(manifest))
     examples = cache.examples_of(cfg, tokenizer, num_partitions, partition_id, data_dir)
-    record = train(model, examples, cfg.train, lr=lr, steps=0 if cfg.local_epochs else cfg.local_steps,
-                   epochs=cfg.local_epochs, seed=round_seed(cfg.seed, server_round, partition_id),
+    record = train(model, examples, cfg.train, lr=lr, seed=round_seed(cfg.seed, server_round, partition_id),
                    desc=f"client {partition_id}", progress=cfg.verbose, proximal_mu=proximal_mu)
     losses = [h["loss"] for h in record.history if "loss" in h]
     metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),

@@ -18,16 +18,18 @@ from pathlib import Path
 from typing import ClassVar
 
 from ..emulator.artifact import ArtifactError
-from ..settings import SettingError, setting
+from ..registry import Registry
+from ..settings import SettingError, selector, setting
 from . import message, url
 from .store import NodeStore, node_cache_root
 
+DELIVERY: Registry = Registry("delivery mode")
 
-class Mode(ABC):
+
+class DeliveryMode(ABC):
     """A delivery mode: owner side (``train_config``, ``deliver``) and node side (``locate``)."""
 
     name: ClassVar[str]
-    help: ClassVar[str]
 
     def check(self, cfg: DeliveryConfig) -> None:
         """Settings that cannot work with this mode, before anything starts."""
@@ -47,8 +49,8 @@ class Mode(ABC):
         """The verified artifact's directory at this node; raises :class:`ArtifactError` with the reason."""
 
 
-class MessageMode(Mode):
-    name, help = "message", "inside Flower Messages, chunked, once per node, into its cache-dir"
+class MessageMode(DeliveryMode):
+    name = "message"
 
     def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report, drop=()) -> dict:
         return message.send(grid, nodes, artifact_dir, manifest, int(cfg.chunk_mb * 2**20), timeout, report, drop)
@@ -62,8 +64,8 @@ class MessageMode(Mode):
         return path
 
 
-class UrlMode(Mode):
-    name, help = "url", "downloaded by each node from emulator-url (http(s):// or file://), resumable"
+class UrlMode(DeliveryMode):
+    name = "url"
 
     def check(self, cfg) -> None:
         if not cfg.url:
@@ -88,8 +90,8 @@ class UrlMode(Mode):
         return url.fetch(str(config["emulator-url"]), str(config["emulator-id"]), store, progress=progress)
 
 
-class PathMode(Mode):
-    name, help = "path", "a path on the owner's disk: one-machine simulations only"
+class PathMode(DeliveryMode):
+    name = "path"
 
     def train_config(self, cfg, artifact_dir, manifest) -> dict:
         return {"emulator-path": str(artifact_dir)}
@@ -97,34 +99,24 @@ class PathMode(Mode):
     def locate(self, config, store, progress) -> Path:
         return Path(str(config["emulator-path"]))
 
-
-DELIVERY: dict[str, Mode] = {m.name: m for m in (MessageMode(), UrlMode(), PathMode())}
+DELIVERY.register("message", MessageMode(), help="inside Flower Messages, chunked, once per node, into its cache-dir")
+DELIVERY.register("url", UrlMode(), help="downloaded by each node from emulator-url (http(s):// or file://), resumable")
+DELIVERY.register("path", PathMode(), help="a path on the owner's disk: one-machine simulations only")
 
 
 @dataclass
 class DeliveryConfig:
-    mode: str = setting("message", "how the emulator reaches the data owners: "
-                        + "; ".join(f"{m.name}: {m.help}" for m in DELIVERY.values()),
-                        choices=tuple(DELIVERY), key="emulator-delivery")
+    mode: str = selector(DELIVERY, "message", "how the emulator reaches the data owners", key="emulator-delivery")
     chunk_mb: float = setting(32.0, "message delivery: MiB of the artifact per Message (the SuperLink holds at most "
-                              "one per node at a time)", gt=0, le=1024, key="emulator-chunk-mb")
+                              "one per node at a time)", gt=0, le=1024)
     url: str = setting("", "url delivery: http(s):// or file:// URL of the directory the owner published the "
-                       "artifact in", key="emulator-url")
-    allow_lossless: bool = setting(False, "ship an emulator that keeps every middle block exactly (the full model): "
-                                   "only for ceiling experiments", key="allow-lossless-emulator")
+                       "artifact in")
 
     def check(self) -> None:
         DELIVERY[self.mode].check(self)
 
-    def refuse_lossless(self, lossless: bool) -> None:
-        if lossless and not self.allow_lossless:
-            raise SettingError("this emulator keeps every middle block exactly, so shipping it ships the full model "
-                               "to every data owner; set emulator-blocks below the number of middle blocks (or "
-                               "choose a compressing emulator-method), or allow-lossless-emulator = true for a "
-                               "deliberate ceiling experiment")
-
     @property
-    def chosen(self) -> Mode:
+    def chosen(self) -> DeliveryMode:
         return DELIVERY[self.mode]
 
 

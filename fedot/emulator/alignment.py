@@ -23,14 +23,15 @@ adapter, embeddings and head stay what they were, so the changed middle blocks a
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from ..corpora import OwnerText, parse_mixture, text_corpora
-from ..settings import setting
+from ..registry import Registry
+from ..settings import selector, setting
 from .middle import middle_indices, middle_parameters, normalised_mse
 
 
@@ -38,7 +39,6 @@ class Alignment:
     """No alignment: the emulator is the one built before round 1 for the whole run (offsite-tuning)."""
 
     name: ClassVar[str] = "none"
-    help: ClassVar[str] = "the emulator built before round 1 is kept for the whole run (offsite-tuning)"
     enabled: ClassVar[bool] = False
 
     def __init__(self, cfg: AlignmentConfig, tokenizer=None, data_dir=None):
@@ -49,9 +49,7 @@ class Alignment:
 
 
 class FedBiOT(Alignment):
-    name, help, enabled = "fedbiot", ("after each aggregation the owner distils the emulator's middle toward the full "
-                                      "model with the aggregated adapter in both (FedBiOT), and sends the changed "
-                                      "blocks"), True
+    name, enabled = "fedbiot", True
 
     def __init__(self, cfg: AlignmentConfig, tokenizer=None, data_dir=None):
         super().__init__(cfg)
@@ -119,27 +117,28 @@ class FedBiOT(Alignment):
                 "tensors": {n: p.detach() for n, p in params.items()}}
 
 
-ALIGNMENTS: dict[str, type[Alignment]] = {a.name: a for a in (Alignment, FedBiOT)}
+ALIGNMENTS: Registry[type[Alignment]] = Registry("emulator alignment")
+ALIGNMENTS.register("none", Alignment, help="the emulator built before round 1 is kept for the whole run "
+                    "(offsite-tuning)")
+ALIGNMENTS.register("fedbiot", FedBiOT, help="after each aggregation the owner distils the emulator's middle toward "
+                    "the full model with the aggregated adapter in both (FedBiOT), and sends the changed blocks")
 
 
 @dataclass
 class AlignmentConfig:
-    method: str = setting("none", "per-round emulator alignment: " + "; ".join(
-        f"{a.name}: {a.help}" for a in ALIGNMENTS.values()), choices=tuple(ALIGNMENTS), key="emulator-alignment")
-    steps: int = setting(10, "alignment: the owner's optimizer steps after each aggregation", ge=1,
-                         key="emulator-alignment-steps")
+    method: str = selector(ALIGNMENTS, "none", "per-round emulator alignment", key="emulator-alignment")
+    steps: int = setting(10, "alignment: the owner's optimizer steps after each aggregation", ge=1)
     lr: float = setting(1e-4, "alignment: learning rate of the emulator's middle blocks (AdamW, fresh each round)",
-                        gt=0, key="emulator-alignment-lr")
+                        gt=0)
     corpus: str = setting("wikitext2", "alignment: the owner's public text, a corpus (" + ", ".join(text_corpora())
                           + ") or a weighted mixture (train split: steps, validation split: the distance recorded); "
-                          "never the evaluated task's test split", key="emulator-alignment-corpus")
+                          "never the evaluated task's test split")
     kl_weight: float = setting(1.0, "alignment: weight of the KL of the next-token distributions beside the "
-                               "normalised hidden-state MSE (FedBiOT's kd_loss_weight)", ge=0,
-                               key="emulator-alignment-kl-weight")
-    batch_size: int = setting(4, "alignment: sequences per step", ge=1, key="emulator-alignment-batch-size")
-    max_length: int = setting(128, "alignment: tokens per sequence", ge=2, key="emulator-alignment-max-length")
+                               "normalised hidden-state MSE (FedBiOT's kd_loss_weight)", ge=0)
+    batch_size: int = setting(4, "alignment: sequences per step", ge=1)
+    max_length: int = setting(128, "alignment: tokens per sequence", ge=2)
     held_out_batches: int = setting(2, "alignment: validation batches the distance before and after is measured on",
-                                    ge=1, key="emulator-alignment-held-out-batches")
+                                    ge=1)
 
     def check(self) -> None:
         parse_mixture(self.corpus, text_corpora(), "emulator-alignment-corpus")
@@ -151,5 +150,3 @@ class AlignmentConfig:
     def build(self, tokenizer=None, data_dir=None) -> Alignment:
         return ALIGNMENTS[self.method](self, tokenizer, data_dir)
 
-    def describe(self) -> dict:
-        return asdict(self)

@@ -130,7 +130,7 @@ def lossless(manifest: dict) -> bool:
     return bool(manifest.get("lossless"))
 
 
-def describe(manifest: dict) -> str:
+def split_label(manifest: dict) -> str:
     """One line naming the blocks of each role, for results tables."""
     text = f"{manifest['method']}: adapter {manifest['adapter_blocks']}, emulator {manifest['emulator_blocks']}"
     if manifest.get("harmonized_blocks"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..architectures import architecture
+from ..models import unwrap
 from .artifact import to_local
 
 
@@ -24,15 +25,10 @@ def middle_indices(manifest: dict) -> tuple[int, int]:
     return bottom + len(manifest["emulator_blocks"]), n - top
 
 
-def unwrapped(model):
-    """A model without peft's wrapper (peft injects LoRA into the base model's modules in place)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
 def middle_parameters(model, manifest: dict) -> dict[str, torch.Tensor]:
     """The emulator's middle-block parameters by name (what distillation and alignment train); a peft-wrapped model's
     by its base model's names, which are the artifact's tensor names."""
-    base = unwrapped(model)
+    base = unwrap(model)
     arch, middle = architecture(base.config), {to_local(manifest)[i] for i in manifest["emulator_blocks"]}
     return {n: p for n, p in base.named_parameters() if arch.block_index(n) in middle}
 

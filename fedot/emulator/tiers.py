@@ -15,18 +15,35 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 
-from ..settings import setting
+from ..registry import Registry
+from ..settings import selector, setting
+
+# what a node that names nothing gets: the deepest tier (a deployment's default), or, for simulations (whose nodes
+# have no node config of their own), tiers by partition id in equal contiguous shares
+TIER_POLICIES: Registry = Registry("tier policy")
+
+
+@TIER_POLICIES.register("deepest", help="the deepest tier")
+def _deepest(node_config: dict, tiers: int) -> tuple[int, str]:
+    return tiers - 1, "no tier or memory-gb in its node config: the deepest tier"
+
+
+@TIER_POLICIES.register("by-partition", help="tiers by partition id in equal shares (simulations)")
+def _by_partition(node_config: dict, tiers: int) -> tuple[int, str]:
+    pid, n = int(node_config.get("partition-id", 0)), max(int(node_config.get("num-partitions", 1)), 1)
+    return min(pid * tiers // n, tiers - 1), f"partition {pid} of {n}: an equal share of the partitions per tier"
 
 
 @dataclass
 class TierConfig:
     tiers: str = setting("", "emulator tiers: middle blocks each tier keeps, comma-separated (e.g. '6,12,18'); a data "
                          "owner trains on the tier its node config names (tier = index, or memory-gb: the deepest "
-                         "tier that fits); empty: one emulator (emulator-blocks) for every data owner",
-                         key="emulator-tiers")
-    unnamed: str = setting("deepest", "emulator tiers: what a node whose node config names no tier or memory-gb gets",
-                           choices=lambda: tuple(UNNAMED), key="emulator-tier-unnamed")
+                         "tier that fits); empty: one emulator (emulator-blocks) for every data owner")
+    tier_unnamed: str = selector(TIER_POLICIES, "deepest", "emulator tiers: what a node whose node config names no "
+                                 "tier or memory-gb gets")
 
     @property
     def levels(self) -> list[int]:
@@ -45,6 +62,55 @@ class TierConfig:
                              f"'6,12,18'; got {self.tiers!r}")
 
 
+@dataclass
+class Tier:
+    """One emulator the owner ships (the only one without ``emulator-tiers``)."""
+
+    spec: object
+    path: Path
+    manifest: dict
+
+    @property
+    def blocks(self) -> int:
+        return len(self.manifest["emulator_blocks"])
+
+    @cached_property
+    def bytes(self) -> int:
+        from ..sizes import artifact_sizes
+
+        return artifact_sizes(self.path)["artifact_file_bytes"]
+
+
+def build_tiers(spec, levels: list[int], refuse_lossless) -> list[Tier]:
+    """Every tier's emulator, built (or reused by content key) after every tier's split and privacy were checked;
+    ``refuse_lossless(lossless)`` raises for an emulator that would be the full model."""
+    from ..architectures import num_blocks
+    from ..models import load_config
+
+    specs = tier_specs(spec, levels)
+    config = load_config(spec.preflight())
+    for s in specs:
+        s.split(num_blocks(config))
+        refuse_lossless(s.lossless(config))
+    tiers = [Tier(s, *s.build()) for s in specs]
+    if len({tuple(t.manifest["adapter_blocks"]) for t in tiers}) > 1:
+        raise ValueError("emulator tiers must share their adapter blocks (one adapter is aggregated); use a "
+                         "sandwich method, whose adapter is the bottom and top blocks at every size")
+    return tiers
+
+
+def tier_plans(tiers: list[Tier], tuning, train, device: str) -> list[int]:
+    """Each tier's planned peak memory for a data owner on ``device`` (bytes), from the config alone."""
+    from ..architectures import num_blocks
+    from ..memory import client_plan
+    from ..models import load_config
+
+    config = load_config(tiers[0].spec.preflight())
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    return [client_plan(config, t.spec.split(num_blocks(config))[0], tuning, train.batch_size, train.max_length,
+                        kind).total for t in tiers]
+
+
 def tier_specs(spec, levels: list[int]) -> list:
     """The emulator spec of each tier: the run's spec with its kept middle blocks (one spec when no tiers)."""
     if not levels:
@@ -57,18 +123,6 @@ def tier_specs(spec, levels: list[int]) -> list:
     return out
 
 
-def _deepest(node_config: dict, tiers: int) -> tuple[int, str]:
-    return tiers - 1, "no tier or memory-gb in its node config: the deepest tier"
-
-
-def _by_partition(node_config: dict, tiers: int) -> tuple[int, str]:
-    pid, n = int(node_config.get("partition-id", 0)), max(int(node_config.get("num-partitions", 1)), 1)
-    return min(pid * tiers // n, tiers - 1), f"partition {pid} of {n}: an equal share of the partitions per tier"
-
-
-# what a node that names nothing gets: the deepest tier (a deployment's default), or, for simulations (whose nodes
-# have no node config of their own), tiers by partition id in equal contiguous shares
-UNNAMED = {"deepest": _deepest, "by-partition": _by_partition}
 
 
 def choose_tier(node_config: dict, plan_bytes: list[int], unnamed: str = "deepest") -> tuple[int, str]:
@@ -86,4 +140,4 @@ def choose_tier(node_config: dict, plan_bytes: list[int], unnamed: str = "deepes
             raise ValueError(f"node config memory-gb = {node_config['memory-gb']} holds no tier (the smallest needs "
                              f"{min(plan_bytes) / 2**30:.1f} GiB)")
         return fitting[-1], f"memory-gb {float(node_config['memory-gb']):g}"
-    return UNNAMED[unnamed](node_config, len(plan_bytes))
+    return TIER_POLICIES[unnamed](node_config, len(plan_bytes))

@@ -1,14 +1,16 @@
 """Score a model on a task exactly as lm-eval 0.4 defines the metric, and add the 95% interval of accuracies.
 
 Corpora are scored by perplexity (``perplexity``, batched, equal to lm-eval's ``loglikelihood_rolling``), multiple
-choice by lm-eval itself (``choice``). Each task kind names its scorer in :data:`SCORERS`.
+choice by lm-eval itself (``choice``). Each task kind has its scorer registered in :data:`SCORERS`.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..tasks import ChoiceTask, CorpusTask, get_task
+from ..models import unwrap
+from ..registry import Registry
+from ..tasks import get_task
 from .choice import lm_eval_choice
 from .perplexity import perplexity
 
@@ -31,18 +33,20 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+SCORERS: Registry = Registry("task kind")
+
+
+@SCORERS.register("perplexity", help="word and byte perplexity, bits per byte (lm-eval's wikitext)")
 def _corpus(model, tokenizer, task, docs, progress):
     return perplexity(model, tokenizer, docs, task.score_text, context_length(model, tokenizer), progress)
 
 
+@SCORERS.register("multiple_choice", help="accuracy and length-normalised accuracy, scored by lm-eval")
 def _choice(model, tokenizer, task, docs, progress):
     metrics = lm_eval_choice(model, tokenizer, task, docs, context_length(model, tokenizer))
     for m in task.metrics:
         metrics[f"{m}_ci95"] = list(wilson_interval(metrics[m], len(docs)))
     return metrics
-
-
-SCORERS = {CorpusTask: _corpus, ChoiceTask: _choice}
 
 
 def docs_of(task_name: str, split: str = "test", limit: int | None = None, root=None) -> list[dict]:
@@ -54,9 +58,8 @@ def evaluate(model, tokenizer, task_name: str, split: str = "test", limit: int |
              progress: bool = False) -> dict:
     """All metrics of a task plus ``primary`` (the number the five-metric table reports) and ``examples``."""
     task = get_task(task_name)
-    if hasattr(model, "get_base_model"):  # peft injects LoRA into the base model's modules in place
-        model = model.get_base_model()
+    model = unwrap(model)  # peft injects LoRA into the base model's modules in place
     model.eval()
     docs = docs_of(task_name, split, limit, root)
-    metrics = SCORERS[type(task)](model, tokenizer, task, docs, progress)
+    metrics = SCORERS[task.kind](model, tokenizer, task, docs, progress)
     return {**metrics, "primary": metrics[task.primary], "examples": len(docs)}

@@ -1,13 +1,13 @@
 """Checkpoints of a federated run: after every round, everything needed to continue it, written atomically.
 
-A checkpoint is the global adapter (``checkpoint/adapter-r<round>.safetensors``, with the server optimiser's moments
-when the rule has them: FedAdam's m_t and v_t) and ``checkpoint/state.json`` (the round, the nodes that already hold
-the emulator, the learning-rate schedule position, the Python RNG state Flower samples clients with, the DP
-accountant's compositions, the adapter file's sha256; with emulator alignment, the run dir's emulator version the
-next round ships). The adapter file is written first under a new name, then
-state.json is replaced atomically, then the previous adapter file is removed: a ``kill -9`` at any instant leaves
-one complete checkpoint, and a resumed run loses at most the round in progress. ``rounds.jsonl`` rows after the
-checkpointed round are dropped on resume.
+A checkpoint is the global adapter (``checkpoint/adapter-r<round>.safetensors``, with the strategy's tensors when it
+has them: FedAdam's m_t and v_t) and ``checkpoint/state.json`` (the round, the strategy's own state as its
+``state()`` gives it: the nodes that already hold the emulator, the DP accountant's compositions; the learning-rate
+schedule position, the Python RNG state Flower samples clients with, the adapter file's sha256; with emulator
+alignment, the run dir's emulator version the next round ships). The adapter file is written first under a new name,
+then state.json is replaced atomically, then the previous adapter file is removed: a ``kill -9`` at any instant
+leaves one complete checkpoint, and a resumed run loses at most the round in progress. ``rounds.jsonl`` rows after
+the checkpointed round are dropped on resume.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import torch
 from ..files import atomic_path, write_json
 
 DIR = "checkpoint"
-OPTIMISER = ("m_t", "v_t")  # Flower's FedOpt state, saved as "<name>.<tensor>"
 
 
 class CheckpointError(RuntimeError):
@@ -35,11 +34,9 @@ class CheckpointError(RuntimeError):
 class Checkpoint:
     round: int
     adapter: dict[str, torch.Tensor]
-    seen: list[int]
+    strategy: dict  # what the strategy's ``state()`` gave (``load_state`` takes it back), tensors included
     lr: float
-    optimiser: dict[str, dict[str, np.ndarray]]
     rng_state: tuple
-    privacy: dict | None = None  # the DP accountant's compositions and the (adaptive) clipping norm
     emulator: dict | None = None  # with emulator alignment: {"dir", "id"} of the current re-aligned emulator
 
 
@@ -47,24 +44,24 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save(out: Path, server_round: int, adapter: dict[str, torch.Tensor], strategy,
+def save(out: Path, server_round: int, adapter: dict[str, torch.Tensor], strategy: dict, lr: float,
          emulator: dict | None = None) -> Path:
+    """``strategy``: the strategy's ``state()``; its ``tensors`` (name -> {key: array}) go into the adapter file."""
     from safetensors.torch import save_file
 
     folder = Path(out) / DIR
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"adapter.{k}": v.detach().contiguous().cpu() for k, v in adapter.items()}
-    for name in OPTIMISER:
-        for k, v in (getattr(strategy.flower_rule, name, None) or {}).items():
-            tensors[f"{name}.{k}"] = torch.from_numpy(np.ascontiguousarray(v))
+    for name, arrays in strategy.get("tensors", {}).items():
+        tensors.update({f"{name}.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
     weights = folder / f"adapter-r{server_round}.safetensors"
     with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp))
     version, state, rest = random.getstate()
     write_json(folder / "state.json", {
-        "round": server_round, "weights": weights.name, "sha256": _sha256(weights), "seen": sorted(strategy.seen),
-        "lr": strategy.lr_for_round(server_round), "rng_state": [version, list(state), rest],
-        "privacy": strategy.privacy.state() if strategy.privacy else None, "emulator": emulator})
+        "round": server_round, "weights": weights.name, "sha256": _sha256(weights), "lr": lr,
+        "rng_state": [version, list(state), rest], "emulator": emulator,
+        **{k: v for k, v in strategy.items() if k != "tensors"}, "tensors": sorted(strategy.get("tensors", {}))})
     for old in folder.glob("adapter-r*.safetensors"):
         if old != weights:
             old.unlink(missing_ok=True)
@@ -85,19 +82,15 @@ def load(out: Path) -> Checkpoint | None:
                               "cannot be resumed from it (start it again with --overwrite)")
     tensors = load_file(str(weights))
     adapter = {k.removeprefix("adapter."): v for k, v in tensors.items() if k.startswith("adapter.")}
-    optimiser = {name: {k.removeprefix(f"{name}."): v.numpy() for k, v in tensors.items() if k.startswith(f"{name}.")}
-                 for name in OPTIMISER}
+    names = state.get("tensors", ("m_t", "v_t"))  # checkpoints before strategies had state() stored FedAdam's moments
+    own = {k: v for k, v in state.items() if k not in ("round", "weights", "sha256", "lr", "rng_state", "emulator")}
+    own["tensors"] = {n: {k.removeprefix(f"{n}."): v.numpy() for k, v in tensors.items() if k.startswith(f"{n}.")}
+                      for n in names}
     version, rng, rest = state["rng_state"]
-    return Checkpoint(state["round"], adapter, state["seen"], state["lr"], optimiser, (version, tuple(rng), rest),
-                      state.get("privacy"), state.get("emulator"))
+    return Checkpoint(state["round"], adapter, own, state["lr"], (version, tuple(rng), rest), state.get("emulator"))
 
 
 def restore(strategy, checkpoint: Checkpoint) -> None:
     """Put a strategy (and Flower's client sampling) back where the checkpointed round left them."""
-    strategy.seen.update(checkpoint.seen)
-    for name, arrays in checkpoint.optimiser.items():
-        if arrays and hasattr(strategy.flower_rule, name):
-            setattr(strategy.flower_rule, name, arrays)
+    strategy.load_state(checkpoint.strategy)
     random.setstate(checkpoint.rng_state)
-    if checkpoint.privacy and strategy.privacy:
-        strategy.privacy.load_state(checkpoint.privacy)

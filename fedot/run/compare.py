@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .results import FIVE, LABELS, _fmt, gap
+from ..evaluation.five import FIVE, LABELS, fmt, gap
 
 
 def load_run(path: str | Path) -> dict:
@@ -56,15 +56,15 @@ UNITS = ("seconds", "MiB")  # plain quantities beside the task's metric
 def _cell(values: list, metric: str) -> str:
     values = [v for v in values if v is not None]
 
-    def fmt(v):
-        return f"{v:,.1f}" if metric in UNITS else _fmt(v, metric)
+    def shown(v):
+        return f"{v:,.1f}" if metric in UNITS else fmt(v, metric)
 
     if not values:
         return "—"
     if len(values) == 1:
-        return fmt(values[0])
+        return shown(values[0])
     m, sd = mean_std(values)
-    return f"{fmt(m)} ± {fmt(sd)}"
+    return f"{shown(m)} ± {shown(sd)}"
 
 
 def _name(group: list[dict]) -> str:

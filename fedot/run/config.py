@@ -13,15 +13,21 @@ from dataclasses import dataclass
 from ..aggregation.privacy import DPConfig
 from ..aggregation.rules import AggregationConfig
 from ..aggregation.schedule import SCHEDULES
-from ..data_owner.partition import SCHEMES
+from ..data_owner.partition import check_scheme
 from ..data_owner.worker import DataOwnerConfig
 from ..delivery import DeliveryConfig
 from ..emulator.alignment import AlignmentConfig
 from ..emulator.spec import EmulatorSpec
 from ..emulator.tiers import TierConfig
 from ..evaluation.config import EvalConfig
-from ..owner import BaselineConfig
-from ..settings import SettingError, from_flat, group, setting
+from ..settings import SettingError, from_flat, group, selector, setting
+
+
+@dataclass
+class BaselineConfig:
+    enabled: bool = setting(False, "also fine-tune the full model centrally on the union of the data owners' data "
+                            "(the FT baseline of the five numbers; not private)", key="full-ft")
+    steps: int = setting(0, "FT baseline optimizer steps; 0: as many as all data owners took together", ge=0)
 
 
 @dataclass
@@ -38,20 +44,29 @@ class FederatedConfig:
     min_replies: int = setting(1, "valid replies a round needs to aggregate; with fewer the adapter stays as it was",
                                ge=1)
     lr: float = setting(1e-4, "data owners' learning rate (of round 1 when lr-schedule decays it)", gt=0)
-    lr_schedule: str = setting("constant", "learning rate across rounds", choices=tuple(SCHEDULES))
+    lr_schedule: str = selector(SCHEDULES, "constant", "learning rate across rounds")
     round_timeout_s: float = setting(0.0, "seconds the owner waits for a round's replies; later ones are logged as "
                                      "timed out; 0: wait for all", ge=0)
     resume: bool = setting(False, "continue the run in run-dir from its last checkpointed round (`fedot sim "
                            "--resume RUN_DIR` sets it)")
     aggregation: AggregationConfig = group(AggregationConfig)
-    dp: DPConfig = group(DPConfig)
+    dp: DPConfig = group(DPConfig, prefix="dp")
     emulator: EmulatorSpec = group(EmulatorSpec)
-    tiers: TierConfig = group(TierConfig)
-    alignment: AlignmentConfig = group(AlignmentConfig)
-    delivery: DeliveryConfig = group(DeliveryConfig)
+    tiers: TierConfig = group(TierConfig, prefix="emulator")
+    alignment: AlignmentConfig = group(AlignmentConfig, prefix="emulator-alignment")
+    delivery: DeliveryConfig = group(DeliveryConfig, prefix="emulator")
+    allow_lossless_emulator: bool = setting(False, "ship an emulator that keeps every middle block exactly (the full "
+                                            "model): only for ceiling experiments")
     data_owner: DataOwnerConfig = group(DataOwnerConfig)
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")
-    baseline: BaselineConfig = group(BaselineConfig)
+    baseline: BaselineConfig = group(BaselineConfig, prefix="full-ft")
+
+    def refuse_lossless(self, lossless: bool) -> None:
+        if lossless and not self.allow_lossless_emulator:
+            raise SettingError("this emulator keeps every middle block exactly, so shipping it ships the full model "
+                               "to every data owner; set emulator-blocks below the number of middle blocks (or "
+                               "choose a compressing emulator-method), or allow-lossless-emulator = true for a "
+                               "deliberate ceiling experiment")
 
     @property
     def sampled_per_round(self) -> int:
@@ -63,14 +78,14 @@ class FederatedConfig:
             raise SettingError(f"min-replies = {self.min_replies} can never be met: each round samples "
                                f"{self.sampled_per_round} of {self.num_clients} data owners (fraction-train "
                                f"{self.fraction_train:g}); lower min-replies or raise num-clients / fraction-train")
-        SCHEMES[self.data_owner.partition.scheme].check(self.data_owner.task)
+        try:
+            check_scheme(self.data_owner.partition.scheme, self.data_owner.task)
+        except ValueError as e:
+            raise SettingError(str(e)) from None
         self.check_alignment()
         self.dp.check_rule(self.aggregation.rule)
         self.dp.check_sampled(self.sampled_per_round)
-        try:
-            self.aggregation.check_sampled(self.sampled_per_round)
-        except ValueError as e:
-            raise SettingError(str(e)) from None
+        self.aggregation.check_sampled(self.sampled_per_round)
 
     def check_alignment(self) -> None:
         if not self.alignment.enabled:

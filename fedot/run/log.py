@@ -17,6 +17,10 @@ from ..files import write_text
 ROUNDS = "rounds.jsonl"
 
 
+class RunDirError(RuntimeError):
+    pass
+
+
 def read_rows(out: Path) -> list[dict]:
     path = Path(out) / ROUNDS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -53,3 +57,19 @@ def run_dir(value: str, name: str = "") -> Path:
     path = Path(value).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def open_run(out: Path, resume: bool):
+    """The run log to continue and the checkpoint to resume from: an empty log for a new run (refusing a run dir that
+    already holds one), or, with ``resume``, the rows up to the last checkpoint."""
+    from . import checkpoint
+
+    done = [p.name for p in (out / ROUNDS, out / checkpoint.DIR, out / "results.json") if p.exists()]
+    if not resume:
+        if done:
+            raise RunDirError(f"run dir {out} already holds a run ({', '.join(done)}); continue it with "
+                              f"`fedot sim ... --resume --run-dir {out}`, or replace it with --overwrite")
+        return RoundLog(out), None
+    ck = checkpoint.load(out)
+    last = ck.round if ck else 0
+    return RoundLog(out, [r for r in read_rows(out) if r["round"] <= last]), ck

@@ -58,3 +58,11 @@ class Progress:
                      f"{number(evaluation.get('emulator_finetuned'), self.metric)}")
         self.say(f"{text} | {duration(seconds)} | elapsed {duration(time.perf_counter() - self.t0)}, "
                  f"~{duration(left)} left")
+
+
+def alignment_line(record: dict) -> str:
+    """One line for a round's emulator re-alignment."""
+    before, after = record["distance_before"]["objective"], record["distance_after"]["objective"]
+    return (f"emulator re-aligned ({record['method']}, {record['steps']} steps, {record['owner_seconds']:.1f} s): "
+            f"distance {before:.4g} -> {after:.4g}; {len(record['changed_files'])} changed files, "
+            f"{record['changed_bytes'] / 2**20:,.1f} MiB")

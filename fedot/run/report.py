@@ -5,45 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..emulator.artifact import describe
+from ..emulator.artifact import split_label
+from ..evaluation.five import FIVE
 from ..settings import to_flat
 from ..tasks import get_task
 from . import results
-from .results import style_metric_axis
-
-
-def plot_rounds(rows: list[dict], metric: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..files import atomic_path
-
-    evals = [(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label in (("plugin", "OT plug-in"), ("emulator_finetuned", "OT emulator")):
-        pts = [(rnd, e[key]) for rnd, e in evals if key in e]
-        if pts:
-            a.plot(*zip(*pts), marker="o", label=label)
-    zs = [e["zero_shot"] for _, e in evals if "zero_shot" in e]
-    if zs:
-        a.axhline(zs[0], color="gray", ls="--", label="full zero-shot")
-    a.set_xlabel("round")
-    a.set_ylabel(metric)
-    style_metric_axis(a, metric)
-    a.legend()
-    for ax in (a, b):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-    losses = [(r["round"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
-    if losses:
-        b.plot(*zip(*losses), marker="o")
-    b.set_xlabel("round")
-    b.set_ylabel("mean client train loss")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
+from .plots import plot_rounds
 
 
 def numbers_of(rows: list[dict]) -> dict:
@@ -51,7 +18,7 @@ def numbers_of(rows: list[dict]) -> dict:
     numbers: dict = {}
     for row in rows:
         evaluation = row.get("evaluation") or {}
-        numbers.update({k: v for k, v in evaluation.items() if k in results.FIVE})
+        numbers.update({k: v for k, v in evaluation.items() if k in FIVE})
     return numbers
 
 
@@ -70,7 +37,7 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
     record = {
         "title": f"Federated offsite-tuning, {len({n for r in rows for n in r.get('sampled', [])})} clients",
         "model": cfg.emulator.model, "task": owner.task, "metric": task.primary,
-        "higher_is_better": task.higher_is_better, "split_label": describe(owner.manifest),
+        "higher_is_better": task.higher_is_better, "split_label": split_label(owner.manifest),
         "numbers": numbers, "per_round": {str(r["round"]): r["evaluation"] for r in rows if r.get("evaluation")},
         "communication": {
             "emulator_bytes_down": sum(r.get("emulator_bytes_down", 0) for r in rows),

@@ -66,7 +66,7 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     config = config_of(cfg.emulator.model)
     for spec in tier_specs(cfg.emulator, cfg.tiers.levels):  # every tier: a valid split, and not the full model
         spec.split(num_blocks(config))
-        cfg.delivery.refuse_lossless(spec.lossless(config))
+        cfg.refuse_lossless(spec.lossless(config))
     check_data(cfg.data_owner.task, cfg.data_owner.data_dir or None)
     gpus = float(sim.resources().get("client-resources-num-gpus", 0) or 0)
     if gpus > 0 and not torch.cuda.is_available():

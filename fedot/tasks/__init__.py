@@ -1,29 +1,28 @@
-"""The task registry: name -> data splits (train / validation / test) and metric."""
+"""The task registry: name -> data splits (train / validation / test) and metric.
+
+Each task module registers its tasks in :data:`TASKS` (a :class:`fedot.registry.Registry`): corpora scored by
+perplexity (``corpus``), multiple choice scored by lm-eval (``choice``). Adding a task is adding its entry there.
+"""
 
 from __future__ import annotations
 
-from .choice import CHOICE_TASKS, ChoiceTask
-from .corpus import CORPORA, CorpusTask
+from ..registry import Registry
 from .data import DATA_ENV, DataNotFoundError, data_dir
 
-TASKS: dict[str, CorpusTask | ChoiceTask] = {**CORPORA, **CHOICE_TASKS}
+TASKS: Registry = Registry("task")
 SPLITS = ("train", "validation", "test")
+
+from .corpus import CorpusTask  # noqa: E402, I001  (registers the corpora, then the multiple-choice tasks)
+from .choice import ChoiceTask  # noqa: E402
 
 
 def get_task(name: str) -> CorpusTask | ChoiceTask:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
     return TASKS[name]
 
 
 def task_names() -> tuple[str, ...]:
-    return tuple(TASKS)
+    return TASKS.names()
 
 
-def corpus_names() -> tuple[str, ...]:
-    """Tasks that are plain text (usable for distillation and importance learning)."""
-    return tuple(CORPORA)
-
-
-__all__ = ["TASKS", "SPLITS", "get_task", "task_names", "corpus_names", "ChoiceTask", "CorpusTask", "DATA_ENV",
-           "DataNotFoundError", "data_dir"]
+__all__ = ["TASKS", "SPLITS", "get_task", "task_names", "ChoiceTask", "CorpusTask", "DATA_ENV", "DataNotFoundError",
+           "data_dir"]

@@ -15,6 +15,7 @@ from typing import Callable
 
 from jinja2 import Template
 
+from . import TASKS
 from .data import carve, data_dir, data_file, from_hub, read_json, read_jsonl
 
 ACC = ["acc", "acc_norm"]
@@ -181,7 +182,7 @@ def _webqs(split, root):
 
 
 _QA = "Question: {{question}}\nAnswer:"
-CHOICE_TASKS = {
+_CHOICE = {
     "piqa": ChoiceTask("piqa", "PIQA", _piqa, "Question: {{goal}}\nAnswer:", "{{[sol1, sol2]}}", "label"),
     "openbookqa": ChoiceTask("openbookqa", "OpenBookQA (main)", _openbookqa, "question_stem", "{{choices.text}}",
                              "{{choices.label.index(answerKey.lstrip())}}"),
@@ -196,3 +197,5 @@ CHOICE_TASKS = {
     "webqs": ChoiceTask("webqs", "WebQuestions (greedy exact match)", _webqs, _QA, "choices", "gold",
                         metrics=["exact_match"]),
 }
+for _task in _CHOICE.values():
+    TASKS.register(_task.name, _task, help=_task.description, kind=_task.kind)

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from . import TASKS
 from .data import carve, data_dir, data_file, from_hub
 
 
@@ -78,8 +79,7 @@ def _wikitext_detokenize(text: str) -> str:
     return wikitext_detokenizer({"page": text})
 
 
-CORPORA = {
-    "pydocs": CorpusTask("pydocs", "CPython documentation topics (pydoc_data), split by topic", _pydocs),
-    "wikitext2": CorpusTask("wikitext2", "WikiText-2 (raw test articles, lm-eval wikitext scoring)", _wikitext2,
-                            _wikitext_detokenize),
-}
+for _task in (CorpusTask("pydocs", "CPython documentation topics (pydoc_data), split by topic", _pydocs),
+              CorpusTask("wikitext2", "WikiText-2 (raw test articles, lm-eval wikitext scoring)", _wikitext2,
+                         _wikitext_detokenize)):
+    TASKS.register(_task.name, _task, help=_task.description, kind=_task.kind)

@@ -80,7 +80,7 @@ class InProcessGrid:
 def run_config(model_dir, out, **overrides) -> dict:
     """A small, fast run config for tiny models (keys as in a sim's run config)."""
     return {"model": str(model_dir), "run-dir": str(out), "emulator-blocks": 2, "bottom": 1, "top": 1,
-            "num-rounds": 2, "local-steps": 2, "batch-size": 2, "max-length": 64, "warmup-ratio": 0.0,
+            "num-rounds": 2, "steps": 2, "batch-size": 2, "max-length": 64, "warmup-ratio": 0.0,
             "eval-limit": 1, "lr": 1e-3, **overrides}
 
 

@@ -19,12 +19,12 @@ class Nodes:
         return self.nodes
 
 
-def strategy_for(n, dp=None, **aggregation):
+def strategy_for(n, dp=None, rule="fedavg", **aggregation):
     """A real OffsiteStrategy that sampled ``n`` nodes for round 1 around ``REF``; returns it and its messages."""
     from flwr.supercore.task_identity import TaskIdentity
 
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 0
-    s = OffsiteStrategy(lr_for_round=lambda r: 1e-3, aggregation=AggregationConfig(**aggregation), dp=dp,
+    s = OffsiteStrategy(lr_for_round=lambda r: 1e-3, aggregation=AggregationConfig.of(rule, **aggregation), dp=dp,
                         population=n)
     messages = list(s.configure_train(1, ArrayRecord(REF), ConfigRecord({}), Nodes(n)))
     for i, m in enumerate(messages):

@@ -3,8 +3,8 @@
 Offsite-tuning works only when three conditions hold together (paper §3): plug-in beats zero-shot, the tuned
 emulator a data owner keeps is clearly worse than plug-in (the owner's privacy), and plug-in comes close to full
 fine-tuning. All three move with the emulator: a bigger, better emulator transfers more of the tuning (utility) and
-leaks more of the model (privacy). ``fedot frontier`` runs the single-site pipeline (:mod:`fedot.pipeline`) for a
-grid of emulators — each compression method x each number of kept middle blocks, plus the lossless all-middle
+leaks more of the model (privacy). ``fedot frontier`` runs the single-site pipeline (:mod:`fedot.run.single_site`)
+for a grid of emulators — each compression method x each number of kept middle blocks, plus the lossless all-middle
 emulator as the ceiling, which also trains the FT baseline once — and reports for each point the five numbers, the
 privacy gap (OT emulator vs plug-in) and the share of the zero-shot -> FT gain plug-in recovers
 ((plug-in - ZS) / (FT - ZS); the paper recovers 88% on its task average with OPT-1.3B). The recommendation is the
@@ -20,11 +20,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .emulator.methods import METHODS
-from .files import atomic_path, write_json, write_text
-from .pipeline import OffsiteConfig, run
-from .run.results import LABELS, _fmt, better, conditions, gap, recovered, style_metric_axis
-from .settings import group, setting, to_flat, validate
+from ..emulator.methods import METHODS
+from ..evaluation.five import LABELS, better, conditions, fmt, gap, recovered
+from ..files import atomic_path, write_json, write_text
+from ..settings import group, setting, to_flat, validate
+from .plots import style_metric_axis
+from .single_site import OffsiteConfig, run
 
 
 @dataclass
@@ -136,12 +137,12 @@ def markdown(result: dict) -> str:
              + " | privacy gap | recovered | plug-in > ZS | emulator < plug-in | ≈ FT |", "|" + "---|" * 12]
     for r in result["rows"]:
         n = r["numbers"]
-        cells = [_fmt(n.get(k), metric) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
+        cells = [fmt(n.get(k), metric) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
                                                   "full_finetuned")]
         rec = "—" if r["recovered"] is None else f"{100 * r['recovered']:.0f}%"
         marks = ["—" if v is None else ("yes" if v else "no") for v in r["conditions"].values()]
         lines.append(f"| {r['point']} | {r['kept_blocks']} | " + " | ".join(cells)
-                     + f" | {_fmt(r['privacy_gap'], metric)} | {rec} | " + " | ".join(marks) + " |")
+                     + f" | {fmt(r['privacy_gap'], metric)} | {rec} | " + " | ".join(marks) + " |")
     pick = result["recommended"]
     lines += ["", "Recommended (smallest emulator whose plug-in beats zero-shot while the tuned emulator stays at "
                   f"least {100 * result['privacy_margin']:.0f}% worse than plug-in): "

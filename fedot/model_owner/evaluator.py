@@ -1,0 +1,58 @@
+"""The model owner's scores on a task's test split, for the paper's five numbers.
+
+The full model and an untuned emulator are deterministic, so their scores are cached
+(:class:`fedot.evaluation.EvalCache`, keyed by the model's content or the artifact's id); an adapter is scored plugged
+into the full model (OT plug-in: always merged into the *original* adapter weights, kept aside once, so scoring
+several adapters in turn never compounds them) and loaded into an emulator (OT emulator: what a data owner holds).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..data_owner.tuning import load_trainable_state
+from ..emulator import to_local
+from ..evaluation import EvalCache, evaluate
+from ..plugin import adapter_parameters, plug_in
+
+
+class Evaluator:
+    def __init__(self, full, model_id: str, tokenizer, meta: dict, task: str, limit: int | None = None,
+                 data_dir=None, cache: EvalCache | None = None, progress: bool = False):
+        self.full, self.model_id, self.tokenizer, self.meta, self.task = full, model_id, tokenizer, meta, task
+        self.limit, self.data_dir, self.progress = limit, data_dir, progress
+        self.cache = cache or EvalCache(enabled=False)
+        self.base = {k: v.detach().clone() for k, v in adapter_parameters(full, meta["adapter_blocks"]).items()}
+
+    def score(self, model) -> dict:
+        return evaluate(model, self.tokenizer, self.task, "test", self.limit, self.data_dir, self.progress)
+
+    def cached(self, label: str, model, model_id: str) -> dict:
+        return self.cache.evaluate(label, model, self.tokenizer, model_id, self.task, "test", self.limit,
+                                   self.data_dir, self.progress)
+
+    def zero_shot(self) -> dict:
+        """The full model as it is (its adapter blocks restored first)."""
+        self.plug(None)
+        return self.cached("full model zero-shot", self.full, self.model_id)
+
+    def emulator_zero_shot(self, emulator, manifest: dict, label: str = "emulator zero-shot") -> dict:
+        """An emulator with its original adapter (as built)."""
+        return self.cached(label, emulator, f"emulator:{manifest['id']}")
+
+    def plug(self, adapter: dict[str, torch.Tensor] | None):
+        """The full model with ``adapter`` plugged in (None: the original adapter back in place)."""
+        if adapter is None:
+            with torch.no_grad():
+                for name, p in adapter_parameters(self.full, self.meta["adapter_blocks"]).items():
+                    p.copy_(self.base[name])
+            return self.full
+        return plug_in(self.full, adapter, self.meta, base=self.base)
+
+    def plugin(self, adapter: dict[str, torch.Tensor]) -> dict:
+        return self.score(self.plug(adapter))
+
+    def through(self, emulator, manifest: dict, adapter: dict[str, torch.Tensor]) -> dict:
+        """``adapter`` loaded into ``emulator`` (a tunable emulator) and scored: the OT emulator."""
+        load_trainable_state(emulator, adapter, to_local=to_local(manifest))
+        return self.score(emulator)

@@ -1,0 +1,59 @@
+"""results.md: the five numbers laid out like the paper's Table 1, with intervals, the conditions, every learning rate's
+validation beside its plug-in, emulator tiers and the privacy budget."""
+
+from __future__ import annotations
+
+from ..evaluation.five import FIVE, LABELS, fmt, gap, interval_text, recovered
+
+
+def _sweep_lines(record: dict) -> list[str]:
+    """Every learning rate's emulator validation (what chooses) beside its plug-in on the test split (never used)."""
+    sweep, ft = record.get("lr_sweep") or [], {s["lr"]: s for s in record.get("full_ft_sweep") or []}
+    if len(sweep) < 2:
+        return []
+    lines = ["", "| lr | emulator validation (chooses) | best step | OT Plug-in (test, not used) | FT validation |",
+             "|---|---|---|---|---|"]
+    for s in sweep:
+        mark = " **(chosen)**" if s["lr"] == record.get("chosen_lr") else ""
+        ftv = ft.get(s["lr"], {}).get("best_validation")
+        lines.append(f"| {s['lr']:g}{mark} | {s['best_validation']:.4f} | {s.get('best_step', '—')} | "
+                     f"{fmt(s.get('plugin_test'), record['metric'])} | {'—' if ftv is None else f'{ftv:.4f}'} |")
+    return lines
+
+
+def markdown(record: dict) -> str:
+    metric, numbers = record["metric"], record["numbers"]
+    arrow = "↑" if record["higher_is_better"] else "↓"
+    intervals = any(interval_text(record, key) != "—" for key in FIVE)
+    lines = [f"# {record['title']}", "",
+             f"Task `{record['task']}`, metric `{metric}` ({arrow}), model `{record['model']}`, "
+             f"adapter/emulator {record['split_label']}.", "",
+             "| Setting | " + record["task"] + f" ({arrow}) |" + (" 95% interval |" if intervals else ""),
+             "|---|---|" + ("---|" if intervals else "")]
+    extra = " |" if intervals else ""  # the interval column, where accuracies have one
+    for key in ("zero_shot", "emulator_zero_shot", "full_finetuned", "emulator_finetuned", "plugin"):
+        cell = f" {interval_text(record, key)} |" if intervals else ""
+        lines.append(f"| {LABELS[key]} | {fmt(numbers.get(key), metric)} |{cell}")
+    margin = fmt(gap(numbers, record["higher_is_better"]), metric)
+    lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} |{extra}")
+    share = recovered(numbers, record["higher_is_better"])
+    if share is not None:
+        lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% |{extra}")
+    lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
+    for name, ok in record["conditions"].items():
+        lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")
+    lines += _sweep_lines(record)
+    if record.get("tiers"):
+        lines += ["", "| Emulator tier (middle blocks) | data owners | Emulator ZS | OT Emulator |",
+                  "|---|---|---|---|"]
+        for t in record["tiers"]:
+            lines.append(f"| {t['blocks']} | {t['data_owners']} | {fmt(t['emulator_zero_shot'], metric)} | "
+                         f"{fmt(t['emulator_finetuned'], metric)} |")
+    if record.get("privacy"):
+        p = record["privacy"]
+        lines += ["", f"Differential privacy ({p['mode']}, noise multiplier {p['noise_multiplier']:g}, clipping norm "
+                      f"{p['clip_norm']:.4g}): (epsilon = {p['epsilon']:.3g}, delta = {p['delta']:g}) after "
+                      f"{p['releases']} releases, client-level, Flower's RDP accountant"]
+    if record.get("command"):
+        lines += ["", f"Command: `{record['command']}`"]
+    return "\n".join(lines) + "\n"
