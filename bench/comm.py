@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fedot.run.sim import run_sim
+from fedot.run.launch import run_sim
 from fedot.sizes import artifact_sizes
 
 

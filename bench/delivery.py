@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fedot.run.deploy import Deployment  # noqa: E402
-from fedot.run.sim import prepare  # noqa: E402
+from fedot.run.launch import prepare  # noqa: E402
 
 ROLES = {"flower-superlink": "superlink", "flwr-serverapp": "serverapp", "flower-supernode": "supernode",
          "flwr-clientapp": "clientapp"}

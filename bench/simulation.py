@@ -24,9 +24,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the in-process grid
 
+from fedot.run.launch import run_sim  # noqa: E402
 from fedot.run.services import flwr_home, superlink_pids  # noqa: E402
-from fedot.run.sim import run_sim  # noqa: E402
-from fedot.run.sims import Sim  # noqa: E402
+from fedot.run.sim_folder import Sim  # noqa: E402
 
 BUDGET = {"task": "arc_easy", "partitioning": "iid", "num-rounds": 1, "steps": 2, "batch-size": 1,
           "max-length": 64,

@@ -71,29 +71,38 @@ def _frontier(args):
 
 
 def _eval(args):
-    from .evaluation.command import EvalCommand, describe_result, run_eval
+    from .evaluation.command import EvalCommand, result_text, run_eval
     from .files import write_json
 
     result = run_eval(from_args(EvalCommand, args))
-    print(describe_result(result))
+    print(result_text(result))
     if args.json:
         print(f"written to {write_json(args.json, result)}")
 
 
+def _run_overrides(args) -> dict:
+    """A sim's settings from the command line, parsed once: ``--run-config`` strings (Flower's syntax), then the
+    setting flags (``--num-rounds 5``), which win."""
+    from .run.config import FederatedConfig
+    from .run.launch import parse_overrides
+    from .settings import given
+
+    return {**parse_overrides(args.run_config), **given(FederatedConfig, args)}
+
+
 def _sim(args):
-    from .run.sim import run_sim, show_plan
+    from .run.launch import run_sim, show_plan
 
     if args.plan:
-        sys.exit(0 if show_plan(args.app, args.run_config, args.num_clients) else 1)
-    run_sim(args.app, args.run_config, args.num_clients, args.run_dir, args.keep_alive, args.print_config,
-            args.verbose, resume=args.resume, overwrite=args.overwrite)
+        sys.exit(0 if show_plan(args.app, _run_overrides(args)) else 1)
+    run_sim(args.app, _run_overrides(args), args.keep_alive, args.print_config, overwrite=args.overwrite)
 
 
 def _deploy(args):
     from .run.deploy import run_deployed
 
-    run_deployed(args.app, args.dir, args.run_config, tls=not args.insecure, auth=args.auth, run_dir=args.run_dir,
-                 verbose=args.verbose, overwrite=args.overwrite)
+    run_deployed(args.app, args.dir, _run_overrides(args), tls=not args.insecure, auth=args.auth,
+                 overwrite=args.overwrite)
 
 
 def _serve(args):
@@ -119,8 +128,8 @@ def _compare(args):
 
 def _settings(args):
     from .run.config import FederatedConfig
-    from .run.sims import all_sims
-    from .settings import describe, markdown_table
+    from .run.sim_folder import all_sims
+    from .settings import markdown_table, settings_text
 
     if args.sync:
         for sim in all_sims(ROOT / "sims"):
@@ -129,7 +138,7 @@ def _settings(args):
     elif args.markdown:
         print(markdown_table(FederatedConfig), end="")
     else:
-        print(describe(FederatedConfig()))
+        print(settings_text(FederatedConfig()))
 
 
 README_BEGIN, README_END = "<!-- settings:begin -->\n", "<!-- settings:end -->\n"
@@ -192,20 +201,20 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None, help="also write the result to this JSON file")
     ev.set_defaults(func=_eval)
 
-    sm = sub.add_parser("sim", help="run a sims/<experiment> Flower app and fail unless the run completed")
+    from .run.config import FederatedConfig
+
+    sm = sub.add_parser("sim", help="run a sims/<experiment> Flower app and fail unless the run completed; every "
+                        "setting is also a flag (--num-rounds 5, --resume --run-dir DIR, --verbose)")
     sm.add_argument("app", help="a folder in sims/, e.g. sims/quickstart")
-    sm.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides (repeatable)")
-    sm.add_argument("--num-clients", type=int, default=None, help="data owners (overrides the sim's num-clients)")
-    sm.add_argument("--run-dir", default=None, help="output directory (default: runs/<app>-<time>)")
+    sm.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides in Flower's syntax "
+                    "(repeatable; the setting flags win)")
     sm.add_argument("--keep-alive", action="store_true", help="keep the SuperLink and a Ray head running for the next "
                     "runs (also: export FEDOT_KEEP_ALIVE=1); `fedot stop` ends them")
-    sm.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue that run from its last checkpointed "
-                    "round, with its settings (--run-config may still change e.g. num-rounds)")
     sm.add_argument("--overwrite", action="store_true", help="replace what --run-dir already holds (refused otherwise)")
     sm.add_argument("--print-config", action="store_true", help="print the effective settings and stop")
     sm.add_argument("--plan", action="store_true", help="print each role's expected peak memory and whether the sim's "
                     "resources hold it, then stop (no weights loaded; works offline and without the GPUs)")
-    sm.add_argument("--verbose", action="store_true", help="show Flower's and Ray's output and every progress bar")
+    add_arguments(sm, FederatedConfig, skip=("command",))
     sm.set_defaults(func=_sim)
 
     dp = sub.add_parser("deploy", help="run a sim on a real Flower deployment on this machine: a SuperLink and one "
@@ -214,12 +223,11 @@ def parser() -> argparse.ArgumentParser:
     dp.add_argument("--dir", required=True, help="the deployment's folder: certificates, FLWR_HOME, each SuperNode's "
                     "cache and every process's log")
     dp.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides (repeatable)")
-    dp.add_argument("--run-dir", default=None, help="output directory (default: runs/<app>-<time>)")
     dp.add_argument("--insecure", action="store_true", help="no TLS (Flower's --insecure); for a first try only")
     dp.add_argument("--auth", action="store_true", help="SuperNode authentication: a key pair per SuperNode, "
                     "registered with the SuperLink")
     dp.add_argument("--overwrite", action="store_true", help="replace what --run-dir already holds (refused otherwise)")
-    dp.add_argument("--verbose", action="store_true", help="show Flower's output")
+    add_arguments(dp, FederatedConfig, skip=("command",))
     dp.set_defaults(func=_deploy)
 
     st = sub.add_parser("stop", help="stop the SuperLink and Ray head that `fedot sim --keep-alive` left running")

@@ -30,7 +30,7 @@ import torch
 
 from .architectures import num_blocks
 from .data_owner.tuning import TuningConfig, prepare
-from .emulator.split import Split, sandwich
+from .emulator.split import Split
 from .emulator.writer import reduced_config
 
 BUNDLED_CONFIGS = Path(__file__).with_name("model_configs")  # configs of hub models the sims name, for offline plans
@@ -48,7 +48,7 @@ class RolePlan:
     def total(self) -> int:
         return sum(self.parts.values())
 
-    def describe(self) -> str:
+    def line(self) -> str:
         parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in self.parts.items() if v)
         return f"{self.role:<40}{self.total / GIB:>7.2f} GiB  ({parts})"
 
@@ -204,23 +204,3 @@ def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: Rol
     if alignment:
         parts["alignment"] = alignment
     return RolePlan("model owner (ServerApp)", device, parts)
-
-
-def run_plan(cfg, device: str) -> list[RolePlan]:
-    """Every role's plan for a run's settings (a :class:`~fedot.run.config.FederatedConfig`): the model owner, then a
-    data owner of each emulator tier (one without ``emulator-tiers``), shallowest first."""
-    from .emulator.tiers import tier_specs
-    from .evaluation.scoring import EVAL_MAX_LENGTH
-
-    config = config_for_plan(cfg.emulator.model)
-    n, train = num_blocks(config), cfg.data_owner.train
-    splits = [spec.split(n)[0] for spec in tier_specs(cfg.emulator, cfg.tiers.levels)]
-    clients = [client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
-                           role=f"data owner (emulator {len(split.kept)} of {n} blocks)") for split in splits]
-    everything = sandwich(n, 1, 0, -1)  # every block kept; all of them train below
-    ft = training_plan(config, everything, everything.kept, TuningConfig.of("full"), train.batch_size,
-                       train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
-    eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
-    align = cfg.alignment
-    extra = alignment_bytes(config, splits[-1], align.batch_size, align.max_length, device) if align.enabled else 0
-    return [owner_plan(config, splits[-1], eval_length, device, ft, extra), *clients]  # the owner: the deepest tier

@@ -5,7 +5,7 @@ nowhere else. From the declarations fedot derives the flat Flower run-config key
 CLI flags with the same names (``--emulator-distill-steps``) and their ``--help``, type and range checks whose
 messages name the key (a misspelt key names the closest valid one), the settings table in the README and the
 ``[tool.flwr.app.config]`` table of every sim (Flower 1.41 refuses ``--run-config`` keys an app does not declare, so
-the full table is generated, see ``fedot.run.sims``).
+the full table is generated, see ``fedot.run.sim_folder``).
 
 Nested concerns are fields made with :func:`group` (the group's keys get its prefix) or :func:`registry_group` (one
 settings dataclass per registered method, such as each emulator compression method's, keyed
@@ -209,9 +209,12 @@ def validate(obj, where: str = "settings"):
     return obj
 
 
-def _unknown(keys, known, where: str) -> SettingError:
+def _unknown(keys, known, where: str, renamed: Mapping[str, str] | None = None) -> SettingError:
     msgs = []
     for key in sorted(keys):
+        if key in (renamed or {}):
+            msgs.append(f"'{key}' (renamed '{renamed[key]}')")
+            continue
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         msgs.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
     return SettingError(f"unknown {where} key{'s' if len(msgs) > 1 else ''} {', '.join(msgs)}; "
@@ -223,11 +226,18 @@ def from_flat(cls, flat: Mapping[str, Any], where: str = "run config"):
     decls = {d.key: d for d in declarations(cls)}
     unknown = set(flat) - set(decls)
     if unknown:
-        raise _unknown(unknown, list(decls), where)
+        raise _unknown(unknown, list(decls), where, getattr(cls, "renamed", None))
     obj = cls()
     for key, value in flat.items():
         _set(obj, decls[key].path, decls[key].coerce(value, where))
     return validate(obj, where)
+
+
+def migrate(cls, flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat settings written by an older fedot with keys since renamed (``cls.renamed``: old -> new) under their
+    new keys, e.g. a run's own run_config.json when it is resumed."""
+    renamed = getattr(cls, "renamed", {})
+    return {renamed.get(k, k) if renamed.get(k, k) not in flat else k: v for k, v in flat.items()}
 
 
 def to_flat(obj) -> dict[str, Any]:
@@ -256,10 +266,14 @@ def add_arguments(parser: argparse.ArgumentParser, cls, skip: tuple[str, ...] = 
         parser.add_argument(d.flag, **kwargs)
 
 
+def given(cls, args: argparse.Namespace) -> dict[str, Any]:
+    """The flat settings of ``cls`` given as flags on the command line (see :func:`add_arguments`), unchecked."""
+    return {d.key: getattr(args, d.key) for d in declarations(cls) if hasattr(args, d.key)}
+
+
 def from_args(cls, args: argparse.Namespace):
     """An instance of ``cls`` from the flags given on the command line (see :func:`add_arguments`)."""
-    given = {d.key: getattr(args, d.key) for d in declarations(cls) if hasattr(args, d.key)}
-    return from_flat(cls, given, where="command-line")
+    return from_flat(cls, given(cls, args), where="command-line")
 
 
 def _fmt(value) -> str:
@@ -275,7 +289,7 @@ def markdown_table(cls) -> str:
     return "\n".join(lines) + "\n"
 
 
-def describe(obj) -> str:
+def settings_text(obj) -> str:
     """Every effective setting of ``obj``, one per line, marking those that differ from the default."""
     width = max(len(d.key) for d in declarations(obj))
     lines = []

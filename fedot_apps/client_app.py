@@ -14,15 +14,8 @@ from flwr.clientapp import ClientApp
 
 from fedot.aggregation.privacy import client_mod
 from fedot.data_owner.faults import InjectedDropout, apply_attack, plan
-from fedot.data_owner.worker import DataOwnerConfig, WorkerCache, local_round
+from fedot.data_owner.worker import WorkerCache, local_round
 from fedot.delivery import NodeStore, locate, message, node_cache_root
-from fedot.settings import declarations, from_flat
-
-
-def data_owner_config(run_config) -> DataOwnerConfig:
-    """The data owner's settings from a run config: its own keys only, whatever else the run config holds."""
-    keys = {d.key for d in declarations(DataOwnerConfig)}
-    return from_flat(DataOwnerConfig, {k: v for k, v in run_config.items() if k in keys})
 
 
 def dp_clipping(msg: Message, context: Context, call_next) -> Message:
@@ -40,7 +33,7 @@ def client_app(cache: WorkerCache) -> ClientApp:
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        cfg = data_owner_config(context.run_config)
+        cfg = cache.config(context.run_id, context.run_config)  # parsed once per run, in this worker
         config = msg.content["config"]
         server_round, node = int(config.get("server-round", 1)), context.node_id
         pid, n = int(context.node_config["partition-id"]), int(context.node_config["num-partitions"])

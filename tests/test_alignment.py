@@ -143,8 +143,9 @@ def test_a_resumed_run_continues_with_the_realigned_emulator(tiny_models, tmp_pa
 
 def test_the_memory_plan_adds_the_owners_alignment(tiny_models):
     from fedot.emulator.split import sandwich
-    from fedot.memory import alignment_bytes, run_plan
+    from fedot.memory import alignment_bytes
     from fedot.models import load_config
+    from fedot.run.plan import run_plan
 
     config = load_config(tiny_models["llama"])
     split = sandwich(6, 1, 1, 2)

@@ -9,7 +9,7 @@ from fedot.architectures import architecture
 from fedot.emulator import build_emulator, read_manifest, to_original
 from fedot.emulator.methods.prune import magnitude_prune
 from fedot.emulator.methods.quantize import quantize_rtn
-from fedot.emulator.src import kept_rank, truncate_rank
+from fedot.emulator.rank_compression import kept_rank, truncate_rank
 from fedot.weights import WeightReader
 
 

@@ -104,9 +104,9 @@ def test_client_app_reads_nothing_of_the_owner(tiny_models, tmp_path, monkeypatc
     """Data owners see only their own run-config keys and never the owner's cache (which holds the full model)."""
     rc = run_config(tiny_models["llama"], tmp_path / "run")
     loaded = []
-    real = worker.load_emulator
-    monkeypatch.setattr(worker, "load_emulator", lambda path, *a, **k: (loaded.append(Path(path)), real(path, *a,
-                                                                                                      **k))[1])
+    real = worker.load_tunable
+    monkeypatch.setattr(worker, "load_tunable", lambda path, *a, **k: (loaded.append(Path(path)), real(path, *a,
+                                                                                                    **k))[1])
 
     class OwnerBlind(InProcessGrid):
         def _reply(self, msg):
@@ -203,8 +203,8 @@ def test_a_manifest_from_the_url_is_checked_before_any_file(published, tmp_path)
 
 
 def test_fedot_sim_refuses_a_lossless_emulator_before_flower_starts(tiny_models, tmp_path):
-    from fedot.run.sim import preflight
-    from fedot.run.sims import Sim
+    from fedot.run.launch import preflight
+    from fedot.run.sim_folder import Sim
 
     overrides = {"model": str(tiny_models["llama"]), "bottom": 1, "top": 1, "data-dir": ""}
     with pytest.raises(SettingError, match="allow-lossless-emulator"):

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from fedot.delivery import NodeStore
 from fedot.run.deploy import Deployment, make_certificates, make_node_keys
-from fedot.run.sim import SimError
+from fedot.run.launch import SimError
 from support.flower import own_flower
 
 TINY = ("num-rounds=1 steps=2 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 "

@@ -30,8 +30,7 @@ def test_sandwich_and_top_only_adapters(tiny_models):
 
 
 def test_lora_counts_its_factors(tiny_models):
-    lora = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["opt"]), [0, 5], TuningConfig.of("lora",
-                                                                                                  lora_rank=4))
+    lora = prepare(AutoModelForCausalLM.from_pretrained(tiny_models["opt"]), [0, 5], TuningConfig.of("lora", rank=4))
     f = step_flops(lora, seq_len=10)
     factors = 2 * 10 * 4 * (32 + 32) * 2 * 2  # q_proj, v_proj in 2 blocks: A (32->4) and B (4->32)
     assert f.weight_grad == factors

@@ -58,8 +58,8 @@ def test_bad_setting_stops_before_flower_starts(tmp_path, monkeypatch):
 def test_plain_flwr_run_trains_the_declared_data_owners(tmp_path, monkeypatch):
     """`flwr run sims/quickstart` as Flower users type it: without the sim's SuperNode count the ServerApp stops at
     once naming the command that works; with it, all 4 declared data owners train."""
+    from fedot.run.launch import run_status
     from fedot.run.services import stop_superlink
-    from fedot.run.sim import run_status
 
     home = own_flower(tmp_path, monkeypatch)
 

@@ -89,7 +89,7 @@ def test_fit_on_gpu_refuses_a_share_too_small_and_an_overfull_first_gpu():
 
 
 def test_sim_plan_prints_every_role_without_weights_or_gpus(capsys):
-    from fedot.run.sim import show_plan
+    from fedot.run.launch import show_plan
 
     assert show_plan("sims/opt13b_10clients") is True  # nothing to refuse where no GPU can be checked
     out = capsys.readouterr().out
@@ -99,13 +99,13 @@ def test_sim_plan_prints_every_role_without_weights_or_gpus(capsys):
 
 def test_fedot_sim_refuses_a_run_that_does_not_fit_before_flower_starts(tiny_models, tmp_path, monkeypatch):
     from fedot.run import plan as plan_module
-    from fedot.run.sim import SimError, prepare
+    from fedot.run.launch import SimError, prepare
 
     model = str(tiny_models["llama"])
-    overrides = [f"model='{model}' bottom=1 top=1 emulator-blocks=2"]
+    overrides = {"model": model, "bottom": 1, "top": 1, "emulator-blocks": 2, "run-dir": str(tmp_path / "run")}
     monkeypatch.setattr(plan_module, "host_memory", lambda: 2**20)  # a 1 MiB machine
     with pytest.raises(SimError, match="(?s)does NOT fit.*raise client-resources-num-cpus"):
-        prepare("sims/quickstart", overrides, run_dir=tmp_path / "run")
+        prepare("sims/quickstart", overrides)
     assert not (tmp_path / "run").exists()  # refused before the run dir is claimed
     monkeypatch.setattr(plan_module, "host_memory", lambda: 64 * GIB)
-    prepare("sims/quickstart", overrides, run_dir=tmp_path / "run")
+    prepare("sims/quickstart", overrides)

@@ -16,12 +16,12 @@ from fedot.settings import (
     SettingError,
     add_arguments,
     declarations,
-    describe,
     from_args,
     from_flat,
     group,
     markdown_table,
     setting,
+    settings_text,
     to_flat,
     toml_table,
 )
@@ -106,7 +106,7 @@ def test_the_data_owner_reads_no_owner_setting():
 def test_toml_table_round_trips():
     cfg = from_flat(FederatedConfig, {"lr": 3e-4, "full-ft": True, "emulator-blocks": 7})
     assert tomllib.loads(toml_table(cfg)) == to_flat(cfg)
-    assert re.search(r"^lr +=  ?0.0003   \(default 0.0001\)$", describe(cfg), re.M)
+    assert re.search(r"^lr +=  ?0.0003   \(default 0.0001\)$", settings_text(cfg), re.M)
 
 
 def test_readme_settings_table_is_generated():

@@ -8,8 +8,8 @@ import pytest
 
 from fedot.models import ModelNotFoundError
 from fedot.run.config import FederatedConfig
-from fedot.run.sim import SimError, federation, parse_overrides, preflight
-from fedot.run.sims import Sim, all_sims
+from fedot.run.launch import SimError, federation, parse_overrides, preflight
+from fedot.run.sim_folder import Sim, all_sims
 from fedot.settings import SettingError, declarations, to_flat
 
 ROOT = Path(__file__).parents[1]
@@ -70,9 +70,9 @@ def test_the_control_differs_from_the_one_client_baseline_only_in_per_round_step
 
 
 def test_bad_declared_setting_is_refused_with_the_sim_name(tmp_path):
-    text = (ROOT / "sims/pydocs_4clients/pyproject.toml").read_text().replace("steps = 5", "local-stps = 5", 1)
+    text = (ROOT / "sims/pydocs_4clients/pyproject.toml").read_text().replace("\nsteps = 5", "\nstep = 5", 1)
     (tmp_path / "pyproject.toml").write_text(text)
-    with pytest.raises(SettingError, match=r"run config key 'local-stps' \(did you mean 'steps'\?\)"):
+    with pytest.raises(SettingError, match=r"run config key 'step' \(did you mean 'steps'\?\)"):
         Sim(tmp_path).config()
 
 
@@ -112,7 +112,7 @@ def test_preflight_needs_the_task_data(tmp_path):
 
 
 def test_a_run_dir_in_use_is_refused_unless_resumed_or_overwritten(tmp_path):
-    from fedot.run.sim import claim_run_dir
+    from fedot.run.launch import claim_run_dir
 
     claim_run_dir(tmp_path / "new", resume=False, overwrite=False)  # nothing there: fine
     (tmp_path / "rounds.jsonl").write_text("{}\n")
@@ -125,16 +125,18 @@ def test_a_run_dir_in_use_is_refused_unless_resumed_or_overwritten(tmp_path):
         claim_run_dir(tmp_path / "empty", resume=True, overwrite=False)
 
 
-def test_run_config_values_reach_flower_exactly_quotes_included():
-    """The recorded command (and any text setting) survives Flower's run-config parser byte for byte."""
+def test_the_checked_settings_reach_flower_exactly_once_quotes_included(tmp_path):
+    """fedot sim hands Flower every setting in one TOML file, which Flower's own parser reads back byte for byte."""
     import shlex
 
     from flwr.common.config import parse_config_args
 
-    from fedot.run.sim import run_args
+    from fedot.run.config import FederatedConfig
+    from fedot.run.launch import handoff
+    from fedot.settings import from_flat, to_flat
 
     command = "fedot " + shlex.join(["sim", "sims/quickstart", "--run-config", "emulator-alignment='fedbiot' seed=1",
                                      'a\\b"c'])
-    values = {"command": command, "num-rounds": 3, "lr": 2e-4, "full-ft": False}
-    args = run_args(values)
-    assert parse_config_args(args[1::2]) == values
+    cfg = from_flat(FederatedConfig, {"command": command, "num-rounds": 3, "lr": 2e-4, "full-ft": False})
+    args = handoff(cfg, tmp_path)
+    assert args[0] == "--run-config" and len(args) == 2 and parse_config_args(args[1:]) == to_flat(cfg)

@@ -194,7 +194,7 @@ def test_partition_pairs_render_only_their_documents(fixture_data, monkeypatch):
 @pytest.mark.parametrize("task,scheme", [("pydocs", "document"), ("pydocs", "iid"), ("arc_easy", "dirichlet"),
                                          ("piqa", "iid")])
 def test_partitions_cover_train_once_and_are_deterministic(task, scheme, fixture_data):
-    cfg = PartitionConfig(scheme, 0.3)
+    cfg = PartitionConfig.of(scheme, **({"alpha": 0.3} if scheme == "dirichlet" else {}))
     parts = partition_indices(task, cfg, 4, seed=3)
     flat = sorted(i for p in parts for i in p)
     assert flat == list(range(len(get_task(task).docs("train"))))

@@ -66,8 +66,8 @@ def test_every_tier_must_pass_the_privacy_check(tiny_models, tmp_path):
 
 
 def test_the_memory_plan_has_a_row_per_tier(capsys):
-    from fedot.run.sim import show_plan
+    from fedot.run.launch import show_plan
 
-    show_plan("sims/quickstart", ["emulator-tiers='6,12,18'"])
+    show_plan("sims/quickstart", {"emulator-tiers": "6,12,18"})
     out = capsys.readouterr().out
     assert all(f"data owner (emulator {k + 4} of 30 blocks)" in out for k in (6, 12, 18))

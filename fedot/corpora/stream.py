@@ -76,7 +76,7 @@ def load_stream(key: str) -> TokenStream | None:
     return TokenStream(path, meta["n_tokens"], meta["documents"], meta["dtype"], key)
 
 
-def write_stream(key: str, documents: Iterable[list[int]], dtype: str, describe: dict) -> TokenStream:
+def write_stream(key: str, documents: Iterable[list[int]], dtype: str, info: dict) -> TokenStream:
     """Write ``documents`` (token ids each) as the stream ``key``: to a partial file, renamed when complete."""
     folder = stream_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +87,7 @@ def write_stream(key: str, documents: Iterable[list[int]], dtype: str, describe:
             f.write(np.asarray(ids, dtype=dtype).tobytes())
             n_tokens, n_docs = n_tokens + len(ids), n_docs + 1
     tmp.rename(path)
-    write_json(folder / f"{key}.json", {**describe, "n_tokens": n_tokens, "documents": n_docs, "dtype": dtype})
+    write_json(folder / f"{key}.json", {**info, "n_tokens": n_tokens, "documents": n_docs, "dtype": dtype})
     return TokenStream(path, n_tokens, n_docs, dtype, key)
 
 

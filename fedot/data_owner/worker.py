@@ -17,16 +17,16 @@ from dataclasses import dataclass
 
 import torch
 
-from ..emulator import adapter_local, load_emulator, to_local, to_original
+from ..emulator import to_local, to_original
 from ..models import default_device, default_dtype, load_tokenizer
-from ..settings import group, setting
+from ..settings import declarations, from_flat, group, setting
 from ..tasks import data_dir as resolve_data_dir
 from ..tasks import task_names
 from ..tasks.tokenize import task_examples
 from .faults import FaultConfig
 from .partition import PartitionConfig, partition_indices
 from .train import TrainConfig, train
-from .tuning import TuningConfig, load_trainable_state, prepare, trainable_state
+from .tuning import TuningConfig, load_trainable_state, load_tunable, trainable_state
 
 
 @dataclass
@@ -44,6 +44,12 @@ class DataOwnerConfig:
     train: TrainConfig = group(TrainConfig)
 
 
+def data_owner_config(run_config) -> DataOwnerConfig:
+    """The data owner's settings from a run config: its own keys only, whatever else the run config holds."""
+    keys = {d.key for d in declarations(DataOwnerConfig)}
+    return from_flat(DataOwnerConfig, {k: v for k, v in run_config.items() if k in keys})
+
+
 class WorkerCache:
     def __init__(self, max_emulators: int = 3):
         self.emulators: OrderedDict = OrderedDict()  # (artifact id, tuning) -> (model, manifest, tokenizer)
@@ -51,13 +57,23 @@ class WorkerCache:
         self.partitions: dict = {}  # (data, task, scheme, partitions, seed) -> indices of every partition
         self.examples: dict = {}  # (... , partition id, max length) -> tokenised examples
         self.emulator_loads = 0
+        self.configs: OrderedDict = OrderedDict()  # run id -> its DataOwnerConfig
+
+    def config(self, run_id, run_config) -> DataOwnerConfig:
+        """The data owner's settings of a run, parsed from its run config once (its own keys only, whatever else
+        the run config holds)."""
+        if run_id not in self.configs:
+            self.configs[run_id] = data_owner_config(run_config)
+            while len(self.configs) > 4:
+                self.configs.popitem(last=False)
+        return self.configs[run_id]
 
     def emulator(self, path: str, artifact_id: str, tuning: TuningConfig, device: str):
         """The emulator prepared for tuning, loaded (and verified file by file) once per artifact and tuning."""
         key = (artifact_id, json.dumps(tuning.metadata(), sort_keys=True))
         if key not in self.emulators:
-            model, manifest = load_emulator(path, default_dtype(device), device, expected_id=artifact_id)
-            self.emulators[key] = (prepare(model, adapter_local(manifest), tuning), manifest, load_tokenizer(path))
+            model, manifest = load_tunable(path, tuning, default_dtype(device), device, expected_id=artifact_id)
+            self.emulators[key] = (model, manifest, load_tokenizer(path))
             self.emulator_loads += 1
             while len(self.emulators) > self.max_emulators:
                 self.emulators.popitem(last=False)

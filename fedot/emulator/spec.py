@@ -19,7 +19,7 @@ from pathlib import Path
 from ..architectures import architecture, num_blocks
 from ..models import DEFAULT_MODEL, cache_dir, load_config, resolve
 from ..settings import registry_group, setting, validate
-from . import src
+from . import rank_compression
 from .artifact import FORMAT, MANIFEST, ArtifactError, read_manifest
 from .methods import METHODS, Method
 from .split import Split, SplitError
@@ -84,7 +84,7 @@ class EmulatorSpec:
             if compress is not None:
                 tensor = compress(name, tensor)
             if beta and arch.is_attention_weight(name):
-                tensor = src.truncate_rank(tensor, beta)
+                tensor = rank_compression.truncate_rank(tensor, beta)
             return tensor
 
         return transform

@@ -71,7 +71,7 @@ def run_eval(cmd: EvalCommand) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def describe_result(result: dict) -> str:
+def result_text(result: dict) -> str:
     lines = [f"{result['model']}{' + ' + result['adapter'] if result['adapter'] else ''}: {result['task']}/"
              f"{result['split']}, {result['examples']} examples"]
     metrics = result["metrics"]

@@ -9,6 +9,7 @@ checks that relate parts to each other, so an experiment that cannot work fails 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..aggregation.privacy import DPConfig
 from ..aggregation.rules import AggregationConfig
@@ -30,8 +31,15 @@ class BaselineConfig:
     steps: int = setting(0, "FT baseline optimizer steps; 0: as many as all data owners took together", ge=0)
 
 
+RENAMED = {"local-steps": "steps", "local-epochs": "epochs", "trim-beta": "trimmed-mean-beta",
+           "malicious": "krum-malicious", "proximal-mu": "fedprox-mu", "server-lr": "fedadam-eta",
+           "server-tau": "fedadam-tau", "dp-target-quantile": "dp-client-adaptive-target-quantile",
+           "dp-clip-lr": "dp-client-adaptive-clip-lr", "dp-count-stddev": "dp-client-adaptive-count-stddev"}
+
+
 @dataclass
 class FederatedConfig:
+    renamed: ClassVar[dict] = RENAMED  # keys of earlier fedot versions: refused naming the new key, migrated on resume
     run_dir: str = setting("", "absolute output directory (`fedot sim` fills in runs/<sim>-<time>; empty, as in a "
                                 "plain flwr run: $FEDOT_RUNS/<sim>-<run id>, FEDOT_RUNS defaulting to ~/fedot-runs)")
     command: str = setting("", "the command that started the run, recorded in results (`fedot sim` fills it in)")

@@ -21,7 +21,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .sim import SimError, finish, flwr_cli, flwr_env, prepare, run_args, stream
+from .launch import SimError, finish, flwr_cli, flwr_env, handoff, prepare, stream
 
 
 def _exited(proc: subprocess.Popen, timeout: float) -> bool:
@@ -155,9 +155,9 @@ class Deployment:
                                        "--host", "127.0.0.1", "--port", str(free_port()), "--node-config",
                                        node_config, *auth])
 
-    def run(self, sim, overrides: dict, run_dir: Path, verbose: bool = False) -> tuple[str, str]:
-        """``flwr run`` of ``sim`` against this federation; (run id, final status)."""
-        cmd = [flwr_cli(), "run", str(sim.path), self.CONNECTION, "--stream", *run_args(overrides)]
+    def run(self, sim, cfg, run_dir: Path, verbose: bool = False) -> tuple[str, str]:
+        """``flwr run`` of ``sim`` with the checked settings ``cfg`` against this federation; (run id, status)."""
+        cmd = [flwr_cli(), "run", str(sim.path), self.CONNECTION, "--stream", *handoff(cfg, run_dir)]
         return stream(cmd, self.env, run_dir, verbose, [self.CONNECTION])
 
     def flwr(self, *args: str) -> str:
@@ -199,14 +199,14 @@ class Deployment:
         self.stop()
 
 
-def run_deployed(app: str | Path, root: str | Path, run_config: list[str] | None = None, tls: bool = True,
-                 auth: bool = False, run_dir: str | Path | None = None, verbose: bool = False,
-                 overwrite: bool = False) -> Path:
+def run_deployed(app: str | Path, root: str | Path, overrides: dict | None = None, tls: bool = True,
+                 auth: bool = False, overwrite: bool = False) -> Path:
     """Start the deployment, ``flwr run`` the sim against it, fail unless the run completed, stop everything."""
-    sim, overrides, cfg, run_dir = prepare(app, run_config, None, run_dir, verbose, overwrite=overwrite)
-    overrides.setdefault("wait-for-clients-s", 120.0)  # SuperNodes connect in seconds, not at once
+    overrides = {"wait-for-clients-s": 120.0, **(overrides or {})}  # SuperNodes connect in seconds, not at once
+    sim, overrides, cfg, run_dir = prepare(app, overrides, overwrite=overwrite)
+    verbose = cfg.data_owner.verbose
     with Deployment(root, cfg.num_clients, tls=tls, auth=auth, data_dir=overrides.get("data-dir")) as deployment:
         print(f"SuperLink and {cfg.num_clients} SuperNodes under {deployment.root} (TLS {'on' if tls else 'off'}, "
               f"SuperNode authentication {'on' if auth else 'off'})", flush=True)
-        run_id, status = deployment.run(sim, overrides, run_dir, verbose)
+        run_id, status = deployment.run(sim, cfg, run_dir, verbose)
     return finish(run_id, status, run_dir, verbose)

@@ -11,7 +11,13 @@ from __future__ import annotations
 import math
 import os
 
-from ..memory import GIB, RolePlan, run_plan
+from ..architectures import num_blocks
+from ..data_owner.tuning import TuningConfig
+from ..emulator.split import sandwich
+from ..emulator.tiers import tier_specs
+from ..evaluation.scoring import EVAL_MAX_LENGTH
+from ..memory import GIB, RolePlan, alignment_bytes, client_plan, config_for_plan, owner_plan, training_plan
+from .config import FederatedConfig
 
 SHRINK = 'lower batch-size or max-length, train with tuning = "lora", or keep fewer emulator-blocks'
 
@@ -73,6 +79,23 @@ def fit(plans: list[RolePlan], resources: dict, clients: int, host: int, gpu: in
     return lines, problems
 
 
+def run_plan(cfg: FederatedConfig, device: str) -> list[RolePlan]:
+    """Every role's plan for a run's settings: the model owner, then a data owner of each emulator tier (one without
+    ``emulator-tiers``), shallowest first."""
+    config = config_for_plan(cfg.emulator.model)
+    n, train = num_blocks(config), cfg.data_owner.train
+    splits = [spec.split(n)[0] for spec in tier_specs(cfg.emulator, cfg.tiers.levels)]
+    clients = [client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
+                           role=f"data owner (emulator {len(split.kept)} of {n} blocks)") for split in splits]
+    everything = sandwich(n, 1, 0, -1)  # every block kept; all of them train below
+    ft = training_plan(config, everything, everything.kept, TuningConfig.of("full"), train.batch_size,
+                       train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
+    eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
+    align = cfg.alignment
+    extra = alignment_bytes(config, splits[-1], align.batch_size, align.max_length, device) if align.enabled else 0
+    return [owner_plan(config, splits[-1], eval_length, device, ft, extra), *clients]  # the owner: the deepest tier
+
+
 def sim_plan(sim, cfg) -> tuple[list[RolePlan], list[str], list[str]]:
     """The plan of a sim's settings on its device, and (lines, problems) of fitting it here."""
     import torch
@@ -85,11 +108,11 @@ def sim_plan(sim, cfg) -> tuple[list[RolePlan], list[str], list[str]]:
     return plans, lines, problems
 
 
-def describe_plan(sim, cfg, plans, lines, problems) -> str:
+def plan_text(sim, cfg, plans, lines, problems) -> str:
     train = cfg.data_owner.train
     head = (f"memory plan of {sim.name}: {cfg.emulator.model}, {plans[0].device}, batch {train.batch_size} x "
             f"{train.max_length} tokens, tuning {cfg.data_owner.tuning.mode} "
             f"({'bf16 weights, fp32 trainable' if plans[0].device == 'cuda' else 'fp32'})")
     unchecked = plans[0].device == "cuda" and gpu_memory() is None
     verdict = ["does NOT fit:", *problems] if problems else ["fit not checked: no GPU here" if unchecked else "fits"]
-    return "\n".join([head, *(p.describe() for p in plans), *lines, *verdict])
+    return "\n".join([head, *(p.line() for p in plans), *lines, *verdict])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..data_owner.train import TrainConfig, TrainResult, train
 from ..data_owner.tuning import TuningConfig, load_tunable, trainable_state
@@ -28,6 +29,7 @@ from . import results
 
 @dataclass
 class OffsiteConfig:
+    renamed: ClassVar[dict] = {"max-steps": "steps"}  # flags of earlier fedot versions
     emulator: EmulatorSpec = group(EmulatorSpec)
     task: str = setting("pydocs", "the task: train split tunes, validation split selects, test split scores",
                         choices=task_names)

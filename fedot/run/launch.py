@@ -21,12 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-from ..settings import describe
+from ..settings import migrate, settings_text, to_flat
 from .config import FederatedConfig
-from .plan import describe_plan, sim_plan
+from .plan import plan_text, sim_plan
 from .progress import MARK
 from .services import KEEP_ALIVE_ENV, flwr_home, start_ray_head, stop_superlink, superlink_pids
-from .sims import Sim
+from .sim_folder import Sim
 
 
 class SimError(RuntimeError):
@@ -75,19 +75,16 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
                        "shows the memory it needs")
     plans, lines, problems = sim_plan(sim, cfg)
     if problems:
-        raise SimError(describe_plan(sim, cfg, plans, lines, problems))
+        raise SimError(plan_text(sim, cfg, plans, lines, problems))
     return cfg
 
 
-def show_plan(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None) -> bool:
+def show_plan(app: str | Path, overrides: dict | None = None) -> bool:
     """Print the sim's memory plan (no weights, no GPU, no network needed); True when it fits this machine."""
     sim = Sim(app)
-    overrides = parse_overrides(run_config or [])
-    if num_clients is not None:
-        overrides["num-clients"] = num_clients
-    cfg = sim.config(overrides)
+    cfg = sim.config(overrides or {})
     plans, lines, problems = sim_plan(sim, cfg)
-    print(describe_plan(sim, cfg, plans, lines, problems))
+    print(plan_text(sim, cfg, plans, lines, problems))
     return not problems
 
 
@@ -97,7 +94,8 @@ def resumed_config(run_dir: Path) -> dict:
     if not saved.exists():
         raise SimError(f"cannot resume {run_dir}: it holds no run_config.json (not a fedot run, or it stopped before "
                        "its first round); start a new run instead")
-    return {k: v for k, v in json.loads(saved.read_text()).items() if k not in ("run-dir", "command", "resume")}
+    return migrate(FederatedConfig, {k: v for k, v in json.loads(saved.read_text()).items()
+                                     if k not in ("run-dir", "command", "resume")})
 
 
 def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -108,7 +106,7 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             raise SimError(f"cannot resume {run_dir}: no round of it was completed; start it again with --overwrite")
     elif held and not overwrite:
         raise SimError(f"run dir {run_dir} already holds a run ({', '.join(held)}); continue it with --resume "
-                       f"{run_dir}, or replace it with --overwrite")
+                       f"--run-dir {run_dir}, or replace it with --overwrite")
     elif held:
         shutil.rmtree(run_dir)
 
@@ -137,45 +135,45 @@ def run_status(run_id: str, env: dict, connection: list[str] = ()) -> str:
         raise SimError(f"could not read the status of run {run_id}: {out.stdout[-500:]} {out.stderr[-500:]}") from e
 
 
-def prepare(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None,
-            run_dir: str | Path | None = None, verbose: bool = False, resume: str | Path | None = None,
-            overwrite: bool = False, print_config: bool = False) -> tuple[Sim, dict, FederatedConfig, Path]:
-    """The sim, its run-config overrides, the checked settings and the claimed run dir (before Flower starts)."""
+def prepare(app: str | Path, overrides: dict | None = None, overwrite: bool = False,
+            print_config: bool = False) -> tuple[Sim, dict, FederatedConfig, Path]:
+    """The sim, its run-config overrides (flat settings: ``--run-config`` and the setting flags, parsed once), the
+    checked settings and the claimed run dir, before Flower starts. With ``resume`` the run dir's own settings come
+    first (``--run-dir`` names it)."""
     sim = Sim(app)
-    overrides = parse_overrides(run_config or [])
+    overrides = dict(overrides or {})
+    resume = bool(overrides.get("resume"))
     if resume:
-        run_dir = Path(resume)
-        overrides = {**resumed_config(run_dir), **overrides, "resume": True}
-    if num_clients is not None:
-        overrides["num-clients"] = num_clients
-    if verbose:
-        overrides["verbose"] = True
+        if not overrides.get("run-dir"):
+            raise SimError("--resume continues a run: name its directory with --run-dir")
+        overrides = {**resumed_config(Path(overrides["run-dir"])), **overrides}
     if os.environ.get("FEDOT_DATA_DIR") and "data-dir" not in overrides:
         overrides["data-dir"] = str(Path(os.environ["FEDOT_DATA_DIR"]).expanduser().resolve())
-    run_dir = Path(run_dir or Path("runs") / f"{sim.name}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    run_dir = Path(overrides.get("run-dir") or Path("runs") / f"{sim.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = run_dir.expanduser().resolve()
     argv = sys.argv[1:] if sys.argv[1:2] in (["sim"], ["deploy"]) else []
     overrides.update({"run-dir": str(run_dir), "command": "fedot " + " ".join(shlex.quote(a) for a in argv)})
     cfg = preflight(sim, overrides)
     if not print_config:
-        claim_run_dir(run_dir, resume=bool(resume), overwrite=overwrite)
+        claim_run_dir(run_dir, resume=resume, overwrite=overwrite)
     return sim, overrides, cfg, run_dir
+
+
+def handoff(cfg: FederatedConfig, run_dir: Path) -> list[str]:
+    """The ``flwr run`` arguments that hand Flower the checked settings once: every setting in one TOML file
+    (``<run dir>/run_config.toml``), which Flower reads with its own parser."""
+    import tomli_w
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "run_config.toml"
+    path.write_text(tomli_w.dumps(to_flat(cfg)))
+    return ["--run-config", str(path)]
 
 
 def flwr_env() -> dict:
     # flwr launches flower-superlink/-superexec by name: they sit beside this interpreter even in an unactivated venv
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return {**os.environ, "PATH": path, "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
-
-
-def run_args(overrides: dict) -> list[str]:
-    args = []
-    for key, value in overrides.items():  # Flower's parser takes "..." without inner double quotes: a TOML escape
-        if isinstance(value, str):
-            value = '"' + value.replace("\\", "\\\\").replace('"', "\\u0022") + '"'
-        else:
-            value = json.dumps(value)
-        args += ["--run-config", f"{key}={value}"]
-    return args
 
 
 def stream(cmd: list[str], env: dict, run_dir: Path, verbose: bool, connection: list[str] = ()) -> tuple[str, str]:
@@ -211,22 +209,20 @@ def finish(run_id: str, status: str, run_dir: Path, verbose: bool) -> Path:
     return run_dir
 
 
-def run_sim(app: str | Path, run_config: list[str] | None = None, num_clients: int | None = None,
-            run_dir: str | Path | None = None, keep_alive: bool = False, print_config: bool = False,
-            verbose: bool = False, resume: str | Path | None = None, overwrite: bool = False) -> Path:
+def run_sim(app: str | Path, overrides: dict | None = None, keep_alive: bool = False, print_config: bool = False,
+            overwrite: bool = False) -> Path:
     """Run the app; return its run directory. Raises :class:`SimError` unless the run completed."""
-    sim, overrides, cfg, run_dir = prepare(app, run_config, num_clients, run_dir, verbose, resume, overwrite,
-                                           print_config)
+    sim, overrides, cfg, run_dir = prepare(app, overrides, overwrite, print_config)
     if print_config:
-        print(describe(cfg))
+        print(settings_text(cfg))
         return run_dir
-    env, home = flwr_env(), flwr_home()
+    env, home, verbose = flwr_env(), flwr_home(), cfg.data_owner.verbose
     keep_alive = keep_alive or os.environ.get(KEEP_ALIVE_ENV) == "1"
     started_here = not superlink_pids(home)
     if keep_alive:  # before the SuperLink starts: it and its simulations inherit the address
         env["RAY_ADDRESS"] = start_ray_head(home)["address"]
     cmd = [flwr_cli(), "run", str(sim.path), "--stream", "--federation-config",
-           " ".join(f"{k}={json.dumps(v)}" for k, v in federation(sim, cfg).items()), *run_args(overrides)]
+           " ".join(f"{k}={json.dumps(v)}" for k, v in federation(sim, cfg).items()), *handoff(cfg, run_dir)]
     print(f"{MARK} {sim.name}: {cfg.num_clients} data owners, {cfg.num_rounds} rounds "
           f"(Flower and Ray output: {run_dir / 'flower.log'}{'' if verbose else '; --verbose shows it'})", flush=True)
     try:
