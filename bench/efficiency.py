@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from fedot.models import DEFAULT_MODEL
+
 SHAPES = {  # real OPT shapes; weights random (speed and memory do not depend on the values)
     "opt-1.3b": dict(hidden_size=2048, num_hidden_layers=24, ffn_dim=8192, num_attention_heads=32, vocab_size=50272,
                      max_position_embeddings=2048, word_embed_proj_dim=2048),
@@ -109,7 +111,7 @@ def _child(args, variant, queue):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--shapes", choices=SHAPES, default=None,
                    help="random-weight OPT of these shapes instead of --model")
     p.add_argument("--device", default="cpu")

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from fedot.models import DEFAULT_MODEL
+
 
 def perplexity_rows(model, tok, docs, max_length: int, repeats: int) -> list[dict]:
     """Each variant timed ``repeats`` times, interleaved (a slow spell of a shared machine hits every variant alike);
@@ -95,7 +97,7 @@ def main(argv=None):
     p.add_argument("--out", default="bench/results/eval.json")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    model_dir = resolve("smollm2-135m")
+    model_dir = resolve(DEFAULT_MODEL)
     model, tok = load_model(model_dir).eval(), load_tokenizer(model_dir)
     max_length = context_length(model, tok)
     docs = get_task("pydocs").docs("test")

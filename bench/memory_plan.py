@@ -22,6 +22,8 @@ import resource
 import sys
 from pathlib import Path
 
+from fedot.models import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [  # (role, kept middle blocks, tuning, batch, length)
     ("client", 18, "lora", 4, 512),  # the smollm2 sims' data owner
@@ -46,7 +48,7 @@ def measure(case, queue):
     role, blocks, tuning, batch, length = case
     torch.set_num_threads(2)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    spec = EmulatorSpec("smollm2-135m", 2, 2, blocks)
+    spec = EmulatorSpec(DEFAULT_MODEL, 2, 2, blocks)
     path, _ = spec.build()
     if role == "client":
         from fedot.data_owner.tuning import TuningConfig
@@ -95,7 +97,7 @@ def planned(case):
     from fedot.models import config_of
 
     role, blocks, tuning, batch, length = case
-    config = config_of("smollm2-135m")
+    config = config_of(DEFAULT_MODEL)
     split = sandwich(30, 2, 2, blocks)
     if role == "client":
         return client_plan(config, split, TuningConfig.of(tuning), batch, length, "cpu")

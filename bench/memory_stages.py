@@ -17,11 +17,13 @@ from pathlib import Path
 
 import psutil
 
+from fedot.models import DEFAULT_MODEL
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("variant", choices=("full", "full+lora", "ot", "ot+lora"))
-    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--out", default=None)

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from fedot.models import DEFAULT_MODEL
+
 
 def adapter_shapes(tuning: str) -> dict:
     import torch
@@ -28,7 +30,7 @@ def adapter_shapes(tuning: str) -> dict:
     from fedot.emulator import adapter_local, to_original
     from fedot.models import load_model, resolve
 
-    model = load_model(resolve("smollm2-135m"), torch.float32, "cpu")
+    model = load_model(resolve(DEFAULT_MODEL), torch.float32, "cpu")
     manifest = {"num_blocks": 30, "adapter_blocks": [0, 1, 28, 29], "emulator_blocks": list(range(2, 28))}
     model = prepare(model, adapter_local(manifest), TuningConfig.of(tuning))
     shapes = {k: tuple(v.shape) for k, v in trainable_state(model, to_original(manifest)).items()}

@@ -22,8 +22,6 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the in-process grid
-
 from fedot.run.launch import run_sim  # noqa: E402
 from fedot.run.services import flwr_home, superlink_pids  # noqa: E402
 from fedot.run.sim_folder import Sim  # noqa: E402
@@ -114,7 +112,7 @@ def flwr_run(clients: int, tag: str, local_steps: int = BUDGET["steps"]) -> dict
 
 
 def in_process(clients: int, local_steps: int) -> dict:
-    from support.inprocess import run_in_process
+    from fedot_apps.inprocess import run_in_process
 
     run = Path(f"runs/bench-sim-inprocess-{local_steps}").resolve()
     rc = {**Sim("sims/pydocs_4clients").declared(), **BUDGET, "steps": local_steps, "run-dir": str(run),

@@ -22,7 +22,7 @@ import difflib
 import math
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -309,7 +309,3 @@ def toml_table(obj) -> str:
         value = tomli_w.dumps({"v": _get(obj, d.path)}).split("=", 1)[1].strip()
         out.append(f"{d.key} = {value}".ljust(43) + f" # {d.help}")
     return "\n".join(out) + "\n"
-
-
-def is_settings(obj) -> bool:
-    return is_dataclass(obj) and any("help" in f.metadata or f.metadata.get("group") for f in fields(obj))

@@ -1,5 +1,7 @@
 """ServerApp = the model owner: builds the emulator, runs the rounds, evaluates plug-in, writes the results."""
 
+import random
+
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
@@ -40,6 +42,7 @@ def main(grid: Grid, context: Context) -> None:
                                min_replies=cfg.min_replies, fraction_train=cfg.fraction_train,
                                aggregation=cfg.aggregation, dp=cfg.dp, population=cfg.num_clients)
     adapter = owner.initial_adapter()
+    random.seed(f"client-sampling:{cfg.data_owner.seed}")  # Flower's FedAvg samples with Python's global generator
     if resumed is not None:
         checkpoint.restore(strategy, resumed)
         adapter = resumed.adapter

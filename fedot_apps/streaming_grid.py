@@ -2,7 +2,7 @@
 
 Flower's grid collects a round's replies in one list before the strategy sees any,
 so a round of N clients holds N adapters in the ServerApp. Yielding each reply as
-it is pulled lets ``OffsiteFedAvg`` fold it into its running sum and drop it:
+it is pulled lets the strategy fold it into its running sum (FedAvg, FedProx) and drop it:
 server memory then grows with the replies that arrive between two polls (the
 concurrency), not with the number of clients. Polling every 0.5 s instead of
 Flower's 3 s also shortens each round's tail.

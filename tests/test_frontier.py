@@ -65,3 +65,20 @@ def test_frontier_recommends_the_smallest_emulator_meeting_both_conditions():
 def test_frontier_refuses_a_grid_that_cannot_work(flat, match, tmp_path):
     with pytest.raises(ValueError, match=match):
         run_frontier(from_flat(FrontierConfig, flat, where="frontier"), tmp_path / "f")
+
+
+def test_explicit_points_carry_their_own_settings_and_the_ceiling_is_added(tiny_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    cfg = _cfg(tiny_models, points="two: emulator-blocks=2; pruned: emulator-method='prune' emulator-blocks=3 "
+                                   "emulator-prune-sparsity=0.5")
+    assert [n for n, _ in cfg.point_overrides()] == ["two", "pruned", "lossless"]
+    result = run_frontier(cfg, tmp_path / "f")
+    rows = {r["point"]: r for r in result["rows"]}
+    assert rows["two"]["kept_blocks"] == 2
+    assert rows["pruned"]["method"] == "prune" and rows["pruned"]["kept_blocks"] == 3
+    pruned = json.loads((tmp_path / "f" / "pruned" / "results.json").read_text())
+    assert pruned["config"]["emulator-prune-sparsity"] == 0.5 and pruned["config"]["full-ft"] is False
+    for bad, match in (("lossless: emulator-blocks=2", "NAME not 'lossless'"), ("nocolon", "NAME: key=value"),
+                       ("a: emulator-blocks=2; a: emulator-blocks=3", "distinct names")):
+        with pytest.raises(ValueError, match=match):
+            _cfg(tiny_models, points=bad)

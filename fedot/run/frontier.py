@@ -15,7 +15,6 @@ frontier continues where it stopped.
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 from ..emulator.methods import METHODS
 from ..evaluation.five import LABELS, better, conditions, fmt, gap, recovered
 from ..files import atomic_path, write_json, write_text
-from ..settings import group, setting, to_flat, validate
+from ..settings import from_flat, group, setting, to_flat, validate
 from .plots import style_metric_axis
 from .single_site import OffsiteConfig, run
 
@@ -34,6 +33,9 @@ class FrontierConfig:
     methods: str = setting("uniform,distill", "emulator methods of the grid (comma-separated; sandwich methods, sized "
                            "by emulator-blocks)")
     blocks: str = setting("6,12,18", "middle blocks the grid's emulators keep (comma-separated)")
+    points: str = setting("", "explicit points instead of the methods x blocks grid: 'NAME: key=value ...; NAME: ...', "
+                          "each point's settings over the shared ones in the run-config syntax (e.g. 'scaleot-18: "
+                          "emulator-method=\"scaleot\" emulator-scaleot-alpha=0.1'); the lossless ceiling is added")
     privacy_margin: float = setting(0.05, "how much worse than plug-in (relative) the tuned emulator must stay for the "
                                     "owner to accept an emulator", ge=0)
 
@@ -49,29 +51,46 @@ class FrontierConfig:
             raise ValueError(f"blocks must be comma-separated integers, e.g. '6,12,18'; got {self.blocks!r}") from None
 
     def check(self) -> None:
+        if self.points:
+            self.point_overrides()
+            return
         unknown = [m for m in self.method_list if m not in METHODS]
         if unknown or not self.method_list:
             raise ValueError(f"unknown methods {unknown}; choose among {', '.join(sorted(METHODS))}")
         fixed = [m for m in self.method_list if not METHODS[m].sandwich]
         if fixed:
             raise ValueError(f"{', '.join(fixed)} size(s) the emulator by its own settings, not emulator-blocks; "
-                             "compare it with `fedot offsite` runs and `fedot compare`")
+                             "give it explicit points (--points 'NAME: emulator-method=...')")
         if not self.block_list or min(self.block_list) < 1:
             raise ValueError(f"blocks must be at least 1; got {self.blocks!r}")
 
-    def points(self) -> list[tuple[str, int]]:
-        """(method, kept middle blocks) of the grid, then the lossless ceiling (-1)."""
-        return [(m, b) for m in self.method_list for b in self.block_list] + [("uniform", -1)]
+    def point_overrides(self) -> list[tuple[str, dict]]:
+        """(name, settings over the shared ones) of every point, then the lossless ceiling (which trains FT)."""
+        if self.points:
+            from .launch import parse_overrides
 
-    def point_config(self, method: str, blocks: int) -> OffsiteConfig:
-        cfg = copy.deepcopy(self.offsite)
-        cfg.emulator.method, cfg.emulator.emulator_blocks = method, blocks
-        cfg.full_ft = blocks == -1  # the FT baseline does not depend on the emulator: trained once, at the ceiling
-        return validate(cfg, "frontier")
+            out = []
+            for item in (i.strip() for i in self.points.split(";")):
+                name, sep, text = item.partition(":")
+                if not sep or not name.strip() or name.strip() == LOSSLESS:
+                    raise ValueError(f"frontier point {item!r}: write 'NAME: key=value ...' (NAME not "
+                                     f"{LOSSLESS!r}, which is added)")
+                out.append((name.strip(), parse_overrides([text])))
+        else:
+            out = [(f"{m}-{b}", {"emulator-method": m, "emulator-blocks": b})
+                   for m in self.method_list for b in self.block_list]
+        if len({n for n, _ in out}) != len(out):
+            raise ValueError(f"frontier points must have distinct names, got {[n for n, _ in out]}")
+        return out + [(LOSSLESS, {"emulator-method": "uniform", "emulator-blocks": -1})]
+
+    def point_config(self, name: str, overrides: dict) -> OffsiteConfig:
+        """A point's single-site settings; the FT baseline does not depend on the emulator: trained once, at the
+        ceiling."""
+        flat = {**to_flat(self.offsite), **overrides, "full-ft": name == LOSSLESS}
+        return from_flat(OffsiteConfig, flat, where=f"frontier point {name!r}")
 
 
-def point_name(method: str, blocks: int) -> str:
-    return "lossless" if blocks == -1 else f"{method}-{blocks}"
+LOSSLESS = "lossless"
 
 
 def run_point(cfg: OffsiteConfig, out: Path, command: str) -> dict:
@@ -93,7 +112,7 @@ def summarise(name: str, record: dict, ft: float | None, margin: float) -> dict:
     params = record["emulator"].get("params", {})
     kept = len(record["emulator"].get("emulator_blocks", []))
     row = {"point": name, "method": record["emulator"].get("method"), "kept_blocks": kept,
-           "lossless": name == "lossless", "numbers": {**numbers, "full_finetuned": ft},
+           "lossless": name == LOSSLESS, "numbers": {**numbers, "full_finetuned": ft},
            "privacy_gap": gap(numbers, hib), "chosen_lr": record["chosen_lr"],
            "recovered": recovered({**numbers, "full_finetuned": ft}, hib),
            "conditions": conditions({**numbers, "full_finetuned": ft}, hib), "distill": params.get("distill_result")}
@@ -106,14 +125,14 @@ def run_frontier(cfg: FrontierConfig, out: str | Path, command: str = "") -> dic
     validate(cfg, "frontier")
     out = Path(out)
     records = {}
-    for method, blocks in cfg.points():  # every point's settings and split are checked before the first one runs
-        cfg.point_config(method, blocks).emulator.preflight()
-    ceiling = run_point(cfg.point_config("uniform", -1), out / "lossless", command)
+    points = [(name, cfg.point_config(name, o)) for name, o in cfg.point_overrides()]
+    for _, point in points:  # every point's settings and split are checked before the first one runs
+        point.emulator.preflight()
+    ceiling = run_point(points[-1][1], out / LOSSLESS, command)
     ft = ceiling["numbers"].get("full_finetuned")
-    for method, blocks in cfg.points()[:-1]:
-        records[point_name(method, blocks)] = run_point(cfg.point_config(method, blocks),
-                                                        out / point_name(method, blocks), command)
-    records["lossless"] = ceiling
+    for name, point in points[:-1]:
+        records[name] = run_point(point, out / name, command)
+    records[LOSSLESS] = ceiling
     rows = [summarise(name, r, ft, cfg.privacy_margin) for name, r in records.items()]
     acceptable = [r for r in rows if r["acceptable"]]
     pick = min(acceptable, key=lambda r: r["kept_blocks"]) if acceptable else None
