@@ -151,11 +151,20 @@ def test_the_memory_plan_adds_the_owners_alignment(tiny_models):
     split = sandwich(6, 1, 1, 2)
     middle = sum(p.numel() for n, p in load_model(tiny_models["llama"]).named_parameters()
                  if any(n.startswith(f"model.layers.{i}.") for i in split.emulator))
-    assert alignment_bytes(config, split, 2, 16, "cpu") > 12 * middle  # fp32 gradients and two AdamW moments
+
+    def floor(batch, length):  # what alignment must hold whatever the modelling code: fp32 gradients + two AdamW
+        tokens = batch * length  # moments of the middle, the teacher's hidden states (every block's) and both models'
+        return 12 * middle + (6 + 1) * tokens * config.hidden_size * 4 + 2 * tokens * config.vocab_size * 4  # logits
+
+    assert alignment_bytes(config, split, 2, 16, "cpu") > floor(2, 16)
+    more = alignment_bytes(config, split, 4, 16, "cpu") - alignment_bytes(config, split, 2, 16, "cpu")
+    assert more >= floor(2, 16) - 12 * middle  # the per-token terms grow with the batch; the optimizer state does not
     cfg = FederatedConfig.from_run_config({"model": str(tiny_models["llama"]), "emulator-blocks": 2, "bottom": 1,
                                            "top": 1})
-    assert "alignment" not in run_plan(cfg, "cpu")[0].parts
+    without = run_plan(cfg, "cpu")[0]
+    assert "alignment" not in without.parts
     cfg.alignment.method = "fedbiot"
     owner = run_plan(cfg, "cpu")[0]
-    assert owner.parts["alignment"] == alignment_bytes(config, split, cfg.alignment.batch_size,
-                                                       cfg.alignment.max_length, "cpu")
+    assert owner.total - without.total == owner.parts["alignment"] > floor(cfg.alignment.batch_size,
+                                                                           cfg.alignment.max_length)
+    assert {k: v for k, v in owner.parts.items() if k != "alignment"} == without.parts  # nothing else changes

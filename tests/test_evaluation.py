@@ -87,11 +87,21 @@ def test_a_run_with_the_wrong_number_of_data_owners_stops_with_the_command(tiny_
 
 
 def test_progress_lines_and_zero_shot_reused_by_a_second_run(tiny_models, tmp_path, capsys):
+    import re
+
     rc = run_config(tiny_models["opt"], tmp_path / "one", **{"num-rounds": 2})
-    run_server(rc, InProcessGrid(2, rc))
+    rows, _ = run_server(rc, InProcessGrid(2, rc))
     out = capsys.readouterr().out
-    assert "fedot | round 1/2: 2 accepted, 0 rejected" in out and "left" in out and "fedot | zero-shot" in out
-    assert "reused" not in out
+    line = next(x for x in out.splitlines() if x.startswith("fedot | round 1/2:"))
+    m = re.search(r"2 accepted, 0 rejected, train loss ([\d.]+) \| plug-in ([\d,.]+) \(zero-shot ([\d,.]+)\), OT "
+                  r"emulator ([\d,.]+) \| (\d+)s \| elapsed \d+s, ~(\d+)s left", line)
+    assert m, line
+    evaluation = rows[1]["evaluation"]  # the line says what rounds.jsonl says
+    assert float(m[1]) == pytest.approx(rows[1]["train_loss"], abs=5e-4)
+    assert [float(m[i].replace(",", "")) for i in (2, 3, 4)] == pytest.approx(
+        [evaluation["plugin"], rows[0]["evaluation"]["zero_shot"], evaluation["emulator_finetuned"]], abs=5e-3)
+    assert m[6] == m[5]  # one round left, estimated at the mean duration of the rounds so far (one)
+    assert "fedot | zero-shot: full model" in out and "reused" not in out
     rc = run_config(tiny_models["opt"], tmp_path / "two", **{"num-rounds": 1})
     run_server(rc, InProcessGrid(2, rc))
     out = capsys.readouterr().out

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from support.flower import own_flower
 
@@ -115,11 +116,20 @@ def test_kill_9_of_the_server_app_then_resume(tmp_path, monkeypatch):
     before = [json.loads(line) for line in (out / "rounds.jsonl").open()]
     killed_at = json.loads(state.read_text())["round"]
     assert 2 <= killed_at < 4 and not (out / "results.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", str(out)],
-                             capture_output=True, text=True, timeout=900)
+    resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", "--run-dir",
+                              str(out)], capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"resuming after round {killed_at} of 4" in resumed.stdout
     rows = [json.loads(line) for line in (out / "rounds.jsonl").open()]
     assert [r["round"] for r in rows] == [0, 1, 2, 3, 4]
     assert rows[:killed_at + 1] == before[:killed_at + 1]  # the rounds done before the kill are kept as they were
     assert json.loads((out / "results.json").read_text())["numbers"]["plugin"] == rows[4]["evaluation"]["plugin"]
+    # and it ends where the same run without the kill ends, tensor by tensor
+    whole = tmp_path / "whole"
+    uninterrupted = subprocess.run([*cmd[:cmd.index("--run-dir") + 1], str(whole), *cmd[cmd.index("--run-dir") + 2:]],
+                                   capture_output=True, text=True, timeout=900)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    a, b = load_file(out / "adapter.safetensors"), load_file(whole / "adapter.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)

@@ -94,7 +94,12 @@ def test_sim_plan_prints_every_role_without_weights_or_gpus(capsys):
     assert show_plan("sims/opt13b_10clients") is True  # nothing to refuse where no GPU can be checked
     out = capsys.readouterr().out
     assert "model owner (ServerApp)" in out and "data owner (emulator 22 of 40 blocks)" in out
-    assert "fit not checked: no GPU here" in out or "fits" in out
+    import torch
+
+    if torch.cuda.is_available():  # on a GPU machine the fit is checked against it: one verdict or the other
+        assert ("\nfits" in out) != ("does NOT fit" in out)
+    else:
+        assert out.rstrip().endswith("fit not checked: no GPU here")
 
 
 def test_fedot_sim_refuses_a_run_that_does_not_fit_before_flower_starts(tiny_models, tmp_path, monkeypatch):

@@ -54,12 +54,18 @@ def test_server_side_clipping_bounds_each_update_and_the_accountant_composes_one
 def test_noise_has_the_dp_fedavg_scale():
     import numpy as np
 
-    np.random.seed(0)  # Flower draws the noise from numpy's global generator: 8 draws, fixed so the test cannot flake
+    np.random.seed(0)  # Flower draws the noise from numpy's global generator: seeded, so the test cannot flake
     dp = DPConfig(mode="server-fixed", noise_multiplier=2.0, clip_norm=0.5)
-    s, sent = strategy_for(4, dp=dp)
-    outcome = s.aggregate_round(1, [reply(m, good(update(1e-3), 10)) for m in sent])  # equal updates, far below C
-    noise = torch.cat([v.flatten() - 1e-3 for v in outcome.arrays.to_torch_state_dict().values()])
-    assert noise.std().item() == pytest.approx(2.0 * 0.5 / 4, rel=0.6)  # z * C / n, from 8 draws
+    draws = []
+    for _ in range(250):  # 250 releases of 8 coordinates: 2,000 draws
+        s, sent = strategy_for(4, dp=dp)
+        outcome = s.aggregate_round(1, [reply(m, good(update(1e-3), 10)) for m in sent])  # equal, far below C
+        draws.append(torch.cat([v.flatten() - 1e-3 for v in outcome.arrays.to_torch_state_dict().values()]))
+    noise, sigma = torch.cat(draws).double(), 2.0 * 0.5 / 4  # z * C / n
+    assert len(noise) == 2000
+    # the sample std of 2,000 normal draws has a relative standard error of 1/sqrt(2 x 2000) = 1.6%: 10% is 6 SE
+    assert noise.std().item() == pytest.approx(sigma, rel=0.10)
+    assert abs(noise.mean().item()) < 4 * sigma / 2000 ** 0.5  # centred: 4 standard errors of the mean
 
 
 def test_an_all_zero_update_is_rejected_with_the_reason_not_a_crash():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+from safetensors.torch import load_file
 
 from fedot.aggregation.average import weighted_average
 from fedot.aggregation.rules import RULES
@@ -151,12 +152,28 @@ def test_fault_plan_is_deterministic_and_exact():
     assert {sum("attack" in p for p in ps) for ps in plans} == {3}  # the same 3 attack every round
 
 
-@pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_attacks_change_the_update(attack):
+@pytest.mark.parametrize("attack", sorted(ATTACKS.names()))
+def test_each_attack_sends_what_it_says(attack):
     state, n = honest(1.0)
     out, n2 = ATTACKS[attack](state, REF, n, 10.0, torch.Generator().manual_seed(0))
-    changed = n2 != n or any(not torch.equal(out[k], state[k]) for k in state)
-    assert changed
+    delta = {k: state[k] - REF[k] for k in REF}
+    if attack in ("scale", "sign-flip"):  # the honest delta times +-strength
+        sign = 1 if attack == "scale" else -1
+        assert n2 == n and all(torch.allclose(out[k] - REF[k], sign * 10.0 * delta[k]) for k in REF)
+    elif attack == "gaussian":  # noise of strength x the delta's std around the reference, nothing of the update
+        ref = {"w": torch.zeros(50, 40)}
+        honest_state = {"w": torch.randn(50, 40, generator=torch.Generator().manual_seed(1)) * 0.1}
+        out, n2 = ATTACKS[attack](honest_state, ref, n, 10.0, torch.Generator().manual_seed(0))
+        noise, expected = out["w"].flatten(), 10.0 * honest_state["w"].std().item()
+        assert n2 == n and abs(noise.std().item() / expected - 1) < 0.1  # 2,000 draws: 10% is 6 standard errors
+        assert abs(torch.corrcoef(torch.stack([noise, honest_state["w"].flatten()]))[0, 1].item()) < 0.1
+    elif attack == "nan":  # exactly one tensor poisoned, the rest honest
+        poisoned = [k for k in REF if torch.isnan(out[k]).all()]
+        assert len(poisoned) == 1 and all(torch.equal(out[k], state[k]) for k in REF if k not in poisoned)
+    elif attack == "examples-inflation":  # an honest update claiming strength x 1e6 times its examples
+        assert n2 == n * 10.0 * 1e6 and all(torch.equal(out[k], state[k]) for k in REF)
+    else:
+        pytest.fail(f"attack {attack!r} has no check of what it sends")
 
 
 def test_injected_faults_are_recorded(tiny_models, tmp_path):
@@ -186,7 +203,13 @@ def test_resume_continues_from_the_checkpoint(tiny_models, tmp_path):
     resumed = {**rc, "num-rounds": 3, "resume": True}
     rows, results = run_server(resumed, InProcessGrid(2, resumed))
     assert [r["round"] for r in rows] == [0, 1, 2, 3] and checkpoint.load(out).round == 3
-    assert results["numbers"]["plugin"] == rows[3]["evaluation"]["plugin"]
+    # the resumed run ends where an uninterrupted 3-round run ends, tensor by tensor and number by number
+    whole = {**rc, "num-rounds": 3, "run-dir": str(tmp_path / "whole")}
+    whole_rows, whole_results = run_server(whole, InProcessGrid(2, whole))
+    a, b = load_file(out / "adapter.safetensors"), load_file(tmp_path / "whole" / "adapter.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+    assert results["numbers"] == pytest.approx(whole_results["numbers"], rel=1e-6)
+    assert [r["train_loss"] for r in rows[1:]] == pytest.approx([r["train_loss"] for r in whole_rows[1:]], rel=1e-6)
 
 
 def test_a_run_with_no_aggregated_round_fails_and_writes_no_result(tiny_models, tmp_path):
@@ -215,11 +238,23 @@ def test_each_client_draws_new_batches_every_round(tiny_models, tmp_path, monkey
 
 
 def test_fedprox_sends_mu_and_pulls_toward_the_global_adapter(tiny_models, tmp_path):
+    from fedot.aggregation.validate import update_norm
+    from fedot.data_owner.worker import WorkerCache, data_owner_config, local_round
+    from fedot.emulator import build_emulator, read_manifest
+
     rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 1, "aggregation": "fedprox",
                                                              "fedprox-mu": 0.5})
     grid = InProcessGrid(2, rc)
     rows, _ = run_server(rc, grid)
     assert grid.sent[0].content["config"]["proximal-mu"] == 0.5 and rows[1]["aggregated"]
+    # the term itself: the same local round from the same global adapter, with and without it
+    emulator = build_emulator(str(tiny_models["opt"]), tmp_path / "emu", bottom=1, top=1, emulator_blocks=2)
+    reference = grid.sent[0].content["arrays"].to_torch_state_dict()
+    cfg = data_owner_config({**rc, "steps": 10})
+    moved = {mu: update_norm(local_round(WorkerCache(), str(emulator), read_manifest(emulator)["id"], reference, cfg,
+                                         partition_id=0, num_partitions=2, lr=1e-2, proximal_mu=mu)[0], reference)
+             for mu in (0.0, 50.0)}
+    assert 0 < moved[50.0] < 0.8 * moved[0.0]
 
 
 def test_sampled_clients_that_never_replied_are_logged_as_timed_out():
