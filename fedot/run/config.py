@@ -56,7 +56,7 @@ class FederatedConfig:
     round_timeout_s: float = setting(0.0, "seconds the owner waits for a round's replies; later ones are logged as "
                                      "timed out; 0: wait for all", ge=0)
     resume: bool = setting(False, "continue the run in run-dir from its last checkpointed round (`fedot sim "
-                           "--resume RUN_DIR` sets it)")
+                           "--resume --run-dir RUN_DIR`)")
     aggregation: AggregationConfig = group(AggregationConfig)
     dp: DPConfig = group(DPConfig, prefix="dp")
     emulator: EmulatorSpec = group(EmulatorSpec)
