@@ -106,9 +106,15 @@ def stored_blocks(manifest: dict) -> list[int]:
     return sorted(set(manifest["adapter_blocks"]) | set(manifest["emulator_blocks"]))
 
 
+def stand_in_blocks(manifest: dict) -> list[int]:
+    """Full-model positions filled at load time by modules other than stored blocks (:mod:`fedot.emulator.stand_ins`):
+    harmonizers, or repeats of a kept block."""
+    return sorted({*manifest.get("harmonized_blocks", []), *map(int, manifest.get("shared_blocks", {}))})
+
+
 def blocks(manifest: dict) -> list[int]:
-    """Full-model index of each block of the loaded emulator (harmonizers included), in forward order."""
-    return sorted(set(stored_blocks(manifest)) | set(manifest.get("harmonized_blocks", [])))
+    """Full-model index of each block of the loaded emulator (stand-ins included), in forward order."""
+    return sorted(set(stored_blocks(manifest)) | set(stand_in_blocks(manifest)))
 
 
 def to_original(manifest: dict) -> dict[int, int]:
@@ -135,4 +141,6 @@ def split_label(manifest: dict) -> str:
     text = f"{manifest['method']}: adapter {manifest['adapter_blocks']}, emulator {manifest['emulator_blocks']}"
     if manifest.get("harmonized_blocks"):
         text += f", harmonizers {manifest['harmonized_blocks']}"
+    if manifest.get("shared_blocks"):
+        text += f", shared {sorted(map(int, manifest['shared_blocks']))}"
     return text

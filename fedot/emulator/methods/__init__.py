@@ -58,7 +58,13 @@ class Method:
 
     @classmethod
     def on_load(cls, model, path: Path, manifest: dict) -> None:
-        """Complete a loaded artifact's model with what :meth:`write_extra` wrote (in place)."""
+        """Complete a loaded artifact's model with what :meth:`write_extra` wrote (in place); by default the
+        repeats of kept blocks a sharing method recorded (``shared_blocks``)."""
+        if manifest.get("shared_blocks"):
+            from ..artifact import blocks
+            from ..stand_ins import insert, shared_blocks
+
+            insert(model, shared_blocks(model, manifest, blocks(manifest)), blocks(manifest))
 
     def finish(self, staged: Path, out: Path, model_dir: Path, monitor=None) -> Path:
         """Work after the layer-dropped artifact is written (e.g. distillation).

@@ -17,7 +17,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ....architectures import PER_BLOCK_FIELDS, architecture, blocks_of
+from ....architectures import architecture
+from ...stand_ins import insert
 
 HARMONIZERS = "harmonizers.safetensors"  # where an artifact or an importance directory keeps them
 
@@ -73,31 +74,6 @@ def load_harmonizers(path: str | Path, config, indices=None) -> dict[int, Harmon
 
 
 def insert_harmonizers(model, harmonizers: dict[int, torch.nn.Module], positions: list[int]) -> None:
-    """Insert harmonizers into ``model``'s blocks so block ``j`` of the result is ``positions[j]`` of the full model.
-
-    ``positions`` is the sorted list of full-model indices of the resulting blocks;
-    the model's current blocks fill the indices that are not harmonizers, in order.
-    The config's block count (and per-block fields) follow, so the model's forward
-    loop visits every inserted module.
-    """
-    arch = architecture(model.config)
-    current = list(blocks_of(model))
-    if len(current) + len(harmonizers) != len(positions):
-        raise ValueError(f"{len(current)} blocks + {len(harmonizers)} harmonizers do not fill "
-                         f"{len(positions)} positions")
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    real = iter(current)
-    merged = [harmonizers[i].to(device, dtype) if i in harmonizers else next(real) for i in positions]
-    config_before = {f: getattr(model.config, f, None) for f in PER_BLOCK_FIELDS}
-    parent, attr = arch.blocks.rsplit(".", 1)
-    setattr(model.get_submodule(parent), attr, torch.nn.ModuleList(merged))
-    setattr(model.config, arch.num_blocks_key, len(merged))
-    for field, values in config_before.items():
-        if isinstance(values, list) and len(values) == len(current):
-            it, last, filled = iter(values), values[0], []
-            for i in positions:  # a harmonizer takes the entry of the block before it
-                if i not in harmonizers:
-                    last = next(it)
-                filled.append(last)
-            setattr(model.config, field, filled)
+    """Insert harmonizers into ``model``'s blocks so block ``j`` of the result is ``positions[j]`` of the full model
+    (:func:`fedot.emulator.stand_ins.insert`)."""
+    insert(model, harmonizers, positions)
