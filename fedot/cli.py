@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def _emulator_build(args):
     from .emulator import EmulatorSpec
 
-    out, _ = from_args(EmulatorSpec, args).build(args.out)
+    spec = from_args(EmulatorSpec, args)
+    if args.plan:
+        print(spec.plan_text())
+        return
+    if not args.out:
+        raise ValueError("fedot emulator build needs --out DIR (or --plan to only print what it would build)")
+    out, _ = spec.build(args.out)
     print(f"emulator written to {out}")
     _info(argparse.Namespace(path=str(out)))
 
@@ -165,7 +171,10 @@ def parser() -> argparse.ArgumentParser:
     emu = sub.add_parser("emulator", help="build emulators").add_subparsers(dest="action", required=True)
     b = emu.add_parser("build", help="split a model and write the emulator artifact a data owner receives")
     add_arguments(b, EmulatorSpec)
-    b.add_argument("--out", required=True)
+    b.add_argument("--out", default=None)
+    b.add_argument("--plan", action="store_true", help="print the split, the artifact's tensors and bytes by block "
+                   "and, with a sharded checkpoint at hand, the shards read; from the config alone (no weights, "
+                   "offline for the hub models the sims name)")
     b.set_defaults(func=_emulator_build)
 
     im = emu.add_parser("importance", help="ScaleOT Dynamic LayerReplace: learn block importance and harmonizers once")

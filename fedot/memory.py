@@ -86,10 +86,18 @@ def _params(model) -> tuple[int, int, int]:
     return frozen, sum(p.numel() for p in trainable), sum(p.numel() for p in trainable if p.dim() == 2)
 
 
-def saved_activations(model, batch: int, length: int, device: str, attention_scores: bool = False) -> tuple[int, int]:
+def frozen_dtype(device: str, dtype: torch.dtype | None) -> torch.dtype:
+    """The frozen weights' dtype of a plan: as given, else fedot's default (bf16 on a GPU, fp32 on a CPU)."""
+    return dtype or (torch.float32 if device == "cpu" else torch.bfloat16)
+
+
+def saved_activations(model, batch: int, length: int, device: str, attention_scores: bool = False,
+                      lowp: bool | None = None) -> tuple[int, int]:
     """(bytes autograd keeps after one training forward pass, bytes of its largest saved tensor).
 
-    ``attention_scores``: count the (length x length) score matrices, as eager (unfused) attention keeps them."""
+    ``attention_scores``: count the (length x length) score matrices, as eager (unfused) attention keeps them.
+    ``lowp``: forward passes autocast to 16 bits (default: on a GPU), so activations other than logits take 2 bytes."""
+    lowp = device != "cpu" if lowp is None else lowp
     params = {id(p) for p in model.parameters()}
     seen: dict[int, int] = {}
     vocab = model.config.get_text_config().vocab_size
@@ -100,7 +108,7 @@ def saved_activations(model, batch: int, length: int, device: str, attention_sco
             return t
         if not attention_scores and t.dim() >= 2 and t.shape[-1] == length and t.shape[-2] == length:
             return t  # attention scores: fused kernels never keep them (module docstring)
-        full_width = device == "cpu" or not t.dtype.is_floating_point or (t.dim() and t.shape[-1] == vocab)
+        full_width = not lowp or not t.dtype.is_floating_point or (t.dim() and t.shape[-1] == vocab)
         bytes_per = t.element_size() if full_width else min(t.element_size(), 2)
         seen[id(base)] = max(seen.get(id(base), 0), t.numel() * bytes_per)
         return t
@@ -119,21 +127,43 @@ def saved_activations(model, batch: int, length: int, device: str, attention_sco
     return sum(seen.values()), max(seen.values(), default=0)
 
 
+def checkpointed_activations(config, split: Split, activations: int, batch: int, length: int, lowp: bool,
+                             device: str) -> int:
+    """Activations with gradient checkpointing: what the model keeps outside its blocks (counted on the same model
+    with no blocks), each kept block's input, and one block's activations recomputed during the backward."""
+    from .architectures import architecture
+
+    arch = architecture(config)
+    bare = _meta_model(reduced_config(config, []))
+    bare.requires_grad_(False)
+    bare.get_submodule(arch.final_norm).requires_grad_(True)  # what the loss backpropagates through outside blocks
+    outside, _ = saved_activations(bare, batch, length, device, lowp=lowp)
+    hidden = config.get_text_config().hidden_size
+    blocks = len(split.kept)
+    return outside + blocks * batch * length * hidden * (2 if lowp else 4) + (activations - outside) // max(blocks, 1)
+
+
 def training_plan(config, split: Split, trainable_blocks: list[int], tuning: TuningConfig, batch: int, length: int,
-                  device: str, role: str, frozen_fp32: bool = False, attention_scores: bool = False) -> RolePlan:
+                  device: str, role: str, frozen_fp32: bool = False, attention_scores: bool = False,
+                  dtype: torch.dtype | None = None, checkpointing: bool = False) -> RolePlan:
     """Peak of training ``trainable_blocks`` (full-model numbering) of the model cut to ``split.kept``.
 
-    ``frozen_fp32``: frozen weights kept in fp32 under bf16 autocast (the paper's setup) instead of fedot's bf16."""
+    ``frozen_fp32``: frozen weights kept in fp32 under bf16 autocast (the paper's setup) instead of fedot's bf16.
+    ``dtype``: the frozen weights' dtype (default: bf16 on a GPU, fp32 on a CPU); 16 bits means autocast.
+    ``checkpointing``: gradient checkpointing of the blocks."""
     reduced = reduced_config(config, split.kept)
-    frozen_dtype = torch.float32 if device == "cpu" or frozen_fp32 else torch.bfloat16
+    weights = torch.float32 if frozen_fp32 else frozen_dtype(device, dtype)
+    lowp = frozen_fp32 or weights != torch.float32
     model = prepare(_meta_model(reduced), [split.to_local()[i] for i in trainable_blocks], tuning)
     frozen, trainable, matrices = _params(model)
-    activations, largest = saved_activations(model, batch, length, device, attention_scores)
+    activations, largest = saved_activations(model, batch, length, device, attention_scores, lowp)
+    if checkpointing:
+        activations = checkpointed_activations(config, split, activations, batch, length, lowp, device)
     parts = {
-        "weights": frozen * (4 if frozen_dtype == torch.float32 else 2) + trainable * 4,
+        "weights": frozen * (4 if weights == torch.float32 else 2) + trainable * 4,
         "gradients": trainable * 4,
         "adamw": trainable * 8,
-        "autocast copies": 0 if device == "cpu" else 2 * (matrices + (frozen if frozen_fp32 else 0)),
+        "autocast copies": 2 * (matrices + (frozen if frozen_fp32 else 0)) if lowp else 0,
         "activations": activations,
         # the log-softmax backward of the loss holds three logits-sized tensors at once: the incoming gradient, the exp
         # of its saved output and its result (the logits are the largest saved tensor of every causal LM here)
@@ -149,19 +179,20 @@ def client_plan(config, split: Split, tuning: TuningConfig, batch: int, length: 
     return training_plan(config, split, split.adapter, tuning, batch, length, device, role, **kw)
 
 
-def inference_peak(model, length: int, device: str) -> int:
+def inference_peak(model, length: int, device: str, lowp: bool | None = None) -> int:
     """Transient bytes of scoring one ``length``-token window the way fedot's perplexity does: the base model's forward
     without autograd (the largest module output, alive with its input and one intermediate: 3x), then the LM head in
     chunks of HEAD_CHUNK positions (the fp32 logits and their log-softmax)."""
     from .evaluation.perplexity import HEAD_CHUNK
 
+    lowp = device != "cpu" if lowp is None else lowp
     largest = 0
 
     def hook(module, args, output):
         nonlocal largest
         out = output[0] if isinstance(output, tuple) else output
         if isinstance(out, torch.Tensor):
-            largest = max(largest, out.numel() * (4 if device == "cpu" else 2))
+            largest = max(largest, out.numel() * (2 if lowp else 4))
 
     handles = [m.register_forward_hook(hook) for m in model.base_model.modules() if not list(m.children())]
     try:
@@ -173,21 +204,25 @@ def inference_peak(model, length: int, device: str) -> int:
     return 3 * largest + 2 * HEAD_CHUNK * model.config.get_text_config().vocab_size * 4
 
 
-def alignment_bytes(config, split: Split, batch: int, length: int, device: str) -> int:
+def alignment_bytes(config, split: Split, batch: int, length: int, device: str,
+                    dtype: torch.dtype | None = None) -> int:
     """The owner's extra bytes while it re-aligns the emulator's middle (fedot.emulator.alignment): the middle's
-    training state and the teacher's outputs it is fitted to."""
+    training state (with fp32 master copies when the emulator is 16-bit) and the teacher's outputs it is fitted to."""
+    weights = frozen_dtype(device, dtype)
     plan = training_plan(config, split, list(split.emulator), TuningConfig.of("full"), batch, length, device,
-                         "alignment")
+                         "alignment", dtype=weights)
     text = config.get_text_config()
-    teacher = (num_blocks(config) + 1) * batch * length * text.hidden_size * (4 if device == "cpu" else 2)
+    teacher = (num_blocks(config) + 1) * batch * length * text.hidden_size * (4 if weights == torch.float32 else 2)
     logits = 2 * batch * length * text.vocab_size * 4
-    return sum(plan.parts[k] for k in ("gradients", "adamw", "activations", "backward transient")) + teacher + logits
+    masters = plan.parts["gradients"] if weights != torch.float32 else 0  # fp32 copies of 16-bit trained blocks
+    return sum(plan.parts[k] for k in ("gradients", "adamw", "activations", "backward transient")) + teacher + logits \
+        + masters
 
 
 def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: RolePlan | None = None,
-               alignment: int = 0) -> RolePlan:
+               alignment: int = 0, dtype: torch.dtype | None = None) -> RolePlan:
     """The model owner: full model + emulator + the adapter copy, one evaluation window, and the FT baseline."""
-    bytes_per = 4 if device == "cpu" else 2
+    bytes_per = 4 if frozen_dtype(device, dtype) == torch.float32 else 2
     n = num_blocks(config)
     model = _meta_model(config)
     full = sum(p.numel() for p in model.parameters())
@@ -196,7 +231,7 @@ def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: Rol
         "full model": full * bytes_per,
         "emulator": (full - per_block * (n - len(split.kept))) * bytes_per,
         "adapter copy": per_block * len(split.adapter) * bytes_per,
-        "evaluation": inference_peak(model, eval_length, device),
+        "evaluation": inference_peak(model, eval_length, device, bytes_per == 2),
         "runtime": RUNTIME_BYTES[device],
     }
     if full_ft is not None:  # FT baseline, after which its model is released

@@ -98,17 +98,23 @@ def resolve(spec: str) -> Path:
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelNotFoundError(f"model path {spec} does not exist")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import list_repo_files, snapshot_download
 
-        return Path(
-            snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*"])
-        )
+        return Path(snapshot_download(spec, allow_patterns=hub_patterns(list_repo_files(spec))))
     except Exception as e:  # network, auth or unknown id: all mean "cannot get it"
         raise ModelNotFoundError(
             f"could not fetch {spec!r} from the Hugging Face hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
             f"Use the embedded default {DEFAULT_MODEL!r}, a local model directory, a .gguf file, "
             "or download the model on a machine with network access and pass its directory."
         ) from e
+
+
+def hub_patterns(files: list[str]) -> list[str]:
+    """What to download of a hub model: its configs and tokenizer, and its weights as safetensors when the repo has
+    them, else its PyTorch ``.bin`` shards (``facebook/opt-13b`` has only those; they are read memory-mapped with
+    ``weights_only``)."""
+    weights = ["*.safetensors"] if any(f.endswith(".safetensors") for f in files) else ["*.bin"]
+    return ["*.json", "*.model", "*.txt", "tokenizer*", *weights]
 
 
 def check_available(spec: str) -> None:
@@ -148,11 +154,16 @@ def config_of(spec: str):
     return load_config(spec)
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
-    """A model directory as stored (emulator artifacts load through ``fedot.emulator.load_emulator``)."""
+def load_model(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
+               device_map: str | None = None, max_memory_gb: float = 0.0):
+    """A model directory as stored (emulator artifacts load through ``fedot.emulator.load_emulator``); with
+    ``device_map='auto'`` spread over the visible GPUs by accelerate (at most ``max_memory_gb`` each, when given)."""
     from transformers import AutoModelForCausalLM
 
     load_config(path)
+    if device_map:
+        max_memory = {i: f"{max_memory_gb}GiB" for i in range(torch.cuda.device_count())} if max_memory_gb else None
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device_map, max_memory=max_memory)
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
 
 
@@ -168,11 +179,6 @@ def load_tokenizer(path: str | Path):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def default_dtype(device: str | torch.device) -> torch.dtype:
-    """bf16 on GPU, fp32 on CPU (CPU bf16 matmuls are slow and lossy for training)."""
-    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
 
 
 def default_device() -> str:

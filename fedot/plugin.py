@@ -51,6 +51,20 @@ def load_adapter(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
         return {k: f.get_tensor(k) for k in f.keys()}, meta
 
 
+def original_adapter(model_dir: str | Path, adapter_blocks: list[int]) -> dict[str, torch.Tensor]:
+    """The adapter blocks' weights as the checkpoint stores them, in float32: what a plug-in merges into, so a model
+    held in 16 bits rounds the merged weight once rather than its original and then the sum."""
+    from .emulator.writer import persistent_names
+    from .models import load_config
+    from .weights import WeightReader
+
+    config = load_config(model_dir)
+    arch, blocks = architecture(config), set(adapter_blocks)
+    names, parameters = persistent_names(config)
+    reader = WeightReader(model_dir, expected_names=names)
+    return {n: reader.get(n).float() for n in sorted(parameters) if arch.block_index(n) in blocks}
+
+
 def adapter_parameters(model: torch.nn.Module, adapter_blocks: list[int]) -> dict[str, torch.Tensor]:
     """The full model's parameters that belong to adapter blocks, by name (views, not copies)."""
     arch = architecture(model.config)
@@ -86,7 +100,7 @@ def plug_in(model: torch.nn.Module, update: dict[str, torch.Tensor], meta: dict,
     new = merged(base if base is not None else params, update, meta, arch)
     with torch.no_grad():
         for name, value in new.items():
-            params[name].copy_(value.to(params[name].dtype))
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
     return model
 
 

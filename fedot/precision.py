@@ -1,17 +1,24 @@
-"""Which precision a forward pass computes in: autocast to bfloat16 where the hardware does it fast.
+"""Precision: the dtype frozen weights are stored in, and the autocast forward passes compute in.
 
-On CUDA GPUs with bf16 and on CPUs with AVX-512 BF16 or AMX, bf16 matrix products run about twice as fast as fp32
-(measured for distillation in ``bench/distill.py``); elsewhere bf16 is emulated and slower, so ``auto`` keeps fp32.
-Trainable tensors stay fp32 under autocast (it casts the inputs of each matrix product, not the weights' storage).
+Frozen weights may be 16-bit (``dtype``: bfloat16 halves a data owner's emulator and the owner's full model on a GPU)
+while the tensors that train stay float32: a model holding both computes every forward pass under autocast to the
+16-bit type (:func:`model_autocast`), in training, in validation and in evaluation alike, so no matrix product ever
+mixes dtypes. float16 is refused for training (it needs loss scaling, which fedot does not do) and allowed for
+evaluation. Separately, distillation may autocast its fp32 models to bf16 where the hardware is fast at it
+(:func:`resolve_autocast`: AVX-512 BF16 or AMX CPUs, CUDA GPUs with bf16).
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 
+from .settings import SettingError, setting
+
 AUTOCAST = ("auto", "float32", "bfloat16")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def bf16_fast(device: str | torch.device) -> bool:
@@ -40,3 +47,32 @@ def autocast(precision: str, device: str | torch.device):
     if resolve_autocast(precision, device) == "bfloat16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def model_autocast(model):
+    """Autocast to the model's 16-bit storage dtype when it has one (mixed with float32 trainable tensors, a forward
+    pass needs it); nothing for an all-float32 model."""
+    low = {p.dtype for p in model.parameters()} & {torch.bfloat16, torch.float16}
+    if not low:
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=low.pop())
+
+
+@dataclass
+class Precision:
+    dtype: str = setting("auto", "dtype of frozen weights (trainable tensors stay float32, forward passes autocast to "
+                         "it): auto: bfloat16 on a GPU, float32 on a CPU; float16: evaluation only (training it would "
+                         "need loss scaling)", choices=("auto", *DTYPES))
+
+    def torch_dtype(self, device: str | torch.device) -> torch.dtype:
+        if self.dtype != "auto":
+            return DTYPES[self.dtype]
+        if torch.device(device).type == "cuda":  # a plan made without the GPU assumes one with bf16
+            old = torch.cuda.is_available() and not torch.cuda.is_bf16_supported()
+            return torch.float16 if old else torch.bfloat16
+        return torch.float32
+
+    def check_training(self, device: str | torch.device = "cpu") -> None:
+        if self.torch_dtype(device) == torch.float16:
+            raise SettingError("dtype = 'float16' cannot train here: float16 gradients underflow without loss scaling, "
+                               "which fedot does not do; use dtype = 'bfloat16' (or 'float32')")

@@ -20,7 +20,8 @@ class WeightReader:
         self.dir = Path(model_dir)
         self._files: dict[str, Path] = {}
         self._bins: dict[Path, dict] = {}
-        index = next(iter(self.dir.glob("*.safetensors.index.json")), None)
+        # a sharded checkpoint's index names each tensor's file, so shards holding only dropped blocks are never opened
+        index = next(iter([*self.dir.glob("*.safetensors.index.json"), *self.dir.glob("*.bin.index.json")]), None)
         if index is not None:
             for name, file in json.loads(index.read_text())["weight_map"].items():
                 self._files[name] = self.dir / file

@@ -13,6 +13,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from fedot.aggregation.privacy import client_mod
+from fedot.aggregation.validate import RUNTIME
 from fedot.data_owner.faults import InjectedDropout, apply_attack, plan
 from fedot.data_owner.worker import WorkerCache, local_round
 from fedot.delivery import NodeStore, locate, message, node_cache_root
@@ -48,7 +49,7 @@ def client_app(cache: WorkerCache) -> ClientApp:
             partition_id=pid, num_partitions=n, lr=float(config["lr"]), server_round=server_round,
             data_dir=str(context.node_config.get("data-dir", "")) or cfg.data_dir or None,
             proximal_mu=float(config.get("proximal-mu", 0.0)))
-        reply = {"metrics": metrics}
+        reply = {"metrics": metrics, RUNTIME: ConfigRecord(metrics.pop("runtime"))}  # device, dtype
         if "attack" in faults:
             state, metrics["num-examples"] = apply_attack(cfg.faults, state, reference, metrics["num-examples"],
                                                           cfg.seed, server_round, node)

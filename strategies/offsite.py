@@ -27,7 +27,7 @@ from flwr.serverapp.strategy import FedAvg
 from fedot.aggregation.average import RunningAverage, state_bytes
 from fedot.aggregation.privacy import DPConfig, Privacy
 from fedot.aggregation.rules import AggregationConfig
-from fedot.aggregation.validate import Rejected, check_reply, finite, injected_fault
+from fedot.aggregation.validate import RUNTIME, Rejected, check_reply, finite, injected_fault, reported
 
 FED_OPT_STATE = ("m_t", "v_t")  # Flower's FedOpt moments (FedAdam), kept across rounds
 
@@ -116,13 +116,16 @@ class OffsiteStrategy(FedAvg):
         """Validate, bound and aggregate the replies; the round's outcome and its log row."""
         reference = self._sent["reference"]
         average = RunningAverage() if self.aggregation.streaming and not self.privacy else None
-        held, accepted, rejected, faults, clipped, losses, emulator_loads = [], [], [], [], [], [], {}
+        held, accepted, rejected, faults, clipped, losses, emulator_loads, runtime = [], [], [], [], [], [], {}, {}
         replied: set[int] = set()
         bytes_up = steps = 0
         for msg in replies:
             node = msg.metadata.src_node_id
             replied.add(node)
             bytes_up += _payload_bytes(msg)
+            where = reported(msg, RUNTIME)
+            if where:
+                runtime[str(node)] = where
             fault = injected_fault(msg)
             if fault or (msg.has_error() and "injected fault" in str(msg.error.reason)):
                 faults.append({"node": node, **(fault or {"dropout": True})})
@@ -159,7 +162,7 @@ class OffsiteStrategy(FedAvg):
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
                "client_steps": steps,
                "train_loss": sum(lo * w for lo, w in known) / sum(w for _, w in known) if known else None,
-               "emulator_loads_by_worker": emulator_loads}
+               "emulator_loads_by_worker": emulator_loads, "runtime": runtime}
         if len(accepted) < self.min_replies:
             reason = f"only {len(accepted)} accepted replies (< min-replies {self.min_replies})"
         else:

@@ -87,7 +87,7 @@ def test_prune_and_quantize_methods(tiny_models, tmp_path):
     ({"emulator_method": "quantize", "emulator_quantize_bits": 1}, "emulator-quantize-bits"),
     ({"emulator_src_ratio": 1.0}, "emulator-src-ratio"),
     ({"emulator_src_ratio": -0.5}, "emulator-src-ratio"),
-    ({"emulator_method": "magic"}, "choose one of distill, prune"),
+    ({"emulator_method": "magic"}, "choose one of crash, distill, prune"),
     ({"emulator_metod": "prune"}, "did you mean 'emulator-method'"),
 ])
 def test_bad_compression_parameters(kwargs, match, tmp_path):

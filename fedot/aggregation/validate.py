@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 FAULT = "fault"  # the optional record a fault-injecting data owner adds to its reply
+RUNTIME = "runtime"  # the optional record saying where the data owner trained (device, dtype)
+OPTIONAL = (FAULT, RUNTIME)
 DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float64: "float64"}
 
 
@@ -97,11 +99,12 @@ def check_reply(msg, reference: dict[str, torch.Tensor], cfg) -> Reply:
         raise Rejected(f"client failed: {msg.error.reason}")
     content = msg.content
     names = set(content.keys())
-    if not {"arrays", "metrics"} <= names <= {"arrays", "metrics", FAULT}:
-        raise Rejected(f"reply must hold the records 'arrays' and 'metrics' (and, with fault injection, "
-                       f"'{FAULT}') and nothing else, got {sorted(names)}")
-    if FAULT in names and not isinstance(content[FAULT], ConfigRecord):
-        raise Rejected(f"'{FAULT}' must be a ConfigRecord, got {type(content[FAULT]).__name__}")
+    if not {"arrays", "metrics"} <= names <= {"arrays", "metrics", *OPTIONAL}:
+        raise Rejected(f"reply must hold the records 'arrays' and 'metrics' (and optionally {list(OPTIONAL)}) and "
+                       f"nothing else, got {sorted(names)}")
+    for name in OPTIONAL:
+        if name in names and not isinstance(content[name], ConfigRecord):
+            raise Rejected(f"'{name}' must be a ConfigRecord, got {type(content[name]).__name__}")
     metrics = check_metrics(content["metrics"])
     state = check_arrays(content["arrays"], reference)
     clipped = False
@@ -116,17 +119,24 @@ def check_reply(msg, reference: dict[str, torch.Tensor], cfg) -> Reply:
     return Reply(node, state, min(metrics["num-examples"], cfg.weight_cap), metrics, clipped)
 
 
-def injected_fault(msg) -> dict | None:
-    """The fault a data owner reports having injected (``fedot.data_owner.faults``), read defensively."""
+def reported(msg, name: str) -> dict | None:
+    """An optional ConfigRecord of a reply (``fault``: the fault it injected; ``runtime``: where it trained), read
+    defensively: short text or numbers only."""
     from flwr.app import ConfigRecord
 
     try:
-        record = msg.content[FAULT] if not msg.has_error() and FAULT in msg.content.keys() else None
+        record = msg.content[name] if not msg.has_error() and name in msg.content.keys() else None
     except Exception:  # a reply malformed beyond reading: its rejection says why
         return None
     if not isinstance(record, ConfigRecord):
         return None
-    return {str(k): v if isinstance(v, (str, int, float)) else repr(v)[:60] for k, v in record.items()}
+    return {str(k)[:40]: v[:60] if isinstance(v, str) else v if isinstance(v, (int, float)) else repr(v)[:60]
+            for k, v in list(record.items())[:8]}
+
+
+def injected_fault(msg) -> dict | None:
+    """The fault a data owner reports having injected (``fedot.data_owner.faults``)."""
+    return reported(msg, FAULT)
 
 
 def finite(state: dict[str, torch.Tensor]) -> bool:

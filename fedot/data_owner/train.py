@@ -20,6 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..models import unwrap
+from ..precision import model_autocast
 from ..settings import setting
 from ..tasks.tokenize import Example
 from .tuning import load_trainable_state, trainable_state
@@ -37,6 +38,8 @@ class TrainConfig:
                                   "cosine decay after", ge=0, lt=1)
     weight_decay: float = setting(0.0, "AdamW weight decay", ge=0)
     grad_clip: float = setting(1.0, "gradient norm clip; 0: off", ge=0)
+    gradient_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass instead of "
+                                           "keeping them (less memory, about a third more compute)")
 
     def check(self) -> None:
         if self.steps == 0 and self.epochs == 0:
@@ -95,17 +98,21 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps:
     device = next(model.parameters()).device
     config = unwrap(model).config
     pad_id = config.pad_token_id if config.pad_token_id is not None else 0  # fills masked positions only
+    if cfg.gradient_checkpointing:
+        unwrap(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:  # trainable tensors stay fp32 even when the frozen rest is bf16
         p.data = p.data.float()
+    for module in model.modules():  # a norm's ops take one dtype: a trained bias makes its weight fp32 too (BitFit)
+        if "Norm" in type(module).__name__ and any(p.requires_grad for p in module.parameters(recurse=False)):
+            for p in module.parameters(recurse=False):
+                p.data = p.data.float()
     anchor = [p.detach().clone() for p in params] if proximal_mu else []
     total = total_steps(len(examples), cfg, steps)
     from transformers import get_cosine_schedule_with_warmup
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
     result = TrainResult(steps=0, tokens=0, seconds=0.0, best_score=None, best_step=0)
     best_state = None
     start = time.perf_counter()
@@ -126,7 +133,7 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps:
     micro = 0
     while result.steps < total:
         for ids, labels, mask in batches(examples, cfg.batch_size, pad_id, rng):
-            with autocast:
+            with model_autocast(model):
                 loss = model(input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)).loss
             objective = loss + (proximal_mu / 2) * sum((p - a).pow(2).sum() for p, a in zip(params, anchor)) \
                 if proximal_mu else loss

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from ..emulator import to_local, to_original
-from ..models import default_device, default_dtype, load_tokenizer
+from ..models import default_device, load_tokenizer
+from ..precision import Precision
 from ..settings import declarations, from_flat, group, setting
 from ..tasks import data_dir as resolve_data_dir
 from ..tasks import task_names
@@ -36,12 +37,18 @@ class DataOwnerConfig:
     seed: int = setting(0, "seed of everything random: partitioning, client sampling, local batches", ge=0)
     verbose: bool = setting(False, "progress bars of every training step and scored window, in the data owners' "
                             "and the owner's logs (`fedot sim --verbose`)")
+    device: str = setting("", "the data owner's torch device: cuda (a GPU is required: a worker without one refuses "
+                          "with the fix), cpu, or empty: cuda when available")
     data_dir: str = setting("", "offline data in FEDOT_DATA_DIR's layout for a simulation (`fedot sim` fills it in); "
                             "a SuperNode's node-config data-dir wins; empty: FEDOT_DATA_DIR, else the hub")
     faults: FaultConfig = group(FaultConfig, prefix="fault")
     partition: PartitionConfig = group(PartitionConfig)
     tuning: TuningConfig = group(TuningConfig)
     train: TrainConfig = group(TrainConfig)
+    precision: Precision = group(Precision)
+
+    def check(self) -> None:
+        self.precision.check_training()
 
 
 def data_owner_config(run_config) -> DataOwnerConfig:
@@ -68,11 +75,15 @@ class WorkerCache:
                 self.configs.popitem(last=False)
         return self.configs[run_id]
 
-    def emulator(self, path: str, artifact_id: str, tuning: TuningConfig, device: str):
-        """The emulator prepared for tuning, loaded (and verified file by file) once per artifact and tuning."""
-        key = (artifact_id, json.dumps(tuning.metadata(), sort_keys=True))
+    def emulator(self, path: str, artifact_id: str, tuning: TuningConfig, device: str, dtype: torch.dtype):
+        """The emulator prepared for tuning, loaded (and verified file by file) once per artifact, tuning and dtype;
+        on a GPU only the one in use is kept (the memory plan counts one), on a CPU the last few."""
+        key = (artifact_id, json.dumps(tuning.metadata(), sort_keys=True), str(dtype), device)
+        if key not in self.emulators and str(device).startswith("cuda"):
+            self.emulators.clear()  # release the previous one before the next is loaded onto the GPU
+            torch.cuda.empty_cache()
         if key not in self.emulators:
-            model, manifest = load_tunable(path, tuning, default_dtype(device), device, expected_id=artifact_id)
+            model, manifest = load_tunable(path, tuning, dtype, device, expected_id=artifact_id)
             self.emulators[key] = (model, manifest, load_tokenizer(path))
             self.emulator_loads += 1
             while len(self.emulators) > self.max_emulators:
@@ -94,6 +105,19 @@ class WorkerCache:
         return self.examples[key]
 
 
+def worker_device(wanted: str) -> str:
+    """The device this worker trains on: ``wanted`` if it has it; a GPU the sim asks for and the worker lacks is an
+    error naming the cause (a plain ``flwr run`` does not give simulated data owners the sim's GPU resources)."""
+    if not wanted:
+        return default_device()
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("this data owner must train on a GPU (device = 'cuda') but its worker has none: a plain "
+                           "`flwr run` ignores the sim's [tool.fedot.federation] resources; run it with `fedot sim`, "
+                           "or pass them: flwr run SIM --federation-config \"num-supernodes=N "
+                           "client-resources-num-gpus=G client-resources-num-cpus=C\"")
+    return wanted
+
+
 def round_seed(seed: int, server_round: int, partition_id: int) -> int:
     """A data owner's seed for one round: distinct per (seed, round, partition), so a client draws new batches every
     round and no two (seed, partition) pairs share a stream (``seed + partition`` did: (0, 1) == (1, 0))."""
@@ -104,8 +128,10 @@ def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global
                 cfg: DataOwnerConfig, *, partition_id: int, num_partitions: int, lr: float, server_round: int = 1,
                 data_dir=None, device: str | None = None, proximal_mu: float = 0.0) -> tuple[dict, dict]:
     """One round on one data owner: apply the global adapter, train locally, return (adapter, metrics)."""
-    device = device or default_device()
-    model, manifest, tokenizer = cache.emulator(emulator_path, artifact_id, cfg.tuning, device)
+    device = device or worker_device(cfg.device)
+    cfg.precision.check_training(device)
+    dtype = cfg.precision.torch_dtype(device)
+    model, manifest, tokenizer = cache.emulator(emulator_path, artifact_id, cfg.tuning, device, dtype)
     load_trainable_state(model, global_state, to_local=to_local(manifest))
     examples = cache.examples_of(cfg, tokenizer, num_partitions, partition_id, data_dir)
     record = train(model, examples, cfg.train, lr=lr, seed=round_seed(cfg.seed, server_round, partition_id),
@@ -114,4 +140,5 @@ def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global
     metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),
                "train-loss-last": losses[-1], "train-tokens": record.tokens, "train-seconds": record.seconds,
                "emulator-loads": cache.emulator_loads, "worker-pid": os.getpid()}
+    metrics["runtime"] = {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
     return trainable_state(model, to_original(manifest)), metrics

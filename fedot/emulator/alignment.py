@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..corpora import OwnerText, parse_mixture, text_corpora
+from ..precision import model_autocast
 from ..registry import Registry
 from ..settings import selector, setting
 from .middle import middle_indices, middle_parameters, normalised_mse
@@ -62,9 +63,10 @@ class FedBiOT(Alignment):
     def terms(self, student, teacher, indices: tuple[int, int], batch: list[list[int]]):
         """(normalised MSE of the middle's output, KL of the next-token distributions) on one batch."""
         ids = torch.tensor(batch, device=next(student.parameters()).device)
-        with torch.no_grad():
+        with torch.no_grad(), model_autocast(teacher):
             target = teacher(input_ids=ids, output_hidden_states=True)
-        out = student(input_ids=ids, output_hidden_states=True)
+        with model_autocast(student):
+            out = student(input_ids=ids, output_hidden_states=True)
         mse = normalised_mse(target.hidden_states[indices[1]], out.hidden_states[indices[0]])
         log_t = F.log_softmax(target.logits.float(), dim=-1)
         kl = (log_t.exp() * (log_t - F.log_softmax(out.logits.float(), dim=-1))).sum(-1).mean()
@@ -95,7 +97,10 @@ class FedBiOT(Alignment):
         student.requires_grad_(False)
         for p in params.values():
             p.requires_grad_(True)
-        opt = torch.optim.AdamW(list(params.values()), lr=cfg.lr, weight_decay=0.0)
+        # a 16-bit emulator trains through fp32 master copies: AdamW's small steps would round away in bf16
+        masters = {n: p.detach().float().clone().requires_grad_(True) for n, p in params.items()} \
+            if any(p.dtype != torch.float32 for p in params.values()) else params
+        opt = torch.optim.AdamW(list(masters.values()), lr=cfg.lr, weight_decay=0.0)
         losses = []
         try:
             for step in range(1, cfg.steps + 1):
@@ -103,9 +108,16 @@ class FedBiOT(Alignment):
                 mse, kl = self.terms(student, teacher, indices, batch)
                 loss = mse + cfg.kl_weight * kl
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+                if masters is not params:
+                    for n, p in params.items():
+                        masters[n].grad, p.grad = p.grad.float(), None
+                torch.nn.utils.clip_grad_norm_(list(masters.values()), 1.0)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if masters is not params:
+                    with torch.no_grad():
+                        for n, p in params.items():
+                            p.copy_(masters[n])
                 losses.append(loss.item())
         finally:
             for n, p in student.named_parameters():
@@ -114,7 +126,7 @@ class FedBiOT(Alignment):
         student.train(was_training)
         return {"method": self.name, "steps": cfg.steps, "distance_before": before, "distance_after": after,
                 "losses": losses, "seconds": time.perf_counter() - t0,
-                "tensors": {n: p.detach() for n, p in params.items()}}
+                "tensors": {n: p.detach() for n, p in masters.items()}}
 
 
 ALIGNMENTS: Registry[type[Alignment]] = Registry("emulator alignment")

@@ -65,6 +65,18 @@ class EmulatorSpec:
         self.split(num_blocks(load_config(model_dir)))
         return model_dir
 
+    def plan_text(self) -> str:
+        """What :meth:`build` would read and write, from the model's config alone (:mod:`fedot.emulator.layout`)."""
+        from ..memory import config_for_plan
+        from .layout import artifact_layout, layout_text, shards_read
+
+        validate(self, "emulator")
+        config = config_for_plan(self.model)
+        split = self.split(num_blocks(config))[0]
+        local = Path(self.model).expanduser()
+        shards = shards_read(local, config, split) if local.is_dir() else None
+        return f"{self.model}: {self.method}\n" + layout_text(artifact_layout(config, split), shards, split)
+
     def lossless(self, config) -> bool:
         """Whether the artifact would be the full model (every middle block kept exactly), as its manifest will say;
         from the model's config alone, before anything is built."""

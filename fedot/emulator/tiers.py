@@ -99,7 +99,7 @@ def build_tiers(spec, levels: list[int], refuse_lossless) -> list[Tier]:
     return tiers
 
 
-def tier_plans(tiers: list[Tier], tuning, train, device: str) -> list[int]:
+def tier_plans(tiers: list[Tier], tuning, train, device: str, dtype=None) -> list[int]:
     """Each tier's planned peak memory for a data owner on ``device`` (bytes), from the config alone."""
     from ..architectures import num_blocks
     from ..memory import client_plan
@@ -108,7 +108,7 @@ def tier_plans(tiers: list[Tier], tuning, train, device: str) -> list[int]:
     config = load_config(tiers[0].spec.preflight())
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
     return [client_plan(config, t.spec.split(num_blocks(config))[0], tuning, train.batch_size, train.max_length,
-                        kind).total for t in tiers]
+                        kind, dtype=dtype, checkpointing=train.gradient_checkpointing).total for t in tiers]
 
 
 def tier_specs(spec, levels: list[int]) -> list:

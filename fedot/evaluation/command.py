@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..models import DEFAULT_MODEL
-from ..settings import setting
+from ..precision import Precision
+from ..settings import group, setting
 from ..tasks import SPLITS, task_names
 
 
@@ -27,6 +28,7 @@ class EvalCommand:
     device: str = setting("", "torch device (cpu, cuda, cuda:1); empty: cuda when available")
     eval_cache: bool = setting(True, "reuse (and store) the result in $FEDOT_CACHE/evaluations")
     verbose: bool = setting(False, "a progress bar per scored window")
+    precision: Precision = group(Precision)
 
 
 def load_scored(cmd: EvalCommand, dtype, device):
@@ -57,12 +59,12 @@ def load_scored(cmd: EvalCommand, dtype, device):
 
 
 def run_eval(cmd: EvalCommand) -> dict:
-    from ..models import default_device, default_dtype
+    from ..models import default_device
     from .cache import EvalCache
 
     start = time.perf_counter()
     device = cmd.device or default_device()
-    model, tokenizer, identity = load_scored(cmd, default_dtype(device), device)
+    model, tokenizer, identity = load_scored(cmd, cmd.precision.torch_dtype(device), device)
     label = f"{cmd.model}{' + ' + cmd.adapter if cmd.adapter else ''} on {cmd.task}/{cmd.split}"
     metrics = EvalCache(enabled=cmd.eval_cache).evaluate(label, model, tokenizer, identity, cmd.task, cmd.split,
                                                          cmd.limit or None, progress=cmd.verbose)

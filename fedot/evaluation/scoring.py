@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ..models import unwrap
+from ..precision import model_autocast
 from ..registry import Registry
 from ..tasks import get_task
 from .choice import lm_eval_choice
@@ -61,5 +62,6 @@ def evaluate(model, tokenizer, task_name: str, split: str = "test", limit: int |
     model = unwrap(model)  # peft injects LoRA into the base model's modules in place
     model.eval()
     docs = docs_of(task_name, split, limit, root)
-    metrics = SCORERS[task.kind](model, tokenizer, task, docs, progress)
+    with model_autocast(model):  # a model with 16-bit frozen weights and fp32 tuned ones computes in 16 bits
+        metrics = SCORERS[task.kind](model, tokenizer, task, docs, progress)
     return {**metrics, "primary": metrics[task.primary], "examples": len(docs)}

@@ -17,12 +17,19 @@ from ..plugin import adapter_parameters, plug_in
 
 
 class Evaluator:
+    """``base``: the original adapter weights to merge into (float32 from the checkpoint,
+    :func:`fedot.plugin.original_adapter`); by default a copy of the model's own."""
+
     def __init__(self, full, model_id: str, tokenizer, meta: dict, task: str, limit: int | None = None,
-                 data_dir=None, cache: EvalCache | None = None, progress: bool = False):
+                 data_dir=None, cache: EvalCache | None = None, progress: bool = False,
+                 base: dict[str, torch.Tensor] | None = None):
         self.full, self.model_id, self.tokenizer, self.meta, self.task = full, model_id, tokenizer, meta, task
         self.limit, self.data_dir, self.progress = limit, data_dir, progress
         self.cache = cache or EvalCache(enabled=False)
-        self.base = {k: v.detach().clone() for k, v in adapter_parameters(full, meta["adapter_blocks"]).items()}
+        params = adapter_parameters(full, meta["adapter_blocks"])
+        self.base = base if base is not None else {k: v.detach().clone() for k, v in params.items()}
+        if set(self.base) != set(params):
+            raise ValueError("the original adapter weights do not name the model's adapter parameters")
 
     def score(self, model) -> dict:
         return evaluate(model, self.tokenizer, self.task, "test", self.limit, self.data_dir, self.progress)
@@ -45,7 +52,7 @@ class Evaluator:
         if adapter is None:
             with torch.no_grad():
                 for name, p in adapter_parameters(self.full, self.meta["adapter_blocks"]).items():
-                    p.copy_(self.base[name])
+                    p.copy_(self.base[name].to(p.device, p.dtype))
             return self.full
         return plug_in(self.full, adapter, self.meta, base=self.base)
 

@@ -38,6 +38,17 @@ RENAMED = {"local-steps": "steps", "local-epochs": "epochs", "trim-beta": "trimm
 
 
 @dataclass
+class OwnerPlacement:
+    device: str = setting("", "the model owner's torch device (cpu, cuda, cuda:1); empty: cuda when available. In a "
+                          "simulation the memory plan counts the data owners Ray puts on the same GPU")
+    device_map: str = setting("none", "none: the owner's full model on owner-device; auto: spread over every visible "
+                              "GPU by accelerate (device_map='auto', at most owner-max-memory-gb each)",
+                              choices=("none", "auto"))
+    max_memory_gb: float = setting(0.0, "owner-device-map auto: GiB of each GPU the owner's full model may take; 0: "
+                                   "accelerate's default", ge=0)
+
+
+@dataclass
 class FederatedConfig:
     renamed: ClassVar[dict] = RENAMED  # keys of earlier fedot versions: refused naming the new key, migrated on resume
     run_dir: str = setting("", "absolute output directory (`fedot sim` fills in runs/<sim>-<time>; empty, as in a "
@@ -68,6 +79,7 @@ class FederatedConfig:
     data_owner: DataOwnerConfig = group(DataOwnerConfig)
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")
     baseline: BaselineConfig = group(BaselineConfig, prefix="full-ft")
+    owner: OwnerPlacement = group(OwnerPlacement, prefix="owner")
 
     def refuse_lossless(self, lossless: bool) -> None:
         if lossless and not self.allow_lossless_emulator:

@@ -26,8 +26,8 @@ from ..evaluation import EvalCache, docs_of
 from ..evaluation.cache import docs_hash
 from ..evaluation.five import gap
 from ..model_owner import Evaluator, train_full
-from ..models import content_hash, default_device, default_dtype, load_model, load_tokenizer, unwrap
-from ..plugin import adapter_metadata, save_adapter
+from ..models import content_hash, default_device, load_model, load_tokenizer, unwrap
+from ..plugin import adapter_metadata, original_adapter, save_adapter
 from ..settings import to_flat
 from ..tasks import get_task
 from ..tasks.tokenize import task_examples
@@ -42,17 +42,21 @@ class ModelOwner:
         get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
         cfg.emulator.data_dir = self.data_dir
         self.model_dir = cfg.emulator.preflight()
-        self.device = device or default_device()
-        self.dtype = default_dtype(self.device)
+        self.device = device or cfg.owner.device or default_device()
+        self.dtype = cfg.data_owner.precision.torch_dtype(self.device)
         self.tiers = build_tiers(cfg.emulator, cfg.tiers.levels, cfg.refuse_lossless)
         self.emulator_dir, self.manifest = self.tiers[-1].path, self.tiers[-1].manifest  # the deepest tier
         self.tokenizer = load_tokenizer(self.emulator_dir)
         self.emulator, _ = load_tunable(self.emulator_dir, cfg.data_owner.tuning, self.dtype, self.device)
         self.emulator_bytes = self.tiers[-1].bytes
         self.meta = adapter_metadata(cfg.data_owner.tuning, self.manifest, cfg.emulator.model, self.task)
-        self.evaluator = Evaluator(load_model(self.model_dir, self.dtype, self.device), content_hash(self.model_dir),
+        full = load_model(self.model_dir, self.dtype, self.device,
+                          device_map=None if cfg.owner.device_map == "none" else cfg.owner.device_map,
+                          max_memory_gb=cfg.owner.max_memory_gb)
+        self.evaluator = Evaluator(full, content_hash(self.model_dir),
                                    self.tokenizer, self.meta, self.task, cfg.evaluation.examples, self.data_dir,
-                                   EvalCache(enabled=cfg.evaluation.cache, report=report), cfg.data_owner.verbose)
+                                   EvalCache(enabled=cfg.evaluation.cache, report=report), cfg.data_owner.verbose,
+                                   original_adapter(self.model_dir, self.manifest["adapter_blocks"]))
         self.aligner = cfg.alignment.build(self.tokenizer, self.data_dir) if cfg.alignment.enabled else None
         if self.aligner:
             self.aligner.check(self.manifest)
@@ -149,7 +153,7 @@ class ModelOwner:
 
     def tier_plans(self) -> list[int]:
         """Each tier's planned peak memory for a data owner on this owner's kind of device (bytes)."""
-        return tier_plans(self.tiers, self.cfg.data_owner.tuning, self.cfg.data_owner.train, self.device)
+        return tier_plans(self.tiers, self.cfg.data_owner.tuning, self.cfg.data_owner.train, self.device, self.dtype)
 
     def save_adapter(self, path: Path, adapter: dict[str, torch.Tensor]) -> Path:
         return save_adapter(path, adapter, self.meta)

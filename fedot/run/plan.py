@@ -84,16 +84,20 @@ def run_plan(cfg: FederatedConfig, device: str) -> list[RolePlan]:
     ``emulator-tiers``), shallowest first."""
     config = config_for_plan(cfg.emulator.model)
     n, train = num_blocks(config), cfg.data_owner.train
+    dtype = cfg.data_owner.precision.torch_dtype(device)
     splits = [spec.split(n)[0] for spec in tier_specs(cfg.emulator, cfg.tiers.levels)]
     clients = [client_plan(config, split, cfg.data_owner.tuning, train.batch_size, train.max_length, device,
-                           role=f"data owner (emulator {len(split.kept)} of {n} blocks)") for split in splits]
+                           role=f"data owner (emulator {len(split.kept)} of {n} blocks)", dtype=dtype,
+                           checkpointing=train.gradient_checkpointing) for split in splits]
     everything = sandwich(n, 1, 0, -1)  # every block kept; all of them train below
     ft = training_plan(config, everything, everything.kept, TuningConfig.of("full"), train.batch_size,
-                       train.max_length, device, "FT baseline") if cfg.baseline.enabled else None
+                       train.max_length, device, "FT baseline", dtype=dtype,
+                       checkpointing=train.gradient_checkpointing) if cfg.baseline.enabled else None
     eval_length = min(EVAL_MAX_LENGTH, getattr(config, "max_position_embeddings", EVAL_MAX_LENGTH))
     align = cfg.alignment
-    extra = alignment_bytes(config, splits[-1], align.batch_size, align.max_length, device) if align.enabled else 0
-    return [owner_plan(config, splits[-1], eval_length, device, ft, extra), *clients]  # the owner: the deepest tier
+    extra = alignment_bytes(config, splits[-1], align.batch_size, align.max_length, device, dtype) \
+        if align.enabled else 0
+    return [owner_plan(config, splits[-1], eval_length, device, ft, extra, dtype), *clients]  # deepest tier: owner
 
 
 def sim_plan(sim, cfg) -> tuple[list[RolePlan], list[str], list[str]]:

@@ -19,8 +19,9 @@ from ..emulator.artifact import split_label
 from ..evaluation import EvalCache, evaluate
 from ..evaluation.five import LABELS
 from ..model_owner import Evaluator, train_full
-from ..models import content_hash, default_device, default_dtype, load_model, load_tokenizer
-from ..plugin import adapter_metadata, save_adapter
+from ..models import content_hash, default_device, load_model, load_tokenizer
+from ..plugin import adapter_metadata, original_adapter, save_adapter
+from ..precision import Precision
 from ..settings import group, setting, to_flat, validate
 from ..tasks import get_task, task_names
 from ..tasks.tokenize import task_examples
@@ -45,6 +46,7 @@ class OffsiteConfig:
     val_limit: int = setting(200, "validation examples for checkpoint and lr selection; 0: all", ge=0)
     train_limit: int = setting(0, "training examples used (documents for corpora); 0: all", ge=0)
     device: str = setting("", "torch device (cpu, cuda, cuda:1); empty: cuda when available")
+    precision: Precision = group(Precision)
     eval_cache: bool = setting(True, "reuse the zero-shot scores from $FEDOT_CACHE/evaluations (verified entries)")
 
 
@@ -72,7 +74,8 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
         task.docs(split)  # a missing data file fails here, before any model is loaded
     model_dir = cfg.emulator.preflight()
     device = cfg.device or default_device()
-    dtype = default_dtype(device)
+    cfg.precision.check_training(device)
+    dtype = cfg.precision.torch_dtype(device)
     emulator_dir, manifest = cfg.emulator.build()
     tokenizer = load_tokenizer(emulator_dir)
     n_train = len(task.docs("train"))
@@ -81,7 +84,8 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     validate_fn = validator(cfg.task, tokenizer, cfg.val_limit or None)
     meta = adapter_metadata(cfg.tuning, manifest, cfg.emulator.model, cfg.task)
     owner = Evaluator(load_model(model_dir, dtype, device), content_hash(model_dir), tokenizer, meta, cfg.task,
-                      cfg.limit or None, cache=EvalCache(enabled=cfg.eval_cache))
+                      cfg.limit or None, cache=EvalCache(enabled=cfg.eval_cache),
+                      base=original_adapter(model_dir, manifest["adapter_blocks"]))
     numbers, details, timings = {}, {}, {}
 
     def measure(key, scoring):

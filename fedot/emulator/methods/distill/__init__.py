@@ -78,6 +78,20 @@ class DistillSettings:
         return out
 
 
+def stored_dtypes(path: Path) -> dict:
+    """Each tensor's dtype as an artifact stores it."""
+    from safetensors import safe_open
+
+    from ...artifact import weight_files
+
+    out = {}
+    for name, file in weight_files(path).items():
+        with safe_open(path / file, "pt") as f:
+            out[name] = f.get_slice(name).get_dtype()
+    return {n: {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}.get(d, torch.float32)
+            for n, d in out.items()}
+
+
 @METHODS.register("distill", help="kept middle blocks trained to imitate the full middle (Eq. 1, the official loss)",
                   settings=DistillSettings)
 class Distill(Method):
@@ -105,12 +119,15 @@ class Distill(Method):
         cfg = self.settings
         cfg.check()
         device = default_device()
-        student, manifest = load_emulator(staged, device=device)
+        precision = resolve_autocast(cfg.precision, device)
+        # on a GPU with bf16 autocast, frozen weights are stored in bf16 too (the trained middle stays fp32)
+        storage = torch.bfloat16 if device.startswith("cuda") and precision == "bfloat16" else torch.float32
+        student, manifest = load_emulator(staged, dtype=storage, device=device)
+        stored = stored_dtypes(staged)
         middle_indices(manifest)  # a non-sandwich split fails before the teacher is loaded
         tokenizer = load_tokenizer(staged)
         text = self.owner_text(model_dir, tokenizer)
-        teacher = load_model(model_dir, device=device)
-        precision = resolve_autocast(cfg.precision, device)
+        teacher = load_model(model_dir, dtype=storage, device=device)
         caches = self.teacher_caches(text, model_dir, manifest, teacher.config, precision) if cfg.teacher_cache \
             else None
         checkpoint = out.with_name(out.name + ".distill")
@@ -121,6 +138,9 @@ class Distill(Method):
             for cache in caches or []:
                 cache.close()
         del teacher
+        with torch.no_grad():  # every tensor back to the dtype the artifact stored it in
+            for name, p in student.named_parameters():
+                p.data = p.data.to(stored.get(name, p.dtype))
         result = {k: record[k] for k in ("held_out_mse_before", "held_out_mse_after", "best_step", "steps",
                                          "train_tokens_per_epoch", "history")}
         path = resave(student, out, staged, {**manifest, "params": {**manifest["params"], "distill_result": result}})

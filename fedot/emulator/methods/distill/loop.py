@@ -80,7 +80,8 @@ def distill(student, teacher, text, manifest: dict, cfg, identity: dict, precisi
     student.requires_grad_(False)
     teacher.requires_grad_(False).eval()
     params = middle_parameters(student, manifest)
-    for p in params.values():
+    for p in params.values():  # the trained middle is fp32 whatever the frozen rest is stored in
+        p.data = p.data.float()
         p.requires_grad_(True)
     held = text.held_out(HELD_OUT_BATCHES * cfg.batch_size)
     chunks = [held[i:i + cfg.batch_size] for i in range(0, len(held), cfg.batch_size)]
