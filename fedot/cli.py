@@ -97,11 +97,13 @@ def _run_overrides(args) -> dict:
 
 
 def _sim(args):
-    from .run.launch import run_sim, show_plan
+    from .run.launch import parse_overrides, run_sim, show_plan
 
+    resources = parse_overrides(args.federation_config)
     if args.plan:
-        sys.exit(0 if show_plan(args.app, _run_overrides(args)) else 1)
-    run_sim(args.app, _run_overrides(args), args.keep_alive, args.print_config, overwrite=args.overwrite)
+        sys.exit(0 if show_plan(args.app, _run_overrides(args), args.plan_gpus, args.plan_gpu_gib, resources) else 1)
+    run_sim(args.app, _run_overrides(args), args.keep_alive, args.print_config, overwrite=args.overwrite,
+            resources=resources)
 
 
 def _deploy(args):
@@ -217,12 +219,17 @@ def parser() -> argparse.ArgumentParser:
     sm.add_argument("app", help="a folder in sims/, e.g. sims/quickstart")
     sm.add_argument("--run-config", action="append", default=[], help="'key=value ...' overrides in Flower's syntax "
                     "(repeatable; the setting flags win)")
+    sm.add_argument("--federation-config", action="append", default=[], help="simulation resources over the sim's "
+                    "[tool.fedot.federation], e.g. 'client-resources-num-gpus=0.25 client-resources-num-cpus=2'")
     sm.add_argument("--keep-alive", action="store_true", help="keep the SuperLink and a Ray head running for the next "
                     "runs (also: export FEDOT_KEEP_ALIVE=1); `fedot stop` ends them")
     sm.add_argument("--overwrite", action="store_true", help="replace what --run-dir already holds (refused otherwise)")
     sm.add_argument("--print-config", action="store_true", help="print the effective settings and stop")
     sm.add_argument("--plan", action="store_true", help="print each role's expected peak memory and whether the sim's "
                     "resources hold it, then stop (no weights loaded; works offline and without the GPUs)")
+    sm.add_argument("--plan-gpus", type=int, default=None, help="--plan for a machine with this many GPUs...")
+    sm.add_argument("--plan-gpu-gib", type=float, default=None, help="...of this many GiB each (what nvidia-smi's "
+                    "total memory says), instead of this machine")
     add_arguments(sm, FederatedConfig, skip=("command",))
     sm.set_defaults(func=_sim)
 

@@ -230,7 +230,8 @@ def owner_plan(config, split: Split, eval_length: int, device: str, full_ft: Rol
     parts = {
         "full model": full * bytes_per,
         "emulator": (full - per_block * (n - len(split.kept))) * bytes_per,
-        "adapter copy": per_block * len(split.adapter) * bytes_per,
+        # the adapter blocks' originals the plug-in merges into: fp32, kept in host memory (on a GPU: none on it)
+        "adapter copy": per_block * len(split.adapter) * 4 if device == "cpu" else 0,
         "evaluation": inference_peak(model, eval_length, device, bytes_per == 2),
         "runtime": RUNTIME_BYTES[device],
     }

@@ -81,13 +81,16 @@ class UrlMode(DeliveryMode):
         if served != manifest["id"]:
             raise ArtifactError(f"emulator-url {cfg.url} serves artifact {served[:12]}…, but this run's emulator is "
                                 f"{manifest['id'][:12]}…; publish {artifact_dir} at that URL")
-        return {"emulator-url": cfg.url}
+        return {"emulator-url": cfg.url, "emulator-url-streams": cfg.url_streams}
 
     def deliver(self, grid, nodes, artifact_dir, manifest, cfg, timeout, report, drop=()) -> dict:
         return {"mode": self.name, "url": cfg.url, "artifact_id": manifest["id"]}
 
     def locate(self, config, store, progress) -> Path:
-        return url.fetch(str(config["emulator-url"]), str(config["emulator-id"]), store, progress=progress)
+        streams = config.get("emulator-url-streams", 8)
+        streams = int(streams) if isinstance(streams, (int, float)) and 1 <= streams <= 64 else 8
+        return url.fetch(str(config["emulator-url"]), str(config["emulator-id"]), store, progress=progress,
+                         streams=streams)
 
 
 class PathMode(DeliveryMode):
@@ -111,6 +114,8 @@ class DeliveryConfig:
                               "one per node at a time)", gt=0, le=1024)
     url: str = setting("", "url delivery: http(s):// or file:// URL of the directory the owner published the "
                        "artifact in")
+    url_streams: int = setting(8, "url delivery: parallel HTTP range streams per file larger than 64 MiB (hashed as "
+                               "it arrives)", ge=1, le=64)
 
     def check(self) -> None:
         DELIVERY[self.mode].check(self)

@@ -100,11 +100,12 @@ class NodeStore:
         """Delete a verified artifact this node no longer needs (an emulator version the owner replaced)."""
         shutil.rmtree(self.ready(artifact_id), ignore_errors=True)
 
-    def finish(self, artifact_id: str) -> Path:
-        """Verify the incoming artifact and make it ready; a mismatch deletes it and raises with the reason."""
+    def finish(self, artifact_id: str, digests: dict[str, str] | None = None) -> Path:
+        """Verify the incoming artifact and make it ready; a mismatch deletes it and raises with the reason.
+        ``digests``: sha256 of files hashed as they were written (a ranged download), not read again."""
         part = self.incoming(artifact_id)
         try:
-            read_manifest(part, verify=True, expected_id=artifact_id)
+            read_manifest(part, verify=True, expected_id=artifact_id, digests=digests)
         except (ArtifactError, OSError, ValueError) as e:
             shutil.rmtree(part, ignore_errors=True)
             raise ArtifactError(f"emulator {artifact_id[:12]}… failed verification at this data owner and was "

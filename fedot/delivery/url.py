@@ -5,13 +5,16 @@ the owner controls (``emulator-url``, ``http(s)://`` or ``file://``). A node dow
 checks that it hashes to the id the owner sent in the training Message, then every file the manifest lists, with a
 progress bar; an interrupted download continues where it stopped (an HTTP ``Range`` request; ``file://`` seeks),
 and the complete artifact is verified file by file before it is used (:class:`~fedot.delivery.store.NodeStore`).
-``fedot emulator serve DIR`` serves a directory with Range support for trying this out.
+A file larger than a segment arrives as parallel byte ranges, hashed while it is written (``url_streams`` streams,
+:mod:`fedot.delivery.ranged`); ``fedot emulator serve DIR`` serves a directory with Range support (``bytes=a-b``,
+sent with ``sendfile``) for trying this out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import urllib.parse
 import urllib.request
@@ -22,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..emulator.artifact import MANIFEST, ArtifactError
+from .ranged import SEGMENT, parallel_download, remote_size
 from .store import NodeStore, check_name
 
 BLOCK = 1 << 20
@@ -75,8 +79,9 @@ def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0)
     return moved
 
 
-def fetch(base_url: str, artifact_id: str, store: NodeStore, progress: bool = True) -> Path:
-    """The artifact ``artifact_id`` from ``base_url`` into ``store`` (nothing downloaded when it is there)."""
+def fetch(base_url: str, artifact_id: str, store: NodeStore, progress: bool = True, streams: int = 8) -> Path:
+    """The artifact ``artifact_id`` from ``base_url`` into ``store`` (nothing downloaded when it is there); files
+    larger than a segment over ``streams`` parallel ranges (http(s) only)."""
     ready = store.get(artifact_id)
     if ready is not None:
         return ready
@@ -89,9 +94,16 @@ def fetch(base_url: str, artifact_id: str, store: NodeStore, progress: bool = Tr
         shutil.rmtree(part, ignore_errors=True)
         raise ArtifactError(f"{base}/{MANIFEST} is artifact {actual[:12]}…, the model owner sent {artifact_id[:12]}…; "
                             "the URL serves another or a modified emulator")
-    for name in json.loads((part / MANIFEST).read_text())["files"]:
-        download(f"{base}/{check_name(name)}", part / name, progress=progress)
-    return store.finish(artifact_id)
+    digests = {}
+    for name, sha in json.loads((part / MANIFEST).read_text())["files"].items():
+        url = f"{base}/{check_name(name)}"
+        size = remote_size(url) if streams > 1 and not base.startswith("file:") else 0
+        if size > SEGMENT:
+            parallel_download(url, part / name, size, sha, streams, progress)
+            digests[name] = sha  # hashed as it was written
+        else:
+            download(url, part / name, progress=progress)
+    return store.finish(artifact_id, digests)
 
 
 def published_id(base_url: str, timeout: float = 30.0) -> str:
@@ -105,25 +117,44 @@ def published_id(base_url: str, timeout: float = 30.0) -> str:
 
 
 class RangeHandler(SimpleHTTPRequestHandler):
-    """Static files with ``Range: bytes=N-`` support, so that an interrupted download can continue."""
+    """Static files with ``Range: bytes=a-`` and ``bytes=a-b`` support (a continued download, parallel ranges),
+    the bytes sent with ``sendfile`` (no copy through Python)."""
+
+    span: tuple[int, int] | None = None
+
+    def log_message(self, format, *args):  # one line per request and per range: too many to print
+        pass
 
     def send_head(self):
-        start = self.headers.get("Range", "").removeprefix("bytes=").split("-")[0]
+        first, _, last = self.headers.get("Range", "").removeprefix("bytes=").partition("-")
         path = Path(self.translate_path(self.path))
-        if not start.isdigit() or not path.is_file():
+        self.span = None
+        if not first.isdigit() or not path.is_file():
             return super().send_head()
-        size, start = path.stat().st_size, int(start)
-        if start >= size:
+        size, start = path.stat().st_size, int(first)
+        end = min(int(last), size - 1) if last.isdigit() else size - 1
+        if start >= size or end < start:
             self.send_error(416, "Requested Range Not Satisfiable")
             return None
         f = open(path, "rb")
-        f.seek(start)
+        self.span = (start, end - start + 1)
         self.send_response(206)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
-        self.send_header("Content-Length", str(size - start))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
         self.end_headers()
         return f
+
+    def copyfile(self, source, outputfile):
+        if self.span is None:
+            return super().copyfile(source, outputfile)
+        offset, count = self.span
+        outputfile.flush()
+        while count > 0:
+            sent = os.sendfile(self.connection.fileno(), source.fileno(), offset, min(count, 1 << 30))
+            if sent == 0:
+                break
+            offset, count = offset + sent, count - sent
 
 
 def server(directory: str | Path, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:

@@ -45,8 +45,10 @@ def write_manifest(path: Path, manifest: dict) -> str:
     return artifact_id(path)
 
 
-def read_manifest(path: str | Path, verify: bool = False, expected_id: str | None = None) -> dict:
-    """The manifest (with its ``id``); ``verify`` checks every file, ``expected_id`` the artifact's identity."""
+def read_manifest(path: str | Path, verify: bool = False, expected_id: str | None = None,
+                  digests: dict[str, str] | None = None) -> dict:
+    """The manifest (with its ``id``); ``verify`` checks every file, ``expected_id`` the artifact's identity;
+    ``digests``: sha256 of files already computed as they were written (not read again)."""
     path = Path(path)
     file = path / MANIFEST
     if not file.exists():
@@ -65,12 +67,13 @@ def read_manifest(path: str | Path, verify: bool = False, expected_id: str | Non
         raise ArtifactError(f"emulator at {path} is {manifest['id'][:12]}…, the model owner sent {expected_id[:12]}…; "
                             "the artifact was replaced or modified")
     if verify:
-        verify_files(path, manifest["files"])
+        verify_files(path, manifest["files"], digests)
     return manifest
 
 
-def verify_files(path: Path, files: dict[str, str]) -> None:
-    """Every listed file present with its sha256, and nothing else in the directory."""
+def verify_files(path: Path, files: dict[str, str], digests: dict[str, str] | None = None) -> None:
+    """Every listed file present with its sha256 (``digests``: computed while a file was written), and nothing else
+    in the directory."""
     present = {f.name for f in path.iterdir() if f.is_file() and f.name != MANIFEST}
     extra = sorted(present - set(files))
     if extra:
@@ -78,7 +81,7 @@ def verify_files(path: Path, files: dict[str, str]) -> None:
     for name, expected in files.items():
         if not (path / name).exists():
             raise ArtifactError(f"{path / name} is missing; the artifact is incomplete, rebuild or re-fetch it")
-        actual = sha256_file(path / name)
+        actual = (digests or {}).get(name) or sha256_file(path / name)
         if actual != expected:
             raise ArtifactError(f"{path / name} has sha256 {actual[:12]}…, manifest says {expected[:12]}…; "
                                 "the artifact is corrupt or was modified, rebuild or re-fetch it")

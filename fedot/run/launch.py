@@ -79,12 +79,14 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     return cfg
 
 
-def show_plan(app: str | Path, overrides: dict | None = None) -> bool:
-    """Print the sim's memory plan (no weights, no GPU, no network needed); True when it fits this machine."""
-    sim = Sim(app)
+def show_plan(app: str | Path, overrides: dict | None = None, gpus: int | None = None,
+              gpu_gib: float | None = None, resources: dict | None = None) -> bool:
+    """Print the sim's memory plan (no weights, no GPU, no network needed); True when it fits this machine, or the
+    machine of ``gpus`` GPUs of ``gpu_gib`` GiB each."""
+    sim = Sim(app, resources)
     cfg = sim.config(overrides or {})
-    plans, lines, problems = sim_plan(sim, cfg)
-    print(plan_text(sim, cfg, plans, lines, problems))
+    plans, lines, problems = sim_plan(sim, cfg, gpus, gpu_gib)
+    print(plan_text(sim, cfg, plans, lines, problems, checked_gpu=True if gpu_gib else None))
     return not problems
 
 
@@ -135,12 +137,12 @@ def run_status(run_id: str, env: dict, connection: list[str] = ()) -> str:
         raise SimError(f"could not read the status of run {run_id}: {out.stdout[-500:]} {out.stderr[-500:]}") from e
 
 
-def prepare(app: str | Path, overrides: dict | None = None, overwrite: bool = False,
-            print_config: bool = False) -> tuple[Sim, dict, FederatedConfig, Path]:
+def prepare(app: str | Path, overrides: dict | None = None, overwrite: bool = False, print_config: bool = False,
+            resources: dict | None = None) -> tuple[Sim, dict, FederatedConfig, Path]:
     """The sim, its run-config overrides (flat settings: ``--run-config`` and the setting flags, parsed once), the
     checked settings and the claimed run dir, before Flower starts. With ``resume`` the run dir's own settings come
-    first (``--run-dir`` names it)."""
-    sim = Sim(app)
+    first (``--run-dir`` names it). ``resources``: simulation resources over the sim's [tool.fedot.federation]."""
+    sim = Sim(app, resources)
     overrides = dict(overrides or {})
     resume = bool(overrides.get("resume"))
     if resume:
@@ -210,9 +212,9 @@ def finish(run_id: str, status: str, run_dir: Path, verbose: bool) -> Path:
 
 
 def run_sim(app: str | Path, overrides: dict | None = None, keep_alive: bool = False, print_config: bool = False,
-            overwrite: bool = False) -> Path:
+            overwrite: bool = False, resources: dict | None = None) -> Path:
     """Run the app; return its run directory. Raises :class:`SimError` unless the run completed."""
-    sim, overrides, cfg, run_dir = prepare(app, overrides, overwrite, print_config)
+    sim, overrides, cfg, run_dir = prepare(app, overrides, overwrite, print_config, resources)
     if print_config:
         print(settings_text(cfg))
         return run_dir

@@ -58,7 +58,7 @@ def fit(plans: list[RolePlan], resources: dict, clients: int, host: int, gpu: in
         if gpu is None:
             lines.append("no GPU is visible here: the fit can only be checked on the machine that runs it")
         else:
-            lines.append(f"this machine's GPU: {gpu / GIB:.1f} GiB")
+            lines.append(f"GPU memory: {gpu / GIB:.1f} GiB per GPU")
             if client.total > per_gpu * gpu:
                 problems.append(f"a data owner needs {client.total / GIB:.1f} GiB but {per_gpu:g} of a "
                                 f"{gpu / GIB:.0f} GiB GPU is {per_gpu * gpu / GIB:.1f} GiB; {SHRINK}, or raise "
@@ -100,23 +100,27 @@ def run_plan(cfg: FederatedConfig, device: str) -> list[RolePlan]:
     return [owner_plan(config, splits[-1], eval_length, device, ft, extra, dtype), *clients]  # deepest tier: owner
 
 
-def sim_plan(sim, cfg) -> tuple[list[RolePlan], list[str], list[str]]:
-    """The plan of a sim's settings on its device, and (lines, problems) of fitting it here."""
+def sim_plan(sim, cfg, gpus: int | None = None, gpu_gib: float | None = None):
+    """The plan of a sim's settings on its device, and (lines, problems) of fitting it here, or on ``gpus`` GPUs of
+    ``gpu_gib`` GiB each (a machine one does not have: what-if)."""
     import torch
 
     resources = sim.resources()
     device = "cuda" if float(resources.get("client-resources-num-gpus", 0) or 0) > 0 else "cpu"
     plans = run_plan(cfg, device)
-    lines, problems = fit(plans, resources, cfg.sampled_per_round, host_memory(), gpu_memory(),
-                          gpus=torch.cuda.device_count())
+    gpu = int(gpu_gib * GIB) if gpu_gib else gpu_memory()
+    lines, problems = fit(plans, resources, cfg.sampled_per_round, host_memory(), gpu,
+                          gpus=gpus if gpus is not None else torch.cuda.device_count())
     return plans, lines, problems
 
 
-def plan_text(sim, cfg, plans, lines, problems) -> str:
+def plan_text(sim, cfg, plans, lines, problems, checked_gpu: bool | None = None) -> str:
     train = cfg.data_owner.train
+    weights = f"{str(cfg.data_owner.precision.torch_dtype(plans[0].device)).removeprefix('torch.')} weights"
     head = (f"memory plan of {sim.name}: {cfg.emulator.model}, {plans[0].device}, batch {train.batch_size} x "
-            f"{train.max_length} tokens, tuning {cfg.data_owner.tuning.mode} "
-            f"({'bf16 weights, fp32 trainable' if plans[0].device == 'cuda' else 'fp32'})")
-    unchecked = plans[0].device == "cuda" and gpu_memory() is None
+            f"{train.max_length} tokens, tuning {cfg.data_owner.tuning.mode} ({weights}, fp32 trainable"
+            f"{', gradient checkpointing' if train.gradient_checkpointing else ''})")
+    checked_gpu = gpu_memory() is not None if checked_gpu is None else checked_gpu
+    unchecked = plans[0].device == "cuda" and not checked_gpu
     verdict = ["does NOT fit:", *problems] if problems else ["fit not checked: no GPU here" if unchecked else "fits"]
     return "\n".join([head, *(p.line() for p in plans), *lines, *verdict])
