@@ -31,8 +31,9 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
     if zero is None:
         t = time.perf_counter()
         zero = owner.zero_shot()
+        outcomes = zero.pop("outcomes")
         log.write({"round": 0, "evaluation": zero, "emulator_bytes": owner.emulator_bytes,
-                   "eval_seconds": time.perf_counter() - t})
+                   "eval_seconds": time.perf_counter() - t}, outcomes)
     progress.phase(f"zero-shot: full model {zero['zero_shot']:,.4g}, emulator {zero['emulator_zero_shot']:,.4g} "
                    f"({progress.metric})")
     for server_round in range(start_round, cfg.num_rounds + 1):
@@ -52,10 +53,11 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
         if outcome.arrays is not None:
             arrays = outcome.arrays
         timing = {"train_seconds": time.perf_counter() - t}
-        evaluation = None
+        evaluation = outcomes = None
         if cfg.evaluation.due(server_round, cfg.num_rounds):
             t = time.perf_counter()
             evaluation = owner.evaluate(arrays.to_torch_state_dict())
+            outcomes = evaluation.pop("outcomes")
             timing["eval_seconds"] = time.perf_counter() - t
         extra = {"tiers": {str(m.metadata.dst_node_id): node_configs[m.metadata.dst_node_id]["emulator-tier"]
                            for m in messages}} if len(owner.tiers) > 1 else {}
@@ -65,7 +67,7 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
         if owner.aligner and server_round < cfg.num_rounds:
             extra["alignment"] = owner.align(arrays.to_torch_state_dict(), server_round, log.out)
             progress.phase(alignment_line(extra["alignment"]))
-        log.write({**outcome.row, **extra, "evaluation": evaluation, **timing})  # the row first: a resume redoes it
+        log.write({**outcome.row, **extra, "evaluation": evaluation, **timing}, outcomes)  # before the checkpoint
         checkpoint.save(log.out, server_round, arrays.to_torch_state_dict(), strategy.state(),
                         strategy.lr_for_round(server_round), owner.emulator_state())
         if owner.aligner:

@@ -54,7 +54,7 @@ def main(grid: Grid, context: Context) -> None:
     strategy.emulator_bytes = rollout.emulator_bytes()
     final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), rollout, progress,
                        start_round=resumed.round + 1 if resumed else 1)
-    record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed())
+    record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed(), log.outcomes())
     if "full_finetuned" in record["numbers"]:
         progress.phase(f"FT baseline: {record['numbers']['full_finetuned']:,.4g}")
     progress.say(f"done in {log.elapsed():.0f} s; results in {out}")

@@ -12,6 +12,7 @@ from fedot.aggregation.average import weighted_average
 from fedot.aggregation.schedule import lr_at
 from fedot.architectures import architecture
 from fedot.emulator import read_manifest
+from fedot.evaluation.outcomes import metric_value, read_outcomes
 from support.inprocess import InProcessGrid, outputs, run_config, run_in_process, run_server
 
 
@@ -47,6 +48,14 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path):
                                                               "plugin"))
     out = Path(rc["run-dir"])
     assert (out / "adapter.safetensors").exists() and (out / "results.png").exists() and (out / "rounds.png").exists()
+    # per-example outcomes of every evaluated round beside the log; the final five's in outcomes.json, tested pairwise
+    assert sorted(p.name for p in (out / "outcomes").iterdir()) == ["r0.json", "r1.json", "r2.json"]
+    final = read_outcomes(out / "outcomes.json")
+    assert set(final) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"}
+    assert final["plugin"] == read_outcomes(out / "outcomes/r2.json")["plugin"]
+    assert metric_value(final["plugin"], results["metric"]) == pytest.approx(results["numbers"]["plugin"])
+    assert set(results["paired"]) == {"plug-in vs zero-shot", "plug-in vs OT emulator"}
+    assert results["paired"]["plug-in vs zero-shot"]["value_a"] == pytest.approx(results["numbers"]["plugin"])
     # only adapter tensors travel in training Messages; the emulator went once per node by delivery Messages
     manifest = read_manifest(results["emulator"]["path"])
     arch = architecture("llama")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fedot.evaluation import evaluate
+from fedot.evaluation.outcomes import read_outcomes
 from fedot.models import load_tokenizer
 from fedot.plugin import plugged_model
 from fedot.run.results import conditions, recovered
@@ -46,6 +47,14 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
                                         "plug-in ≈ full fine-tuning"}
     md = (tmp_path / "run/results.md").read_text()
     assert "| OT Plug-in |" in md
+    # the paired tests read the per-example outcomes saved beside the results
+    outcomes = read_outcomes(tmp_path / "run/outcomes.json")
+    assert set(outcomes) == set(record["numbers"])
+    test = saved["paired"]["plug-in vs zero-shot"]
+    assert test["value_b"] == pytest.approx(saved["numbers"]["zero_shot"]) and 0 < test["p"] <= 1
+    assert test["test"] == ("exact McNemar" if task == "arc_easy" else "paired bootstrap over documents (2000 "
+                                                                        "resamples)")
+    assert "| plug-in vs zero-shot |" in md and ("recovered_ci95" in saved) == (saved["recovered"] is not None)
     assert ("**(chosen)**" in md) == (len(lrs) > 1) and all(f"| {lr:g}" in md for lr in lrs[1:])
     zs_row = next(line for line in md.splitlines() if line.startswith("| Full ZS |"))
     assert zs_row.endswith("% |") == (task == "arc_easy")  # accuracies carry their 95% Wilson interval

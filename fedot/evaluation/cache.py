@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..files import write_json
 
-EVAL_VERSION = 2  # 2: batched perplexity (same numbers), docs hashed into the key
+EVAL_VERSION = 3  # 2: batched perplexity (same numbers), docs hashed into the key; 3: per-example outcomes stored
 
 
 def _digest(obj) -> str:

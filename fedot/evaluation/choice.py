@@ -18,7 +18,8 @@ BATCH_SIZE = 16
 
 
 def lm_eval_choice(model, tokenizer, task, docs: list[dict], max_length: int, batch_size: int = BATCH_SIZE) -> dict:
-    """lm-eval's metrics of ``task`` (a ChoiceTask) on ``docs``."""
+    """lm-eval's metrics of ``task`` (a ChoiceTask) on ``docs``, and each question's outcome under ``outcomes``
+    (from lm-eval's logged samples: the answer with the highest log-likelihood and each metric's 0/1)."""
     from lm_eval import evaluator
     from lm_eval.api.task import ConfigurableTask
     from lm_eval.models.huggingface import HFLM
@@ -30,6 +31,11 @@ def lm_eval_choice(model, tokenizer, task, docs: list[dict], max_length: int, ba
         config = task.lm_eval_config(str(path))
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
         out = evaluator.evaluate(lm=lm, task_dict={config["task"]: ConfigurableTask(config=config)},
-                                 bootstrap_iters=0, log_samples=False, verbosity="WARNING")
+                                 bootstrap_iters=0, log_samples=True, verbosity="WARNING")
     results = out["results"][config["task"]]
-    return {m: float(results[f"{m},none"]) for m in task.metrics}
+    samples = sorted(out["samples"][config["task"]], key=lambda s: s["doc_id"])
+    outcomes = {"kind": "multiple_choice", "ids": [s["doc_id"] for s in samples],
+                "chosen": [max(range(len(s["filtered_resps"])), key=lambda i: s["filtered_resps"][i][0])
+                           for s in samples],
+                **{m: [int(s[m]) for s in samples] for m in task.metrics}}
+    return {**{m: float(results[f"{m},none"]) for m in task.metrics}, "outcomes": outcomes}

@@ -78,7 +78,7 @@ def result_text(result: dict) -> str:
              f"{result['split']}, {result['examples']} examples"]
     metrics = result["metrics"]
     for name, value in metrics.items():
-        if name in ("primary", "examples", "tokens") or name.endswith("_ci95"):
+        if name in ("primary", "examples", "tokens", "outcomes") or name.endswith("_ci95"):
             continue
         interval = metrics.get(f"{name}_ci95")
         shown = f"{100 * value:.1f}%" if interval else f"{value:.4f}"

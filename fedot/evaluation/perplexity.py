@@ -85,13 +85,18 @@ def score_windows(model, wins: list[tuple[list[int], list[int]]], batch_tokens: 
 
 def perplexity(model, tokenizer, docs: list[dict], score_text, max_length: int, progress: bool = False,
                batch_tokens: int | None = None) -> dict:
-    """lm-eval's wikitext metrics over ``docs``: word and byte perplexity, bits per byte."""
-    wins = [w for doc in docs for w in windows(tokenizer, score_text(doc), max_length)]
-    ll = sum(score_windows(model, wins, batch_tokens, progress))
-    words = sum(len(re.split(r"\s+", doc["page"])) for doc in docs)
-    nbytes = sum(len(doc["page"].encode("utf-8")) for doc in docs)
+    """lm-eval's wikitext metrics over ``docs``: word and byte perplexity, bits per byte; and each document's
+    outcome (log-likelihood, tokens, words, bytes) under ``outcomes``."""
+    per_doc = [windows(tokenizer, score_text(doc), max_length) for doc in docs]
+    scores = iter(score_windows(model, [w for wins in per_doc for w in wins], batch_tokens, progress))
+    loglik = [sum(next(scores) for _ in wins) for wins in per_doc]
+    outcomes = {"kind": "perplexity", "ids": list(range(len(docs))), "loglik": loglik,
+                "tokens": [sum(len(t) for _, t in wins) for wins in per_doc],
+                "words": [len(re.split(r"\s+", doc["page"])) for doc in docs],
+                "bytes": [len(doc["page"].encode("utf-8")) for doc in docs]}
+    ll, words, nbytes = sum(loglik), sum(outcomes["words"]), sum(outcomes["bytes"])
     return {"word_perplexity": math.exp(-ll / words), "byte_perplexity": math.exp(-ll / nbytes),
-            "bits_per_byte": -ll / nbytes / math.log(2), "tokens": sum(len(t) for _, t in wins)}
+            "bits_per_byte": -ll / nbytes / math.log(2), "tokens": sum(outcomes["tokens"]), "outcomes": outcomes}
 
 
 def rolling_loglikelihood(model, tokenizer, text: str, max_length: int, batch_tokens: int | None = None) -> float:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from ..emulator.methods import METHODS
 from ..evaluation.five import LABELS, better, conditions, fmt, gap, recovered
+from ..evaluation.outcomes import OutcomesError, read_outcomes
+from ..evaluation.paired import compare, recovered_interval
 from ..files import atomic_path, write_json, write_text
 from ..settings import from_flat, group, setting, to_flat, validate
 from .plots import style_metric_axis
@@ -106,7 +108,28 @@ def run_point(cfg: OffsiteConfig, out: Path, command: str) -> dict:
     return run(cfg, out, command=command)
 
 
-def summarise(name: str, record: dict, ft: float | None, margin: float) -> dict:
+def point_outcomes(out: Path) -> dict:
+    """A point's per-example outcomes (empty for a point made before fedot stored them)."""
+    try:
+        return read_outcomes(out / "outcomes.json")
+    except OutcomesError:
+        return {}
+
+
+def paired_summary(record: dict, outcomes: dict, ft_outcomes: dict | None) -> dict:
+    """Plug-in vs zero-shot (paired test) and the recovered share's 95% interval against the ceiling's FT."""
+    out = {}
+    if "plugin" in outcomes and "zero_shot" in outcomes:
+        metric, hib = record["metric"], record["higher_is_better"]
+        out["plugin_vs_zero_shot"] = compare(outcomes["plugin"], outcomes["zero_shot"], metric, hib,
+                                             ("plugin", "zero_shot"))
+        if ft_outcomes is not None:
+            out["recovered_ci95"] = recovered_interval(outcomes["zero_shot"], outcomes["plugin"], ft_outcomes, metric)
+    return out
+
+
+def summarise(name: str, record: dict, ft: float | None, margin: float, outcomes: dict | None = None,
+              ft_outcomes: dict | None = None) -> dict:
     numbers, hib = record["numbers"], record["higher_is_better"]
     zs, plug, emu = numbers["zero_shot"], numbers["plugin"], numbers["emulator_finetuned"]
     params = record["emulator"].get("params", {})
@@ -116,6 +139,7 @@ def summarise(name: str, record: dict, ft: float | None, margin: float) -> dict:
            "privacy_gap": gap(numbers, hib), "chosen_lr": record["chosen_lr"],
            "recovered": recovered({**numbers, "full_finetuned": ft}, hib),
            "conditions": conditions({**numbers, "full_finetuned": ft}, hib), "distill": params.get("distill_result")}
+    row.update(paired_summary(record, outcomes or {}, ft_outcomes))
     row["privacy_ok"] = better(plug, emu, hib) and abs(emu - plug) >= margin * abs(plug)
     row["acceptable"] = not row["lossless"] and better(plug, zs, hib) and row["privacy_ok"]
     return row
@@ -133,7 +157,9 @@ def run_frontier(cfg: FrontierConfig, out: str | Path, command: str = "") -> dic
     for name, point in points[:-1]:
         records[name] = run_point(point, out / name, command)
     records[LOSSLESS] = ceiling
-    rows = [summarise(name, r, ft, cfg.privacy_margin) for name, r in records.items()]
+    ft_outcomes = point_outcomes(out / LOSSLESS).get("full_finetuned")
+    rows = [summarise(name, r, ft, cfg.privacy_margin, point_outcomes(out / name), ft_outcomes)
+            for name, r in records.items()]
     acceptable = [r for r in rows if r["acceptable"]]
     pick = min(acceptable, key=lambda r: r["kept_blocks"]) if acceptable else None
     result = {"title": "Privacy-utility frontier", "model": cfg.offsite.emulator.model, "task": cfg.offsite.task,
@@ -153,15 +179,21 @@ def markdown(result: dict) -> str:
              "| emulator | kept middle blocks | " + " | ".join(LABELS[k] for k in
                                                         ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
                                                          "plugin", "full_finetuned"))
-             + " | privacy gap | recovered | plug-in > ZS | emulator < plug-in | ≈ FT |", "|" + "---|" * 12]
+             + " | privacy gap | recovered (95% interval) | plug-in vs ZS: p | plug-in > ZS | emulator < plug-in "
+             "| ≈ FT |",
+             "|" + "---|" * 13]
     for r in result["rows"]:
         n = r["numbers"]
         cells = [fmt(n.get(k), metric) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
                                                   "full_finetuned")]
         rec = "—" if r["recovered"] is None else f"{100 * r['recovered']:.0f}%"
+        if r["recovered"] is not None and r.get("recovered_ci95"):
+            rec += f" ({100 * r['recovered_ci95'][0]:.0f}% to {100 * r['recovered_ci95'][1]:.0f}%)"
+        test = r.get("plugin_vs_zero_shot")
+        p = "—" if test is None else f"{test['p']:.3g}"
         marks = ["—" if v is None else ("yes" if v else "no") for v in r["conditions"].values()]
         lines.append(f"| {r['point']} | {r['kept_blocks']} | " + " | ".join(cells)
-                     + f" | {fmt(r['privacy_gap'], metric)} | {rec} | " + " | ".join(marks) + " |")
+                     + f" | {fmt(r['privacy_gap'], metric)} | {rec} | {p} | " + " | ".join(marks) + " |")
     pick = result["recommended"]
     lines += ["", "Recommended (smallest emulator whose plug-in beats zero-shot while the tuned emulator stays at "
                   f"least {100 * result['privacy_margin']:.0f}% worse than plug-in): "

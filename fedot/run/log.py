@@ -3,6 +3,8 @@
 Each row says who was sampled, which replies were accepted or rejected and why, the learning rate, the bytes that
 travelled and the round's evaluation. The whole file is rewritten through a temporary file on every row, so a
 crash leaves the previous rows intact, never half a line; a resumed run starts from the rows already there.
+An evaluated round's per-example outcomes go beside it, in ``outcomes/r<round>.json``
+(:mod:`fedot.evaluation.outcomes`), written before its row.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import os
 import time
 from pathlib import Path
 
+from ..evaluation.outcomes import read_outcomes, write_outcomes
 from ..files import write_text
 
 ROUNDS = "rounds.jsonl"
+OUTCOMES = "outcomes"
 
 
 class RunDirError(RuntimeError):
@@ -33,11 +37,22 @@ class RoundLog:
         self.rows: list[dict] = list(rows or [])
         self.t0 = time.perf_counter() - (self.rows[-1].get("elapsed_s", 0.0) if self.rows else 0.0)
 
-    def write(self, row: dict) -> dict:
+    def write(self, row: dict, outcomes: dict | None = None) -> dict:
+        if outcomes:
+            write_outcomes(self.out / OUTCOMES / f"r{row['round']}.json", outcomes)
         row = {**row, "elapsed_s": round(time.perf_counter() - self.t0, 2)}
         self.rows.append(row)
         write_text(self.path, "".join(json.dumps(r, default=str) + "\n" for r in self.rows))
         return row
+
+    def outcomes(self) -> dict[str, dict]:
+        """The latest per-example outcomes of each of the five numbers (zero-shot from round 0, tuned ones from the
+        last evaluated round)."""
+        out: dict = {}
+        for row in self.rows:
+            if row.get("evaluation"):
+                out.update(read_outcomes(self.out / OUTCOMES / f"r{row['round']}.json"))
+        return out
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0

@@ -21,10 +21,29 @@ def _sweep_lines(record: dict) -> list[str]:
     return lines
 
 
+def difference_text(value: float, metric: str) -> str:
+    """A difference of two numbers: accuracy points, or the perplexity difference."""
+    return f"{value:+.2f}" if "perplexity" in metric or "bits" in metric else f"{100 * value:+.1f} pt"
+
+
+def paired_lines(pairs: dict, metric: str) -> list[str]:
+    """One row per paired test (same examples): the difference, its 95% paired-bootstrap interval, the test, p."""
+    if not pairs:
+        return []
+    lines = ["", f"| Paired test ({next(iter(pairs.values()))['n']} examples) | difference | 95% interval | test | p |",
+             "|---|---|---|---|---|"]
+    for label, t in pairs.items():
+        lo, hi = (difference_text(v, metric) for v in t["ci95"])
+        discordant = f" ({t['a_only']} vs {t['b_only']} discordant)" if "a_only" in t else ""
+        lines.append(f"| {label} | {difference_text(t['difference'], metric)} | {lo} to {hi} | "
+                     f"{t['test']}{discordant} | {t['p']:.3g} |")
+    return lines
+
+
 def markdown(record: dict) -> str:
     metric, numbers = record["metric"], record["numbers"]
     arrow = "↑" if record["higher_is_better"] else "↓"
-    intervals = any(interval_text(record, key) != "—" for key in FIVE)
+    intervals = any(interval_text(record, key) != "—" for key in FIVE) or bool(record.get("recovered_ci95"))
     lines = [f"# {record['title']}", "",
              f"Task `{record['task']}`, metric `{metric}` ({arrow}), model `{record['model']}`, "
              f"adapter/emulator {record['split_label']}.", "",
@@ -38,10 +57,13 @@ def markdown(record: dict) -> str:
     lines.append(f"| Gap (plug-in better than OT emulator by) | {margin} |{extra}")
     share = recovered(numbers, record["higher_is_better"])
     if share is not None:
-        lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% |{extra}")
+        ci = record.get("recovered_ci95")
+        cell = f" {100 * ci[0]:.0f}% to {100 * ci[1]:.0f}% |" if intervals and ci else extra
+        lines.append(f"| Recovered share of the ZS → FT gain | {100 * share:.0f}% |{cell}")
     lines += ["", "| Condition (paper §3) | holds |", "|---|---|"]
     for name, ok in record["conditions"].items():
         lines.append(f"| {name} | {'—' if ok is None else ('yes' if ok else '**no**')} |")
+    lines += paired_lines(record.get("paired") or {}, metric)
     lines += _sweep_lines(record)
     if record.get("tiers"):
         lines += ["", "| Emulator tier (middle blocks) | data owners | Emulator ZS | OT Emulator |",

@@ -128,10 +128,13 @@ class ModelOwner:
         return load_tunable(tier.path, self.cfg.data_owner.tuning, self.dtype, self.device)[0]
 
     def zero_shot(self) -> dict:
-        """The full model and the (untuned) emulator on the test split; both are deterministic, so cached."""
+        """The full model and the (untuned) emulator on the test split; both are deterministic, so cached.
+        Their per-example outcomes come under ``outcomes`` (the round loop stores them beside the log)."""
         load_trainable_state(self.emulator, self.initial_adapter(), to_local=to_local(self.manifest))
-        out = {"zero_shot": self.evaluator.zero_shot()["primary"],
-               "emulator_zero_shot": self.evaluator.emulator_zero_shot(self.emulator, self.manifest)["primary"]}
+        scored = {"zero_shot": self.evaluator.zero_shot(),
+                  "emulator_zero_shot": self.evaluator.emulator_zero_shot(self.emulator, self.manifest)}
+        out = {k: v["primary"] for k, v in scored.items()}
+        out["outcomes"] = {k: v["outcomes"] for k, v in scored.items()}
         if len(self.tiers) > 1:
             out["emulator_zero_shot_by_tier"] = {
                 str(t.blocks): self.evaluator.emulator_zero_shot(self.tier_model(t), t.manifest,
@@ -142,13 +145,15 @@ class ModelOwner:
     def evaluate(self, adapter: dict[str, torch.Tensor]) -> dict:
         """An adapter through the emulator (what a data owner sees; with tiers: through each tier's, the deepest
         reported as the OT emulator) and plugged into the full model."""
-        by_tier = {str(t.blocks): self.evaluator.through(self.tier_model(t), t.manifest, adapter)["primary"]
+        by_tier = {str(t.blocks): self.evaluator.through(self.tier_model(t), t.manifest, adapter)
                    for t in (self.tiers if len(self.tiers) > 1 else self.tiers[-1:])}
-        out = {"emulator_finetuned": by_tier[str(self.tiers[-1].blocks)]}
+        emulator, plugin = by_tier[str(self.tiers[-1].blocks)], self.evaluator.plugin(adapter)
+        out = {"emulator_finetuned": emulator["primary"]}
         if len(self.tiers) > 1:
-            out["emulator_finetuned_by_tier"] = by_tier
-        out["plugin"] = self.evaluator.plugin(adapter)["primary"]
+            out["emulator_finetuned_by_tier"] = {k: v["primary"] for k, v in by_tier.items()}
+        out["plugin"] = plugin["primary"]
         out["gap"] = gap(out, get_task(self.task).higher_is_better)
+        out["outcomes"] = {"emulator_finetuned": emulator["outcomes"], "plugin": plugin["outcomes"]}
         return out
 
     def tier_plans(self) -> list[int]:
@@ -158,8 +163,9 @@ class ModelOwner:
     def save_adapter(self, path: Path, adapter: dict[str, torch.Tensor]) -> Path:
         return save_adapter(path, adapter, self.meta)
 
-    def full_finetune(self, steps: int) -> float:
-        """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy).
+    def full_finetune(self, steps: int) -> dict:
+        """The FT baseline: the full model trained centrally on the union of the clients' data (no privacy); its
+        score (``primary``) and per-example ``outcomes``.
 
         Deterministic given the model, data and settings, so cached like the zero-shot scores.
         """
@@ -169,7 +175,8 @@ class ModelOwner:
         def compute() -> dict:
             model, _ = train_full(self.model_dir, examples, cfg.train, lr=self.cfg.lr, steps=steps, seed=cfg.seed,
                                   dtype=self.dtype, device=self.device, desc="full FT baseline", progress=cfg.verbose)
-            return {"primary": self.evaluator.score(model)["primary"]}
+            scored = self.evaluator.score(model)
+            return {"primary": scored["primary"], "outcomes": scored["outcomes"]}
 
         train = {k: v for k, v in to_flat(cfg.train).items() if k not in ("steps", "epochs")}  # steps are given
         parts = {"baseline": "full fine-tuning", "model": content_hash(self.model_dir), "train": train,
@@ -177,4 +184,4 @@ class ModelOwner:
                  "task": self.task, "test": docs_hash(docs_of(self.task, "test", self.cfg.evaluation.examples,
                                                               self.data_dir)),
                  "dtype": str(self.dtype)}
-        return self.evaluator.cache.cached("FT baseline", parts, compute)["primary"]
+        return self.evaluator.cache.cached("FT baseline", parts, compute)

@@ -22,17 +22,20 @@ def numbers_of(rows: list[dict]) -> dict:
     return numbers
 
 
-def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: float) -> dict:
-    """Save the final adapter, run the FT baseline if asked, and write the five numbers."""
+def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: float,
+                     outcomes: dict | None = None) -> dict:
+    """Save the final adapter, run the FT baseline if asked, and write the five numbers with their per-example
+    ``outcomes`` (those of the rows, plus FT's) and paired tests."""
     cfg = owner.cfg
     task = get_task(owner.task)
     owner.save_adapter(out / "adapter.safetensors", adapter)
     numbers = numbers_of(rows)
     client_steps = sum(r.get("client_steps", 0) for r in rows)
-    baseline_seconds = 0.0
+    baseline_seconds, outcomes = 0.0, dict(outcomes or {})
     if cfg.baseline.enabled:
         t = time.perf_counter()
-        numbers["full_finetuned"] = owner.full_finetune(cfg.baseline.steps or client_steps)
+        ft = owner.full_finetune(cfg.baseline.steps or client_steps)
+        numbers["full_finetuned"], outcomes["full_finetuned"] = ft["primary"], ft["outcomes"]
         baseline_seconds = time.perf_counter() - t
     record = {
         "title": f"Federated offsite-tuning, {len({n for r in rows for n in r.get('sampled', [])})} clients",
@@ -54,7 +57,7 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         record["tiers"] = tiers_of(owner, rows)
     if owner.aligner:
         record["alignment"] = alignment_of(rows)
-    results.write(out, record)
+    results.write(out, record, outcomes)
     plot_rounds(rows, task.primary, out / "rounds.png")
     return record
 

@@ -1,6 +1,8 @@
-"""What every run writes: results.json (numbers, conditions, recovered share, versions), results.md, results.png.
+"""What every run writes: results.json (numbers, conditions, recovered share, paired tests, versions), results.md,
+results.png, and outcomes.json (the per-example outcomes of the five numbers).
 
-The arithmetic is :mod:`fedot.evaluation.five`, the table :mod:`fedot.run.markdown`, the bars :mod:`fedot.run.plots`.
+The arithmetic is :mod:`fedot.evaluation.five`, the paired tests :mod:`fedot.evaluation.paired`, the table
+:mod:`fedot.run.markdown`, the bars :mod:`fedot.run.plots`.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import platform
 from pathlib import Path
 
 from ..evaluation.five import conditions, recovered
+from ..evaluation.outcomes import write_outcomes
+from ..evaluation.paired import pairs_of, recovered_interval
 from ..files import write_json, write_text
 from .markdown import markdown
 from .plots import plot_five
@@ -26,11 +30,25 @@ def versions() -> dict:
     return out
 
 
-def write(out: Path, record: dict) -> dict:
-    """Write results.json, results.md and results.png into ``out`` (each atomically); print the table."""
+def paired(record: dict, outcomes: dict) -> dict:
+    """The paired tests of plug-in against zero-shot, the OT emulator and FT, and the recovered share's interval."""
+    metric, hib = record["metric"], record["higher_is_better"]
+    out = {"paired": pairs_of(outcomes, metric, hib)}
+    if record.get("recovered") is not None and all(k in outcomes for k in ("zero_shot", "plugin", "full_finetuned")):
+        out["recovered_ci95"] = recovered_interval(outcomes["zero_shot"], outcomes["plugin"],
+                                                   outcomes["full_finetuned"], metric)
+    return out
+
+
+def write(out: Path, record: dict, outcomes: dict | None = None) -> dict:
+    """Write results.json, results.md, results.png and (given the five numbers' per-example ``outcomes``)
+    outcomes.json into ``out`` (each atomically); print the table."""
     out.mkdir(parents=True, exist_ok=True)
     record = {**record, "conditions": conditions(record["numbers"], record["higher_is_better"]),
               "recovered": recovered(record["numbers"], record["higher_is_better"]), "versions": versions()}
+    if outcomes:
+        write_outcomes(out / "outcomes.json", outcomes)
+        record.update(paired(record, outcomes))
     text = markdown(record)
     plot_five(record, out / "results.png")
     write_text(out / "results.md", text)

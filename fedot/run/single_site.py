@@ -18,6 +18,7 @@ from ..emulator import EmulatorSpec, to_original
 from ..emulator.artifact import split_label
 from ..evaluation import EvalCache, evaluate
 from ..evaluation.five import LABELS
+from ..evaluation.outcomes import split_result
 from ..model_owner import Evaluator, train_full
 from ..models import content_hash, default_device, load_model, load_tokenizer
 from ..plugin import adapter_metadata, original_adapter, save_adapter
@@ -86,11 +87,11 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     owner = Evaluator(load_model(model_dir, dtype, device), content_hash(model_dir), tokenizer, meta, cfg.task,
                       cfg.limit or None, cache=EvalCache(enabled=cfg.eval_cache),
                       base=original_adapter(model_dir, manifest["adapter_blocks"]))
-    numbers, details, timings = {}, {}, {}
+    numbers, details, timings, outcomes = {}, {}, {}, {}
 
     def measure(key, scoring):
         t = time.perf_counter()
-        details[key] = scoring()
+        details[key], outcomes[key] = split_result(scoring())
         numbers[key] = details[key]["primary"]
         timings[f"eval_{key}"] = time.perf_counter() - t
         print(f"{LABELS[key]:>12}: {numbers[key]:.4f}")
@@ -138,5 +139,5 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
         "config": to_flat(cfg), "emulator": {"path": str(emulator_dir), **manifest}, "timings": timings,
         "wall_seconds": time.perf_counter() - start, "command": command,
     }
-    results.write(out, record_out)
+    results.write(out, record_out, outcomes)
     return record_out

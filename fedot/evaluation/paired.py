@@ -1,0 +1,106 @@
+"""Paired comparisons of two models scored on the same examples: the test a reviewer expects, not two intervals.
+
+Two accuracies measured on the same questions are correlated (most questions are answered alike by both), so
+"outside each other's Wilson intervals" is both too strict and not a test. Instead:
+
+- multiple choice: the **exact McNemar test** on the discordant questions (``a`` right and ``b`` wrong against the
+  reverse; under the null each discordant question is a fair coin, so the two-sided p is the binomial tail,
+  ``min(1, 2 P(X <= min(n01, n10)))`` with ``X ~ Bin(n01 + n10, 1/2)``: the same as statsmodels'
+  ``mcnemar(exact=True)`` and scipy's ``binomtest``);
+- corpora: the **paired bootstrap over documents**: resample documents with replacement, recompute both models'
+  perplexity on the same resample (sum of log-likelihoods over sum of words, lm-eval's definition), and read the
+  difference's 95% percentile interval and its two-sided bootstrap p (twice the share of resamples on the far side
+  of zero).
+
+Every comparison also carries the difference's 95% paired-bootstrap interval (choices too), and
+:func:`recovered_interval` the interval of the share of the zero-shot -> FT gain that plug-in recovers, from one
+shared resample of the three models' outcomes. Seeds pool by concatenation (:func:`fedot.evaluation.outcomes.concat`):
+each (seed, example) pair counts once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..registry import Registry
+from .outcomes import check_paired, metric_value, size
+
+RESAMPLES = 2000
+TESTS: Registry = Registry("paired test")
+
+
+def mcnemar_exact(a_correct, b_correct) -> dict:
+    """The exact (binomial) McNemar test of two classifiers' 0/1 outcomes on the same questions."""
+    a, b = np.asarray(a_correct, dtype=bool), np.asarray(b_correct, dtype=bool)
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p": min(1.0, 2 * tail)}
+
+
+def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def bootstrap_p(differences: np.ndarray) -> float:
+    """Two-sided bootstrap p of ``difference == 0``: twice the share of resamples at or beyond zero on the far side
+    (at least one resample's worth, never exactly 0)."""
+    below, above = float((differences <= 0).mean()), float((differences >= 0).mean())
+    return min(1.0, max(2 * min(below, above), 1 / len(differences)))
+
+
+def _interval(values: np.ndarray) -> list[float]:
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
+
+
+@TESTS.register("multiple_choice", help="exact McNemar on the discordant questions")
+def _choice_test(a: dict, b: dict, metric: str, differences: np.ndarray) -> dict:
+    return {"test": "exact McNemar", **mcnemar_exact(a[metric], b[metric])}
+
+
+@TESTS.register("perplexity", help="paired bootstrap over documents")
+def _corpus_test(a: dict, b: dict, metric: str, differences: np.ndarray) -> dict:
+    return {"test": f"paired bootstrap over documents ({len(differences)} resamples)", "p": bootstrap_p(differences)}
+
+
+def compare(a: dict, b: dict, metric: str, higher_is_better: bool, names: tuple[str, str] = ("a", "b"),
+            resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """``a`` against ``b`` on ``metric``: both values, ``difference = a - b``, its 95% paired-bootstrap interval,
+    the kind's paired test and its p, and whether ``a`` is better at p < 0.05."""
+    check_paired(a, b, names)
+    idx = resample_indices(size(a), resamples, seed)
+    differences = metric_value(a, metric, idx) - metric_value(b, metric, idx)
+    va, vb = float(metric_value(a, metric)), float(metric_value(b, metric))
+    out = {"a": names[0], "b": names[1], "metric": metric, "value_a": va, "value_b": vb, "difference": va - vb,
+           "ci95": _interval(differences), "n": size(a)}
+    out.update(TESTS[a["kind"]](a, b, metric, differences))
+    direction = (va > vb) if higher_is_better else (va < vb)
+    out["a_better"] = bool(direction and out["p"] < 0.05)
+    return out
+
+
+def recovered_interval(zero_shot: dict, plugin: dict, finetuned: dict, metric: str, resamples: int = RESAMPLES,
+                       seed: int = 0) -> list[float] | None:
+    """95% interval of (plug-in - ZS) / (FT - ZS) from one shared resample of the examples; None when the three
+    were not scored on the same examples. Resamples where FT gains nothing are dropped (the share is undefined)."""
+    check_paired(zero_shot, plugin, ("zero-shot", "plug-in"))
+    check_paired(zero_shot, finetuned, ("zero-shot", "FT"))
+    idx = resample_indices(size(zero_shot), resamples, seed)
+    zs, plug, ft = (metric_value(o, metric, idx) for o in (zero_shot, plugin, finetuned))
+    gain = ft - zs
+    keep = np.abs(gain) > 1e-12
+    if keep.sum() < resamples // 2:
+        return None
+    return _interval((plug - zs)[keep] / gain[keep])
+
+
+def pairs_of(outcomes: dict[str, dict], metric: str, higher_is_better: bool) -> dict[str, dict]:
+    """The paired tests a run's five numbers call for: plug-in vs zero-shot (condition 1), vs the tuned emulator
+    (the owner's edge) and vs FT (how far from the ceiling), each where both sides have outcomes."""
+    wanted = {"plug-in vs zero-shot": ("plugin", "zero_shot"),
+              "plug-in vs OT emulator": ("plugin", "emulator_finetuned"),
+              "plug-in vs FT": ("plugin", "full_finetuned")}
+    return {label: compare(outcomes[a], outcomes[b], metric, higher_is_better, (a, b))
+            for label, (a, b) in wanted.items() if a in outcomes and b in outcomes}
