@@ -128,6 +128,27 @@ def _stop(args):
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing kept alive was running")
 
 
+def _study(args):
+    import shlex
+
+    from .run.launch import run_sim
+    from .run.study import load_study, run_study
+    from .run.study.report import render
+    from .run.study.runs import plan_runs
+
+    study = load_study(args.study)
+    out = Path(args.out or Path("runs") / f"study-{study.name}").resolve()
+    command = "fedot " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else ""
+    if args.render:
+        render(study, plan_runs(study), out, command)
+        return
+
+    def launch(sim, overrides, fresh):
+        run_sim(sim, overrides, overwrite=fresh)
+
+    run_study(study, out, launch, plan_only=args.plan, command=command)
+
+
 def _compare(args):
     from .run.compare import compare
 
@@ -248,6 +269,15 @@ def parser() -> argparse.ArgumentParser:
 
     st = sub.add_parser("stop", help="stop the SuperLink and Ray head that `fedot sim --keep-alive` left running")
     st.set_defaults(func=_stop)
+
+    sy = sub.add_parser("study", help="a single-client vs federated study: every arm, seed and partitioning as a "
+                        "`fedot sim` run (finished ones skipped, interrupted ones resumed), then study.md/json with "
+                        "paired tests")
+    sy.add_argument("study", help="a study file (studies/*.toml) or a folder holding study.toml")
+    sy.add_argument("--out", default=None, help="the study's folder (default: runs/study-<name>)")
+    sy.add_argument("--plan", action="store_true", help="print every run with its estimated CPU time, then stop")
+    sy.add_argument("--render", action="store_true", help="only re-render study.md/json from the finished runs")
+    sy.set_defaults(func=_study)
 
     c = sub.add_parser("compare", help="compare run directories: five numbers, plug-in per round, bytes")
     c.add_argument("runs", nargs="+")

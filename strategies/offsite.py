@@ -118,7 +118,7 @@ class OffsiteStrategy(FedAvg):
         average = RunningAverage() if self.aggregation.streaming and not self.privacy else None
         held, accepted, rejected, faults, clipped, losses, emulator_loads, runtime = [], [], [], [], [], [], {}, {}
         replied: set[int] = set()
-        bytes_up = steps = 0
+        bytes_up = steps = tokens = 0
         for msg in replies:
             node = msg.metadata.src_node_id
             replied.add(node)
@@ -144,6 +144,7 @@ class OffsiteStrategy(FedAvg):
             clipped += [node] if reply.clipped else []
             m = reply.metrics
             steps += _count(m, "train-steps")
+            tokens += _count(m, "train-tokens")
             if average is not None:
                 average.add(reply.state, reply.weight)
             else:
@@ -160,7 +161,7 @@ class OffsiteStrategy(FedAvg):
                "sampled": self._sent["sampled"], "accepted": accepted, "rejected": rejected,
                "timed_out": timed_out, "clipped": clipped, "faults": faults, "bytes_down": self._sent["bytes_down"],
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
-               "client_steps": steps,
+               "client_steps": steps, "client_tokens": tokens,
                "train_loss": sum(lo * w for lo, w in known) / sum(w for _, w in known) if known else None,
                "emulator_loads_by_worker": emulator_loads, "runtime": runtime}
         if len(accepted) < self.min_replies:

@@ -4,6 +4,11 @@
 - ``dirichlet``: multiple-choice examples skewed over the answer label by Dirichlet(alpha);
 - ``document``: corpora only, whole documents (topics/articles) per client, a natural non-IID split.
 Deterministic given the seed. Each scheme is registered in :data:`SCHEMES` with the kind of task it needs.
+
+By default there is one partition per data owner. ``data-shards = N`` with ``data-shard = i`` gives a run's single
+data owner shard ``i`` of the N-way split instead (with the same seed: the very shard data owner ``i`` holds in an
+N-owner federation), which is how a study's local-only arm trains one owner alone on its own data
+(:mod:`fedot.study`).
 """
 
 from __future__ import annotations
@@ -62,10 +67,34 @@ class PartitionConfig(Choice):
     scheme: str = selector(SCHEMES, "document", "how the train split is divided among data owners",
                            key="partitioning")
     options: dict = registry_group(SCHEMES.settings_groups, prefix="")
+    shards: int = setting(0, "partitions the train split is divided into; 0: one per data owner. With data-shard, a "
+                          "single data owner holds one of them (a local-only run of federation member data-shard)",
+                          ge=0, key="data-shards")
+    shard: int = setting(-1, "the partition a single data owner holds when data-shards is set; -1: its own",
+                         ge=-1, key="data-shard")
 
     @property
     def alpha(self) -> float:
         return self.options["dirichlet"].alpha
+
+    def check(self) -> None:
+        if self.shard >= 0 and not self.shards:
+            raise ValueError(f"data-shard = {self.shard} names a partition of data-shards, which is 0: set "
+                             "data-shards to the federation's number of data owners")
+        if self.shards and self.shard >= self.shards:
+            raise ValueError(f"data-shard = {self.shard} is not one of the {self.shards} data-shards (0.."
+                             f"{self.shards - 1})")
+
+    def check_owners(self, num_clients: int) -> None:
+        if self.shard >= 0 and num_clients != 1:
+            raise ValueError(f"data-shard = {self.shard} gives one data owner one partition, but num-clients = "
+                             f"{num_clients}: run it with num-clients = 1 (or leave data-shard at -1)")
+
+    def owned(self, num_partitions: int, partition_id: int) -> tuple[int, int]:
+        """(partitions, which one) a data owner with this ``partition_id`` of ``num_partitions`` holds."""
+        if not self.shards:
+            return num_partitions, partition_id
+        return self.shards, (self.shard if self.shard >= 0 else partition_id)
 
 
 def partition_indices(task_name: str, cfg: PartitionConfig, num_partitions: int, seed: int = 0,

@@ -133,6 +133,7 @@ def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global
     dtype = cfg.precision.torch_dtype(device)
     model, manifest, tokenizer = cache.emulator(emulator_path, artifact_id, cfg.tuning, device, dtype)
     load_trainable_state(model, global_state, to_local=to_local(manifest))
+    num_partitions, partition_id = cfg.partition.owned(num_partitions, partition_id)  # a data-shard it is given
     examples = cache.examples_of(cfg, tokenizer, num_partitions, partition_id, data_dir)
     record = train(model, examples, cfg.train, lr=lr, seed=round_seed(cfg.seed, server_round, partition_id),
                    desc=f"client {partition_id}", progress=cfg.verbose, proximal_mu=proximal_mu)

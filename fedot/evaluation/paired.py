@@ -65,17 +65,29 @@ def _corpus_test(a: dict, b: dict, metric: str, differences: np.ndarray) -> dict
     return {"test": f"paired bootstrap over documents ({len(differences)} resamples)", "p": bootstrap_p(differences)}
 
 
-def compare(a: dict, b: dict, metric: str, higher_is_better: bool, names: tuple[str, str] = ("a", "b"),
+def compare(a: dict, b: dict | list[dict], metric: str, higher_is_better: bool, names: tuple[str, str] = ("a", "b"),
             resamples: int = RESAMPLES, seed: int = 0) -> dict:
     """``a`` against ``b`` on ``metric``: both values, ``difference = a - b``, its 95% paired-bootstrap interval,
-    the kind's paired test and its p, and whether ``a`` is better at p < 0.05."""
-    check_paired(a, b, names)
+    the kind's paired test and its p, and whether ``a`` is better at p < 0.05.
+
+    ``b`` may be several models' outcomes (e.g. each data owner tuned alone): it is then their mean metric, on the
+    same resample, and the test is the paired bootstrap (McNemar needs one 0/1 outcome per question)."""
+    group = b if isinstance(b, list) else [b]
+    if not group:
+        raise ValueError(f"nothing to compare {names[0]} with: {names[1]} has no outcomes")
+    for g in group:
+        check_paired(a, g, names)
     idx = resample_indices(size(a), resamples, seed)
-    differences = metric_value(a, metric, idx) - metric_value(b, metric, idx)
-    va, vb = float(metric_value(a, metric)), float(metric_value(b, metric))
+    mean_b = np.mean([metric_value(g, metric, idx) for g in group], axis=0)
+    differences = metric_value(a, metric, idx) - mean_b
+    va, vb = float(metric_value(a, metric)), float(np.mean([metric_value(g, metric) for g in group]))
     out = {"a": names[0], "b": names[1], "metric": metric, "value_a": va, "value_b": vb, "difference": va - vb,
            "ci95": _interval(differences), "n": size(a)}
-    out.update(TESTS[a["kind"]](a, b, metric, differences))
+    if len(group) == 1:
+        out.update(TESTS[a["kind"]](a, group[0], metric, differences))
+    else:
+        out.update({"test": f"paired bootstrap over examples, mean of {len(group)} ({len(differences)} resamples)",
+                    "p": bootstrap_p(differences)})
     direction = (va > vb) if higher_is_better else (va < vb)
     out["a_better"] = bool(direction and out["p"] < 0.05)
     return out

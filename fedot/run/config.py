@@ -100,6 +100,7 @@ class FederatedConfig:
                                f"{self.fraction_train:g}); lower min-replies or raise num-clients / fraction-train")
         try:
             check_scheme(self.data_owner.partition.scheme, self.data_owner.task)
+            self.data_owner.partition.check_owners(self.num_clients)
         except ValueError as e:
             raise SettingError(str(e)) from None
         self.check_alignment()

@@ -1,0 +1,111 @@
+"""A study file: the experiment a reviewer asks for, declared once in the settings language of the sims.
+
+.. code-block:: toml
+
+    [study]                         # the study's own settings (StudyConfig below)
+    sim = "../sims/smollm2_10clients"
+    seeds = [0, 1, 2]
+    partitionings = ["iid", "dirichlet"]
+    arms = ["federated", "federated-median", "local-only", "centralized"]
+
+    [settings]                      # every run: run-config keys, as in a sim's [tool.fedot.sim]
+    num-rounds = 4
+
+    [tasks.arc_easy]                # each task and its own settings (and, optionally, its own partitionings)
+    lr = 1e-4
+    [tasks.wikitext2]
+    partitionings = ["iid", "document"]
+
+Every run's settings are ``sim's [tool.fedot.sim] < [settings] < [tasks.<task>] < the arm's < seed and
+partitioning``, checked through :class:`fedot.run.config.FederatedConfig` before the first run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from ...data_owner.partition import SCHEMES
+from ...settings import SettingError, from_flat, setting
+from ...tasks import task_names
+from .arms import ARMS
+
+
+@dataclass
+class StudyConfig:
+    sim: str = setting("", "the sim folder every run starts from (relative to the study file)")
+    seeds: list[int] = setting([0, 1, 2], "seeds: each arm runs once per seed (partitioning, sampling, batches)",
+                               ge=0)
+    partitionings: list[str] = setting(["iid"], "partitionings of the train split among the data owners (a task may "
+                                       "name its own)", choices=SCHEMES.names)
+    arms: list[str] = setting(["federated", "local-only", "centralized"], "the arms; zero-shot, the emulator's "
+                              "zero-shot and FT come with every run", choices=ARMS.names)
+    local_only_owners: int = setting(3, "data owners trained alone per seed and partitioning (a seeded random "
+                                     "subset; 0: all of them)", ge=0)
+    resamples: int = setting(2000, "bootstrap resamples of the paired intervals", ge=100)
+
+
+@dataclass
+class Study:
+    path: Path
+    config: StudyConfig
+    settings: dict
+    tasks: dict[str, dict] = field(default_factory=dict)  # task -> its settings (without 'partitionings')
+    partitionings: dict[str, list[str]] = field(default_factory=dict)  # task -> its partitionings
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def sim_path(self) -> Path:
+        return (self.path.parent / self.config.sim).resolve()
+
+    def task_settings(self, task: str) -> dict:
+        """The settings every run of ``task`` shares, before the arm's, seed and partitioning."""
+        return {**self.settings, **self.tasks[task], "task": task}
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and check a study file (its runs' settings are checked by :func:`fedot.run.study.runs.plan_runs`)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "study.toml"
+    if not path.exists():
+        raise SettingError(f"{path} does not exist: pass a study file (see studies/ for examples)")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SettingError(f"{path} is not valid TOML: {e}") from e
+    unknown = set(doc) - {"study", "settings", "tasks"}
+    if unknown:
+        raise SettingError(f"{path}: unknown table(s) {sorted(unknown)}; a study file has [study], [settings] and "
+                           "[tasks.<name>]")
+    config = from_flat(StudyConfig, doc.get("study", {}), where=f"{path.name} [study]")
+    if not config.sim:
+        raise SettingError(f"{path.name} [study]: name the sim every run starts from, e.g. sim = "
+                           "\"../sims/smollm2_10clients\"")
+    tasks_doc = doc.get("tasks") or {}
+    if not tasks_doc:
+        raise SettingError(f"{path.name}: declare at least one task as a [tasks.<name>] table (e.g. [tasks.arc_easy])")
+    tasks, partitionings = {}, {}
+    for task, table in tasks_doc.items():
+        if task not in task_names():
+            raise SettingError(f"{path.name}: unknown task {task!r}; choose among {', '.join(task_names())}")
+        table = dict(table)
+        parts = table.pop("partitionings", config.partitionings)
+        bad = [p for p in parts if p not in SCHEMES]
+        if bad or not parts:
+            raise SettingError(f"{path.name} [tasks.{task}]: partitionings {parts!r}; choose among "
+                               f"{', '.join(SCHEMES.names())}")
+        tasks[task], partitionings[task] = table, list(parts)
+    for key in ("task", "seed", "partitioning", "run-dir", "resume"):
+        if key in doc.get("settings", {}) or any(key in t for t in tasks.values()):
+            raise SettingError(f"{path.name}: {key!r} is set by the study for each run; remove it from the settings")
+    study = Study(path.resolve(), config, dict(doc.get("settings", {})), tasks, partitionings)
+    if not (study.sim_path / "pyproject.toml").exists():
+        raise SettingError(f"{path.name} [study]: sim = {config.sim!r} is not a sim folder ({study.sim_path} has no "
+                           "pyproject.toml)")
+    return study

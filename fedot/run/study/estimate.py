@@ -1,0 +1,92 @@
+"""How long a study's runs will take on this machine, before any of them runs (``fedot study --plan``).
+
+An estimate from arithmetic, corrected by measurement as the study goes (the ETA of :mod:`.runner` uses the
+measured times of finished runs of the same arm). A run costs a fixed start (Flower, Ray, loading and delivering
+the emulator: :data:`START_S`, the main job's measured start-up + model + delivery + tear-down, rounded up), its
+training (``4 x emulator matmul parameters`` FLOPs per trained token: forward, activation gradients through the
+whole emulator, weight gradients of the adapter) and its evaluations (``2 x parameters`` per scored token, the
+full model for plug-in and the emulator for the OT emulator; the zero-shot scores are cached, so counted once per
+task). FLOPs become seconds at this machine's fp32 matmul rate, measured for a fraction of a second, times
+:data:`EFFICIENCY` (what small-model training and scoring sustained of it in the main job on 2 cores).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+START_S = 60.0
+EFFICIENCY = 0.35
+
+
+@lru_cache(maxsize=1)
+def matmul_flops_per_s(seconds: float = 0.3) -> float:
+    """This machine's sustained fp32 matmul rate (FLOP/s), from repeated 1024 x 1024 products."""
+    import torch
+
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return n * 2 * 1024 ** 3 / (time.perf_counter() - t0)
+
+
+@lru_cache(maxsize=8)
+def matmul_params(model: str) -> tuple[int, int, int]:
+    """(matmul parameters outside the blocks, of one block, number of blocks) of a model, from its config."""
+    import torch
+
+    from ...architectures import architecture
+    from ...memory import _meta_model, config_for_plan
+
+    meta = _meta_model(config_for_plan(model))
+    arch = architecture(meta.config)
+    blocks = meta.get_submodule(arch.blocks)
+    linear = [(n, m) for n, m in meta.named_modules() if isinstance(m, torch.nn.Linear)]
+    one = sum(m.in_features * m.out_features for n, m in linear if n.startswith(f"{arch.blocks}.0."))
+    inside = sum(m.in_features * m.out_features for n, m in linear if n.startswith(f"{arch.blocks}."))
+    return sum(m.in_features * m.out_features for _, m in linear) - inside, one, len(blocks)
+
+
+@lru_cache(maxsize=16)
+def tokens(task: str, max_length: int, limit: int, data_dir: str) -> tuple[float, int]:
+    """(mean tokens of a training example, tokens scored by one evaluation of the test split)."""
+    from ...evaluation import docs_of
+    from ...models import DEFAULT_MODEL, load_tokenizer, resolve
+    from ...tasks import ChoiceTask, get_task
+    from ...tasks.tokenize import task_examples
+
+    tok = load_tokenizer(resolve(DEFAULT_MODEL))
+    examples = task_examples(task, tok, max_length, root=data_dir or None)[:200]
+    mean = sum(len(ids) for ids, _ in examples) / max(len(examples), 1)
+    t = get_task(task)
+    docs = docs_of(task, "test", limit or None, data_dir or None)
+    if isinstance(t, ChoiceTask):
+        scored = sum(len(tok.encode(t.prompt(d))) * len(t.choices(d)) + len(tok.encode(" ".join(t.choices(d))))
+                     for d in docs)
+    else:
+        scored = sum(len(tok.encode(t.score_text(d))) for d in docs)
+    return mean, scored
+
+
+def run_seconds(cfg, zero_shot: bool, ft: bool, rate: float | None = None) -> float:
+    """Estimated wall seconds of one federated run with settings ``cfg`` (a FederatedConfig); ``zero_shot`` and
+    ``ft``: whether this run is the first to compute those (later runs reuse them from the evaluation cache)."""
+    rate = (rate or matmul_flops_per_s()) * EFFICIENCY
+    outside, per_block, blocks = matmul_params(cfg.emulator.model)
+    spec = cfg.emulator
+    kept = blocks if spec.emulator_blocks < 0 else min(blocks, spec.bottom + spec.top + spec.emulator_blocks)
+    full, emulator = outside + blocks * per_block, outside + kept * per_block
+    train = cfg.data_owner.train
+    mean, scored = tokens(cfg.data_owner.task, train.max_length, cfg.evaluation.limit, cfg.data_owner.data_dir)
+    trained = cfg.num_rounds * cfg.sampled_per_round * train.steps * train.batch_size * mean
+    evaluations = sum(cfg.evaluation.due(r, cfg.num_rounds) for r in range(1, cfg.num_rounds + 1))
+    flops = 4 * emulator * trained + evaluations * 2 * (full + emulator) * scored
+    if zero_shot:
+        flops += 2 * (full + emulator) * scored
+    if ft and cfg.baseline.enabled:
+        steps = cfg.baseline.steps or cfg.num_rounds * cfg.sampled_per_round * train.steps
+        flops += 6 * full * steps * train.batch_size * mean + 2 * full * scored
+    return START_S + flops / rate

@@ -1,0 +1,140 @@
+"""study.json, study.md and one plot per task, from the runs' own files (a finished study only re-renders)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...evaluation.five import fmt
+from ...files import atomic_path, write_json, write_text
+from ..markdown import difference_text
+from ..plots import style_metric_axis
+from .config import Study
+from .runs import StudyRun
+from .summary import load, summarise
+
+CLAIMS = {("federated", "zero-shot"): "federated plug-in above zero-shot",
+          ("federated", "local-only"): "federated plug-in above the local-only mean",
+          ("federated", "centralized"): "federated plug-in above centralized offsite-tuning",
+          ("federated-median", "federated"): "median above FedAvg",
+          ("lossless", "federated"): "the lossless-emulator federation above the real one"}
+
+
+def _ms(stat: dict, metric: str) -> str:
+    if not stat or stat.get("mean") is None:
+        return "—"
+    return f"{fmt(stat['mean'], metric)} ± {fmt(stat['std'], metric)} (n={stat['n']})"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def section_lines(s: dict) -> list[str]:
+    metric, arrow = s["metric"], "↑" if s["higher_is_better"] else "↓"
+    lines = [f"## {s['task']} / {s['partitioning']} ({metric} {arrow})", "",
+             f"Zero-shot (full model) {fmt(s['zero_shot'], metric)}; emulator zero-shot "
+             f"{fmt(s['emulator_zero_shot'], metric)}; FT (central, all data, not private) "
+             f"{_ms(s['full_finetuned'], metric)}.", "",
+             "| Arm | OT plug-in (mean ± std over seeds) | OT emulator | owner's gap | worst / best owner | runs | "
+             "optimizer steps | tokens | bytes moved |", "|---|---|---|---|---|---|---|---|---|"]
+    for arm, row in s["arms"].items():
+        extremes = f"{fmt(row['worst'], metric)} / {fmt(row['best'], metric)}" if "worst" in row else "—"
+        b = row["budget"]
+        lines.append(f"| {arm} | {_ms(row['plugin'], metric)} | {_ms(row['emulator_finetuned'], metric)} | "
+                     f"{_ms(row['gap'], metric)} | {extremes} | {row['runs']} | {_count(b['optimizer_steps'])} | "
+                     f"{_count(b['tokens'])} | {_count(b['bytes'])} |")
+    lines += comparison_lines(s["comparisons"], metric)
+    kept = s.get("kept_of_centralized")
+    if kept and kept.get("share") is not None:
+        ci = kept["ci95"]
+        interval = f" (95% interval {100 * ci[0]:.0f}% to {100 * ci[1]:.0f}%)" if ci else ""
+        lines += ["", f"Federation keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's gain "
+                      f"over zero-shot (pooled over seeds; the aim is at least 90%: "
+                      f"{'met' if kept['share'] >= 0.9 else 'not met'})."]
+    lines += ["", "What this shows (pooled over seeds, p < 0.05):"]
+    for c in s["comparisons"]:
+        p = c["pooled"]
+        claim = CLAIMS.get((c["a"], c["b"]), f"{c['a']} above {c['b']}")
+        lines.append(f"- {claim}: **{'yes' if p['a_better'] else 'no'}** (difference "
+                     f"{difference_text(p['difference'], metric)}, p = {p['p']:.3g})")
+    return lines + [""]
+
+
+def comparison_lines(comparisons: list[dict], metric: str) -> list[str]:
+    if not comparisons:
+        return []
+    lines = ["", "| Paired comparison of plug-in | seed | difference | 95% interval | test | p |",
+             "|---|---|---|---|---|---|"]
+    for c in comparisons:
+        for seed, t in [*c["per_seed"].items(), ("pooled", c["pooled"])]:
+            lo, hi = (difference_text(v, metric) for v in t["ci95"])
+            bold = "**" if seed == "pooled" else ""
+            lines.append(f"| {c['a']} vs {c['b']} | {bold}{seed}{bold} | {difference_text(t['difference'], metric)} "
+                         f"| {lo} to {hi} | {t['test']} | {bold}{t['p']:.3g}{bold} |")
+    return lines
+
+
+def markdown(record: dict) -> str:
+    st = record["study"]
+    lines = [f"# Study {record['name']}: single-client vs federated offsite-tuning", "",
+             f"Sim `{st['sim']}`, seeds {st['seeds']} (n = {len(st['seeds'])}), arms {', '.join(st['arms'])}; "
+             f"{record['finished']} of {record['planned']} runs finished. Every number is from study.json, each "
+             "run's own results.json is in runs/<task>/<partitioning>/<arm>/seed<s>/.", ""]
+    for s in record["summary"]["sections"].values():
+        lines += section_lines(s)
+    for c in record["summary"]["partitioning_cost"]:
+        p = c["pooled"]
+        lo, diff, hi = (difference_text(v, p["metric"]) for v in (p["ci95"][0], p["difference"], p["ci95"][1]))
+        lines += [f"Cost of the partitioning on {c['task']} (pooled over seeds): {c['a']} vs {c['b']}: difference "
+                  f"{diff}, 95% interval {lo} to {hi}, {p['test']}, p = {p['p']:.3g}.", ""]
+    if record.get("command"):
+        lines += [f"Command: `{record['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(section_list: list[dict], path: Path) -> None:
+    """One panel per partitioning: each arm's plug-in per round (mean ± std over seeds), zero-shot and FT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(section_list), figsize=(6 * len(section_list), 4.5), squeeze=False)
+    for ax, s in zip(axes[0], section_list):
+        ax.axhline(s["zero_shot"], color="k", ls="--", label="zero-shot")
+        if s["full_finetuned"].get("mean") is not None:
+            ax.axhline(s["full_finetuned"]["mean"], color="green", ls=":", label="FT")
+        for i, (arm, row) in enumerate(s["arms"].items()):
+            rounds = sorted(row["per_round"], key=int)
+            means = [row["per_round"][r]["mean"] for r in rounds]
+            stds = [row["per_round"][r]["std"] for r in rounds]
+            ax.errorbar([int(r) for r in rounds], means, yerr=stds, marker="o", capsize=3, color=f"C{i}",
+                        label=f"{arm} plug-in")
+        ax.set(xlabel="round", ylabel=f"{s['metric']} ({'↑' if s['higher_is_better'] else '↓'})",
+               title=f"{s['task']} / {s['partitioning']}")
+        style_metric_axis(ax, s["metric"])
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def render(study: Study, runs: list[StudyRun], out: Path, command: str = "") -> dict:
+    """Read every finished run, write study.json, study.md and study-<task>.png; return the record."""
+    loaded = [r for r in (load(run, out) for run in runs) if r is not None]
+    summary = summarise(loaded, study.config.seeds, study.config.resamples)
+    record = {"name": study.name, "study_file": str(study.path), "study": {
+        "sim": str(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
+        "tasks": study.tasks, "settings": study.settings, "partitionings": study.partitionings,
+        "local_only_owners": study.config.local_only_owners}, "planned": len(runs), "finished": len(loaded),
+        "summary": summary, "command": command,
+        "runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in loaded]}
+    out.mkdir(parents=True, exist_ok=True)
+    for task in dict.fromkeys(s["task"] for s in summary["sections"].values()):
+        plot([s for s in summary["sections"].values() if s["task"] == task], out / f"study-{task}.png")
+    write_json(out / "study.json", record)
+    text = markdown(record)
+    write_text(out / "study.md", text)
+    print(text)
+    return record

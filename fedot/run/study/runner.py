@@ -1,0 +1,100 @@
+"""``fedot study``: run every run of a study (skipping finished ones, resuming interrupted ones), then render.
+
+Each run is an ordinary ``fedot sim`` of the study's sim folder (``launch``: :func:`fedot.run.launch.run_sim` by
+default; tests pass the in-process grid) with its settings as run-config overrides. One line per run says what
+it is, then how long it took and the study's ETA: the mean measured time of the arm's finished runs (this
+session's or earlier ones', from their results.json) for the arm's remaining runs, the arithmetic estimate of
+:mod:`.estimate` for arms not measured yet. ``--plan`` prints the runs and the estimate and stops; a finished
+study only re-renders.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import Study
+from .estimate import run_seconds
+from .report import render
+from .runs import StudyRun, plan_runs
+
+Launch = Callable[[Path, dict, bool], None]  # (sim folder, run-config overrides, start afresh over leftovers)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, m, s = seconds // 3600, seconds % 3600 // 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def estimates(runs: list[StudyRun]) -> list[float]:
+    """Each run's estimated seconds; the zero-shot scores are computed by the first run of a task, FT by the first
+    run of a (task, seed) that trains it (the evaluation cache serves the rest)."""
+    zs_done, ft_done, out = set(), set(), []
+    for run in runs:
+        ft_key = (run.task, run.seed, run.config.baseline.steps)
+        out.append(run_seconds(run.config, run.task not in zs_done, ft_key not in ft_done))
+        zs_done.add(run.task)
+        if run.config.baseline.enabled:
+            ft_done.add(ft_key)
+    return out
+
+
+def plan_text(study: Study, runs: list[StudyRun], out: Path) -> str:
+    est = estimates(runs)
+    states = [r.state(out) for r in runs]
+    lines = [f"study {study.name}: {len(runs)} runs of {study.sim_path.name} "
+             f"({sum(s == 'done' for s in states)} finished, {sum(s == 'resume' for s in states)} to resume)", ""]
+    for run, seconds, state in zip(runs, est, states):
+        c = run.config
+        lines.append(f"  {run.key:<48} {c.num_clients:>2} owners x {c.num_rounds} rounds x {c.data_owner.train.steps}"
+                     f" steps  ~{duration(seconds):>7}  {state}")
+    todo = sum(s for s, st in zip(est, states) if st != "done")
+    lines += ["", f"estimated CPU time of what is left: {duration(todo)} (arithmetic estimate, see "
+                  "fedot/run/study/estimate.py; the ETA corrects it from measured runs)"]
+    return "\n".join(lines)
+
+
+def measured(run: StudyRun, out: Path) -> float | None:
+    results = run.folder(out) / "results.json"
+    return json.loads(results.read_text()).get("wall_seconds") if results.exists() else None
+
+
+def eta(runs: list[StudyRun], est: list[float], out: Path, start: int) -> float:
+    """Seconds left for ``runs[start:]``: per arm, the mean measured time of its finished runs, else the estimate."""
+    by_arm: dict[str, list[float]] = {}
+    for r in runs:
+        t = measured(r, out)
+        if t is not None:
+            by_arm.setdefault(r.arm, []).append(t)
+    left = 0.0
+    for run, e in zip(runs[start:], est[start:]):
+        if measured(run, out) is None:
+            times = by_arm.get(run.arm)
+            left += sum(times) / len(times) if times else e
+    return left
+
+
+def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, report=print,
+              command: str = "") -> dict | None:
+    """Run what is left of the study into ``out``; write study.json, study.md and plots; return study.json's record
+    (None with ``plan_only``)."""
+    runs = plan_runs(study)
+    if plan_only:
+        report(plan_text(study, runs, out))
+        return None
+    est = estimates(runs)
+    for i, run in enumerate(runs):
+        state = run.state(out)
+        if state == "done":
+            continue
+        report(f"[{i + 1}/{len(runs)}] {run.key}: {'resuming' if state == 'resume' else 'starting'} "
+               f"(study ETA {duration(eta(runs, est, out, i))})")
+        t0 = time.perf_counter()
+        launch(study.sim_path, {**run.overrides, "run-dir": str(run.folder(out).resolve()),
+                                "resume": state == "resume"}, state == "new")
+        report(f"[{i + 1}/{len(runs)}] {run.key}: done in {duration(time.perf_counter() - t0)} "
+               f"(study ETA {duration(eta(runs, est, out, i + 1))})")
+    return render(study, runs, out, command)

@@ -1,0 +1,100 @@
+"""A study's runs: one per (task, partitioning, arm, seed[, owner]), each with its settings checked and its folder.
+
+A run's folder is ``<out>/runs/<task>/<partitioning>/<arm>/seed<s>[/owner<i>]`` (``all`` for the centralized arm,
+whose data does not depend on the partitioning). What a folder holds decides what happens to it: a finished run
+(``results.json``) is reused when it was made with the same settings and refused otherwise (nothing is
+overwritten); an interrupted one (a checkpoint or ``rounds.jsonl``) is resumed; anything else starts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...settings import SettingError, to_flat
+from ..config import FederatedConfig
+from ..sim_folder import Sim
+from .arms import ARMS, ArmContext
+from .config import Study
+
+UNPARTITIONED = "all"
+VOLATILE = ("run-dir", "command", "resume", "data-dir", "verbose")  # where and how it ran, not what
+
+
+class StudyError(RuntimeError):
+    pass
+
+
+@dataclass
+class StudyRun:
+    task: str
+    partitioning: str
+    arm: str
+    seed: int
+    owner: int | None
+    overrides: dict  # over the sim's own settings
+    config: FederatedConfig
+
+    @property
+    def key(self) -> str:
+        owner = "" if self.owner is None else f"/owner{self.owner}"
+        return f"{self.task}/{self.partitioning}/{self.arm}/seed{self.seed}{owner}"
+
+    def folder(self, out: Path) -> Path:
+        return out / "runs" / self.key
+
+    def state(self, out: Path) -> str:
+        """``done``, ``resume`` or ``new`` (see the module docstring); a finished run with other settings raises."""
+        folder = self.folder(out)
+        results = folder / "results.json"
+        if results.exists():
+            saved = json.loads(results.read_text()).get("run_config", {})
+            wanted = {k: v for k, v in json.loads(json.dumps(to_flat(self.config))).items() if k not in VOLATILE}
+            differ = sorted(k for k, v in wanted.items() if saved.get(k) != v)
+            if differ:
+                raise StudyError(f"{folder} holds a finished run with other settings ({', '.join(differ[:6])}); the "
+                                 "study file changed since: use another --out (nothing there is overwritten)")
+            return "done"
+        if (folder / "checkpoint").exists():
+            return "resume"
+        return "new"
+
+
+def arm_context(study: Study, task: str, partitioning: str, seed: int) -> ArmContext:
+    """The federation a task's arms are compared with, from its checked settings."""
+    base = Sim(study.sim_path).config({**study.task_settings(task), "partitioning": partitioning, "seed": seed})
+    train = base.data_owner.train
+    if train.epochs:
+        raise SettingError(f"study task {task}: the training budget must be counted in steps (steps = N), not "
+                           f"epochs = {train.epochs:g}, so that every arm can be given the same optimizer steps")
+    return ArmContext(task, partitioning, seed, base.num_clients, base.sampled_per_round, base.num_rounds,
+                      train.steps, study.config.local_only_owners)
+
+
+def plan_runs(study: Study) -> list[StudyRun]:
+    """Every run of the study, its settings checked (a bad one fails here, before any run starts)."""
+    sim, runs, seen = Sim(study.sim_path), [], set()
+    for task in study.tasks:
+        for partitioning in study.partitionings[task]:
+            for seed in study.config.seeds:
+                try:
+                    ctx = arm_context(study, task, partitioning, seed)
+                except (SettingError, ValueError) as e:
+                    raise StudyError(f"study task {task}, partitioning {partitioning}: {e}") from e
+                for arm in study.config.arms:
+                    entry = ARMS.entry(arm)
+                    where = partitioning if entry.limit("partitioned") else UNPARTITIONED
+                    for r in entry.value(ctx):
+                        overrides = {**study.task_settings(task), "seed": seed, **r.overrides}
+                        overrides["partitioning"] = partitioning if entry.limit("partitioned") else "iid"
+                        run = StudyRun(task, where, arm, seed, r.owner, overrides, None)
+                        if run.key in seen:  # the centralized arm: one run per seed, shared by the partitionings
+                            continue
+                        seen.add(run.key)
+                        try:
+                            run.config = sim.config(overrides)
+                        except (SettingError, ValueError) as e:
+                            raise StudyError(f"study run {run.key}: {e}") from e
+                        runs.append(run)
+    return runs

@@ -1,0 +1,150 @@
+"""`fedot study` on a tiny model through the in-process grid: plan, run, skip, resume, refuse, render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fedot.run.study import StudyError, load_study, plan_runs, run_study
+from fedot.run.study.arms import ARMS, ArmContext
+from fedot.run.study.runner import plan_text
+from fedot.settings import SettingError, to_flat
+from support import datafix
+from support.inprocess import run_in_process
+
+
+def write_study(tmp_path: Path, model: Path, arms=("federated", "local-only"), extra: str = "") -> Path:
+    sim = tmp_path / "sim"
+    sim.mkdir(exist_ok=True)
+    (sim / "pyproject.toml").write_text(f"""
+[tool.fedot.sim]
+model = "{model}"
+num-clients = 3
+num-rounds = 2
+steps = 2
+batch-size = 2
+max-length = 64
+warmup-ratio = 0.0
+emulator-blocks = 2
+bottom = 1
+top = 1
+eval-limit = 4
+lr = 1e-3
+""")
+    path = tmp_path / "tiny.toml"
+    path.write_text(f"""
+[study]
+sim = "sim"
+seeds = [0, 1]
+partitionings = ["iid"]
+arms = {json.dumps(list(arms))}
+local-only-owners = 1
+
+[settings]
+eval-every = 2
+{extra}
+[tasks.arc_easy]
+""")
+    return path
+
+
+class Launcher:
+    """Runs each study run in-process (the real ServerApp, strategy and ClientApp), recording the calls."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.calls, self.fail_at = [], fail_at
+
+    def __call__(self, sim: Path, overrides: dict, fresh: bool) -> None:
+        from fedot.run.sim_folder import Sim
+
+        self.calls.append((overrides["run-dir"], overrides["resume"], fresh))
+        if self.fail_at is not None and len(self.calls) == self.fail_at:
+            raise RuntimeError("interrupted")
+        cfg = Sim(sim).config(overrides)
+        rc = {k: v for k, v in to_flat(cfg).items()}
+        run_in_process(rc, cfg.num_clients)
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+
+
+def test_arms_give_equal_budgets_where_they_should():
+    ctx = ArmContext("arc_easy", "iid", 0, num_clients=10, sampled=10, num_rounds=4, steps=5, owners=3)
+    (fed,) = ARMS["federated"](ctx)
+    (central,) = ARMS["centralized"](ctx)
+    local = ARMS["local-only"](ctx)
+    assert fed.overrides["full-ft-steps"] == central.overrides["full-ft-steps"] == 4 * 10 * 5  # one shared FT
+    assert central.overrides["num-clients"] == 1 and central.overrides["steps"] * 4 == 4 * 10 * 5  # same total steps
+    assert len(local) == 3 and len({r.owner for r in local}) == 3 and all(0 <= r.owner < 10 for r in local)
+    assert all(r.overrides["num-rounds"] * 5 == 4 * 5 for r in local)  # each owner's federation steps
+    assert [r.owner for r in local] == [r.owner for r in ARMS["local-only"](ctx)]  # seeded
+    half = ArmContext("arc_easy", "iid", 0, num_clients=10, sampled=5, num_rounds=4, steps=5, owners=0)
+    assert len(ARMS["local-only"](half)) == 10 and ARMS["local-only"](half)[0].overrides["num-rounds"] == 2
+
+
+def test_bad_study_files_fail_before_any_run(tiny_models, tmp_path, data):
+    path = write_study(tmp_path, tiny_models["llama"])
+    text = path.read_text()
+    path.write_text(text.replace("[tasks.arc_easy]", "[tasks.arc_easyy]"))
+    with pytest.raises(SettingError, match="unknown task 'arc_easyy'"):
+        load_study(path)
+    path.write_text(text.replace('arms = ["federated", "local-only"]', 'arms = ["federated", "alone"]'))
+    with pytest.raises(SettingError, match="alone"):
+        load_study(path)
+    path.write_text(text.replace("eval-every = 2", "eval-every = 2\nseed = 3"))
+    with pytest.raises(SettingError, match="'seed' is set by the study"):
+        load_study(path)
+    path.write_text(text.replace("eval-every = 2", "num-rounds = 0"))
+    with pytest.raises(StudyError, match="num-rounds"):
+        plan_runs(load_study(path))
+    path.write_text(text.replace("[tasks.arc_easy]", "[tasks.arc_easy]\npartitionings = ['document']"))
+    with pytest.raises(StudyError, match="document partitioning does not apply"):
+        plan_runs(load_study(path))
+
+
+def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path, data):
+    study = load_study(write_study(tmp_path, tiny_models["llama"]))
+    runs = plan_runs(study)
+    owners = {s: ArmContext("arc_easy", "iid", s, 3, 3, 2, 2, 1).local_owners() for s in (0, 1)}
+    assert [r.key for r in runs] == [k for s in (0, 1) for k in [f"arc_easy/iid/federated/seed{s}"] + [
+        f"arc_easy/iid/local-only/seed{s}/owner{i}" for i in owners[s]]]
+    out = tmp_path / "out"
+    assert "estimated CPU time" in plan_text(study, runs, out) and "4 runs" in plan_text(study, runs, out)
+    interrupted = Launcher(fail_at=2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        run_study(study, out, interrupted)
+    launcher = Launcher()
+    record = run_study(study, out, launcher)
+    assert len(launcher.calls) == 3  # the finished run was not run again
+    assert [Path(c[0]).relative_to(out / "runs").as_posix() for c in launcher.calls] == [r.key for r in runs[1:]]
+    assert launcher.calls[0][2]  # the interrupted run had not checkpointed a round: it starts afresh
+    assert record["finished"] == record["planned"] == 4
+    # the local-only owner trained alone on its federation shard, for the federation's local steps
+    owner = owners[0][-1]
+    local = json.loads((out / f"runs/arc_easy/iid/local-only/seed0/owner{owner}/results.json").read_text())
+    assert local["run_config"]["data-shard"] == owner and local["run_config"]["num-clients"] == 1
+    fed = json.loads((out / "runs/arc_easy/iid/federated/seed0/results.json").read_text())
+    assert local["client_steps"] * 3 == fed["client_steps"] == 2 * 3 * 2
+    section = record["summary"]["sections"]["arc_easy/iid"]
+    assert section["arms"]["federated"]["plugin"]["n"] == 2 and section["arms"]["local-only"]["runs"] == 2
+    assert section["arms"]["federated"]["budget"]["optimizer_steps"] == 12
+    pairs = {(c["a"], c["b"]) for c in section["comparisons"]}
+    assert pairs == {("federated", "zero-shot"), ("federated", "local-only")}
+    for c in section["comparisons"]:
+        assert set(c["per_seed"]) == {"0", "1"} and c["pooled"]["n"] == 2 * 4  # 2 seeds x 4 questions
+    md = (out / "study.md").read_text()
+    assert "| federated |" in md and "| local-only |" in md and "federated plug-in above zero-shot" in md
+    assert (out / "study-arc_easy.png").stat().st_size > 0
+    # an interrupted run (its checkpoint there, no results) is resumed, the others skipped; rendering only re-renders
+    (out / "runs/arc_easy/iid/federated/seed1/results.json").unlink()
+    again = Launcher()
+    run_study(study, out, again)
+    assert [(Path(c[0]).name, c[1]) for c in again.calls] == [("seed1", True)]
+    # a finished run made with other settings is refused, never overwritten
+    study.settings["eval-every"] = 1
+    with pytest.raises(StudyError, match="other settings"):
+        run_study(study, out, Launcher())
