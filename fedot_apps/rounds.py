@@ -16,6 +16,7 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from fedot.aggregation.privacy import BudgetExhausted
 from fedot.run import checkpoint
 from fedot.run.config import FederatedConfig
+from fedot.run.divergence import Diverged, Guard
 from fedot.run.log import RoundLog
 from fedot.run.model_owner import ModelOwner
 from fedot.run.progress import Progress, alignment_line
@@ -36,6 +37,7 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
                    "eval_seconds": time.perf_counter() - t}, outcomes)
     progress.phase(f"zero-shot: full model {zero['zero_shot']:,.4g}, emulator {zero['emulator_zero_shot']:,.4g} "
                    f"({progress.metric})")
+    guard = Guard(cfg.on_divergence, start_round - 1, arrays)  # the last adapter known to evaluate finite
     for server_round in range(start_round, cfg.num_rounds + 1):
         t = time.perf_counter()
         try:
@@ -59,12 +61,19 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
             evaluation = owner.evaluate(arrays.to_torch_state_dict())
             outcomes = evaluation.pop("outcomes")
             timing["eval_seconds"] = time.perf_counter() - t
+        arrays, diverged = guard.check(outcome.row, evaluation, arrays, server_round)
+        if diverged:
+            evaluation = outcomes = None
+            progress.say(f"round {server_round} diverged: {diverged['reason']}; back to the adapter of round "
+                         f"{diverged['rolled_back_to']} ({diverged['action']})")
         extra = {"tiers": {str(m.metadata.dst_node_id): node_configs[m.metadata.dst_node_id]["emulator-tier"]
                            for m in messages}} if len(owner.tiers) > 1 else {}
         if update:
             extra["emulator_update"] = update
+        if diverged:
+            extra["diverged"] = diverged
         progress.round_done(outcome.row, evaluation, zero["zero_shot"])
-        if owner.aligner and server_round < cfg.num_rounds:
+        if owner.aligner and server_round < cfg.num_rounds and not diverged:
             extra["alignment"] = owner.align(arrays.to_torch_state_dict(), server_round, log.out)
             progress.phase(alignment_line(extra["alignment"]))
         log.write({**outcome.row, **extra, "evaluation": evaluation, **timing}, outcomes)  # before the checkpoint
@@ -72,6 +81,8 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
                         strategy.lr_for_round(server_round), owner.emulator_state())
         if owner.aligner:
             owner.prune_aligned(log.out)
+        if diverged and cfg.on_divergence == "stop":
+            raise Diverged(server_round, diverged["reason"], arrays)
     if not any(r.get("aggregated") for r in log.rows):
         reasons = sorted({r.get("not_aggregated_reason", "") for r in log.rows if r["round"] > 0})
         raise FederationError(f"no round aggregated ({'; '.join(reasons)}), so there is no tuned adapter to plug in "

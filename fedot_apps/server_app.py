@@ -10,6 +10,7 @@ from fedot.delivery.rollout import Rollout
 from fedot.files import write_json
 from fedot.run import checkpoint
 from fedot.run.config import FederatedConfig
+from fedot.run.divergence import Diverged
 from fedot.run.log import open_run, run_dir
 from fedot.run.model_owner import ModelOwner
 from fedot.run.progress import Progress
@@ -52,9 +53,16 @@ def main(grid: Grid, context: Context) -> None:
     rollout = Rollout(grid, owner.tiers, cfg.delivery, cfg.round_timeout_s or None, out, progress)
     rollout.deliver(nodes, cfg.tiers.tier_unnamed, owner.tier_plans)
     strategy.emulator_bytes = rollout.emulator_bytes()
-    final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), rollout, progress,
-                       start_round=resumed.round + 1 if resumed else 1)
+    try:
+        final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), rollout, progress,
+                           start_round=resumed.round + 1 if resumed else 1)
+    except Diverged as e:  # results of the last finite adapter, saying where it diverged; then a failed run
+        federated_report(owner, e.adapter.to_torch_state_dict(), log.rows, out, log.elapsed(), log.outcomes(),
+                         diverged={"round": e.round, "reason": e.reason})
+        raise
     record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed(), log.outcomes())
+    if record.get("not_finite"):
+        raise RuntimeError(f"the final evaluation is not finite ({record['not_finite']}); see {out / 'results.md'}")
     if "full_finetuned" in record["numbers"]:
         progress.phase(f"FT baseline: {record['numbers']['full_finetuned']:,.4g}")
     progress.say(f"done in {log.elapsed():.0f} s; results in {out}")

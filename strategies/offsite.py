@@ -2,10 +2,12 @@
 
 Sampling and the train messages come from Flower's FedAvg. Each reply is validated and bounded
 (``fedot.aggregation.validate``: a bad, failed or hostile one is dropped with its reason; example weights are capped
-and far updates rejected or clipped), then aggregated by the configured rule (``fedot.aggregation.rules``: Flower's
-FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan, FedProx or FedAdam). FedAvg and FedProx fold replies into a
-running sum as they arrive, so with a streaming grid the server never holds a round's replies at once; the other
-rules need them all. A round aggregates only with at least ``min_replies`` accepted replies and only if the result
+and far updates rejected or clipped), bounded relative to the round's other replies by default
+(``fedot.aggregation.influence``: one reply cannot dominate or blow up the round), then aggregated by the configured
+rule (``fedot.aggregation.rules``: Flower's FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan, FedProx or
+FedAdam). With the relative bounds off, FedAvg and FedProx fold replies into a running sum as they arrive, so with a
+streaming grid the server never holds a round's replies at once; otherwise the round's replies are held until it
+ends. A round aggregates only with at least ``min_replies`` accepted replies and only if the result
 is finite; otherwise the adapter stays as it was and the row says why. Sampled nodes that never replied within the
 round timeout are logged as timed out. The strategy returns what happened as data (:class:`RoundOutcome`); the
 ServerApp owns the run log.
@@ -25,6 +27,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
 from fedot.aggregation.average import RunningAverage, state_bytes
+from fedot.aggregation.influence import bound
 from fedot.aggregation.privacy import DPConfig, Privacy
 from fedot.aggregation.rules import AggregationConfig
 from fedot.aggregation.validate import RUNTIME, Rejected, check_reply, finite, injected_fault, reported
@@ -116,9 +119,9 @@ class OffsiteStrategy(FedAvg):
         """Validate, bound and aggregate the replies; the round's outcome and its log row."""
         reference = self._sent["reference"]
         average = RunningAverage() if self.aggregation.streaming and not self.privacy else None
-        held, accepted, rejected, faults, clipped, losses, emulator_loads, runtime = [], [], [], [], [], [], {}, {}
+        held, rejected, faults, runtime, influence = [], [], [], {}, []
         replied: set[int] = set()
-        bytes_up = steps = tokens = 0
+        bytes_up = 0
         for msg in replies:
             node = msg.metadata.src_node_id
             replied.add(node)
@@ -140,17 +143,25 @@ class OffsiteStrategy(FedAvg):
             except Exception as e:  # nothing a client sends may crash the server
                 rejected.append({"node": node, "reason": f"unreadable reply: {type(e).__name__}: {e}"})
                 continue
-            accepted.append(node)
-            clipped += [node] if reply.clipped else []
-            m = reply.metrics
-            steps += _count(m, "train-steps")
-            tokens += _count(m, "train-tokens")
-            if average is not None:
+            if average is not None:  # folded in now; its tensors are released (only the metrics are kept)
                 average.add(reply.state, reply.weight)
-            else:
-                held.append(reply)
-            losses.append((m.get("train-loss"), reply.weight))
-            emulator_loads[str(_count(m, "worker-pid") or node)] = _count(m, "emulator-loads")
+                reply.state = {}
+            held.append(reply)
+        if average is None and not self.privacy and self.aggregation.relative_bounds:  # DP clips every update itself
+            a = self.aggregation
+            held, influence, dropped = bound(held, reference, a.max_weight_ratio, a.max_norm_ratio,
+                                             a.update_norm_action)
+            rejected += dropped
+        if average is None and not self.privacy and self.aggregation.rule_streams:  # the same mean, arrival order
+            average = RunningAverage()
+            for reply in held:
+                average.add(reply.state, reply.weight)
+        accepted = [r.node for r in held]
+        clipped = [r.node for r in held if r.clipped]
+        steps, tokens = (sum(_count(r.metrics, k) for r in held) for k in ("train-steps", "train-tokens"))
+        losses = [(r.metrics.get("train-loss"), r.weight) for r in held]
+        emulator_loads = {str(_count(r.metrics, "worker-pid") or r.node): _count(r.metrics, "emulator-loads")
+                          for r in held}
         timed_out = sorted(n for n in self._sent["sampled"] if n not in replied)
         rejected += [{"node": n, "reason": "timed out (no reply within round-timeout-s)"} for n in timed_out]
         for r in rejected:
@@ -163,11 +174,11 @@ class OffsiteStrategy(FedAvg):
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
                "client_steps": steps, "client_tokens": tokens,
                "train_loss": sum(lo * w for lo, w in known) / sum(w for _, w in known) if known else None,
-               "emulator_loads_by_worker": emulator_loads, "runtime": runtime}
+               "emulator_loads_by_worker": emulator_loads, "runtime": runtime, "influence": influence}
         if len(accepted) < self.min_replies:
             reason = f"only {len(accepted)} accepted replies (< min-replies {self.min_replies})"
         else:
-            state, reason = self._combine(server_round, held, average)
+            state, reason = self._combine(server_round, [] if average is not None else held, average)
             if state is not None and not finite(state):
                 reason = "the aggregate is not finite"
         if self.privacy:

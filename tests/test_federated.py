@@ -75,7 +75,8 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path):
 
 
 def test_replies_are_averaged_as_they_arrive(tiny_models, tmp_path, monkeypatch):
-    """Each reply is folded into the running sum before the next client runs: the server never holds a round."""
+    """With the relative bounds off, each reply is folded into the running sum before the next client runs: the
+    server never holds a round (with them on, the default, the round's replies are held until it ends)."""
     from fedot.aggregation.average import RunningAverage
     from fedot.data_owner import worker
 
@@ -85,7 +86,8 @@ def test_replies_are_averaged_as_they_arrive(tiny_models, tmp_path, monkeypatch)
     calls = []
     real = worker.partition_indices
     monkeypatch.setattr(worker, "partition_indices", lambda *a, **k: (calls.append(a), real(*a, **k))[1])
-    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 2})
+    rc = run_config(tiny_models["opt"], tmp_path / "run", **{"num-rounds": 2, "max-norm-ratio": 0.0,
+                                                              "max-weight-ratio": 0.0})
     run_server(rc, InProcessGrid(3, rc, tamper=lambda node, reply: (events.append(node), reply)[1]))
     assert events[1::2] == ["add"] * 6 and sorted(events[0:6:2]) == sorted(events[6::2]) == [101, 102, 103]
     assert len(calls) == 1  # one worker computes the partitioning once for all its data owners and rounds

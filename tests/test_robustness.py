@@ -42,7 +42,7 @@ def malformed():
     bad.append((RecordDict({"arrays": ArrayRecord(state), "metrics": MetricRecord({"train-steps": 3})}),
                 "lack 'num-examples'"))
     for value, why in [(float("nan"), "finite"), (float("inf"), "finite"), (-4, "positive"), (0, "positive"),
-                       ([1.0, 2.0], "positive")]:
+                       ([1.0, 2.0], "single number")]:
         bad.append((with_arrays(ArrayRecord(state), **{"num-examples": value}), why))
     bad.append((with_arrays(ArrayRecord(state), **{"train-steps": float("nan")}), "'train-steps' must be a finite"))
     bad.append((with_arrays(ArrayRecord(state), **{"train-loss": float("-inf")}), "'train-loss' must be a finite"))
@@ -80,7 +80,7 @@ def test_malformed_replies_are_rejected_and_the_honest_average_stands():
 
 
 def test_example_weight_is_capped_so_one_client_cannot_take_the_mean():
-    s, sent = strategy_for(3, max_example_weight=100)
+    s, sent = strategy_for(3, max_example_weight=100, max_norm_ratio=0)  # the absolute cap alone
     replies = [reply(sent[i], good(*honest(v, 50))) for i, v in enumerate((1.0, 1.0))]
     replies.append(reply(sent[2], good(honest(1000.0)[0], 1e300)))  # overflowed a float32 sum before
     outcome = s.aggregate_round(1, replies)
@@ -105,7 +105,8 @@ def test_far_updates_are_rejected_or_clipped(action):
 def test_every_rule_is_flowers_and_survives_one_attacker(rule):
     import flwr.serverapp.strategy as flower
 
-    s, sent = strategy_for(7, rule=rule, **({"malicious": 1} if rule in ("krum", "multikrum", "bulyan") else {}))
+    options = {"malicious": 1} if rule in ("krum", "multikrum", "bulyan") else {}
+    s, sent = strategy_for(7, rule=rule, max_norm_ratio=0, max_weight_ratio=0, **options)  # the rule alone
     assert isinstance(s.flower_rule, flower.FedAvg)  # Flower's own class, not a re-implementation
     replies = [reply(sent[i], good(*honest(1.0 + 0.01 * i))) for i in range(6)]
     replies.append(reply(sent[6], good(honest(50.0)[0], 10)))

@@ -88,8 +88,13 @@ class AggregationConfig(Choice):
                                         "client legitimately holds is unknown, so 1e6", ge=0)
     max_update_norm: float = setting(0.0, "L2 distance from the global adapter above which an update is rejected "
                                      "or clipped (update-norm-action); 0: off", ge=0)
-    update_norm_action: str = setting("reject", "what happens to an update beyond max-update-norm",
+    update_norm_action: str = setting("reject", "what happens to an update beyond max-update-norm or max-norm-ratio",
                                       choices=("reject", "clip"))
+    max_weight_ratio: float = setting(10.0, "a reply's example weight is capped at this many times the round's "
+                                      "lower-median count (bounded influence by default); 0: off", ge=0)
+    max_norm_ratio: float = setting(10.0, "with at least 3 accepted replies, an update farther from the global "
+                                    "adapter than this many times the round's lower-median distance is rejected or "
+                                    "clipped (update-norm-action); 0: off", ge=0)
     options: dict = registry_group(RULES.settings_groups, prefix="")
 
     @property
@@ -102,8 +107,18 @@ class AggregationConfig(Choice):
         return self.options.get(self.rule)
 
     @property
-    def streaming(self) -> bool:
+    def relative_bounds(self) -> bool:
+        return bool(self.max_weight_ratio or self.max_norm_ratio)
+
+    @property
+    def rule_streams(self) -> bool:
+        """The rule is a weighted mean that can be folded reply by reply (FedAvg, FedProx)."""
         return bool(RULES.entry(self.rule).limit("streaming", False))
+
+    @property
+    def streaming(self) -> bool:
+        """Replies folded in as they arrive: a streaming rule, unless the relative bounds need the whole round."""
+        return self.rule_streams and not self.relative_bounds
 
     def build(self):
         """The rule's Flower strategy."""

@@ -3,10 +3,12 @@
 A federation spans organisations that do not trust each other, so every field of a reply is untrusted input. A reply
 is rejected, with its reason logged in rounds.jsonl, unless it carries exactly one ArrayRecord ``arrays`` (the
 adapter's tensor names, shapes and dtypes, checked on the wire metadata before any tensor is deserialised, all
-finite) and one MetricRecord ``metrics`` (a finite positive ``num-examples``; every other metric a finite number or
-a list of them) and nothing else. Whatever passes is bounded for every aggregation rule: its example weight is capped
-(one client cannot take ~100% of a weighted mean by claiming 1e30 examples), and an update farther than
-``max-update-norm`` from the global adapter (L2 over all tensors) is rejected or scaled back onto that sphere.
+finite) and one MetricRecord ``metrics`` and nothing else. The metrics fedot knows (:data:`KNOWN`) must each be a
+finite scalar of their kind (a count a whole number >= 0, ``num-examples`` > 0); a list, or a value of the wrong kind,
+is rejected with the reason; any other metric must be a finite number or a list of them. Whatever passes is bounded
+for every aggregation rule: its example weight is capped absolutely (``max-example-weight``, else 1e6), and an
+update farther than ``max-update-norm`` from the global adapter (L2 over all tensors) is rejected or scaled back
+onto that sphere; the bounds relative to the round's other replies follow in :mod:`fedot.aggregation.influence`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,30 @@ def _number(name: str, value) -> float:
     return float(value)
 
 
+def _count(name: str, value: float) -> float:
+    if value < 0 or value != int(value):
+        raise Rejected(f"metric {name!r} is a count: a whole number >= 0, got {value!r}")
+    return value
+
+
+def _nonnegative(name: str, value: float) -> float:
+    if value < 0:
+        raise Rejected(f"metric {name!r} must be >= 0, got {value!r}")
+    return value
+
+
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise Rejected(f"metric {name!r} must be a positive number, got {value!r}")
+    return value
+
+
+# the reply metrics fedot reads, each a finite scalar of its kind (fedot.data_owner.worker.local_round sends them)
+KNOWN = {"num-examples": _positive, "train-steps": _count, "train-tokens": _count, "emulator-loads": _count,
+         "worker-pid": _count, "train-loss": lambda n, v: v, "train-loss-last": lambda n, v: v,
+         "train-seconds": _nonnegative}
+
+
 def check_metrics(metrics) -> dict:
     from flwr.app import MetricRecord
 
@@ -49,11 +75,14 @@ def check_metrics(metrics) -> dict:
         raise Rejected(f"'metrics' must be a MetricRecord, got {type(metrics).__name__}")
     out = {}
     for name, value in metrics.items():
-        out[name] = [_number(name, v) for v in value] if isinstance(value, list) else _number(name, value)
+        if name in KNOWN:
+            if isinstance(value, list):
+                raise Rejected(f"metric {name!r} must be a single number, got a list of {len(value)}")
+            out[name] = KNOWN[name](name, _number(name, value))
+        else:
+            out[name] = [_number(name, v) for v in value] if isinstance(value, list) else _number(name, value)
     if "num-examples" not in out:
         raise Rejected("metrics lack 'num-examples'")
-    if isinstance(out["num-examples"], list) or not out["num-examples"] > 0:
-        raise Rejected(f"num-examples must be a positive number, got {metrics['num-examples']!r}")
     return out
 
 

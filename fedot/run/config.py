@@ -64,6 +64,10 @@ class FederatedConfig:
                                ge=1)
     lr: float = setting(1e-4, "data owners' learning rate (of round 1 when lr-schedule decays it)", gt=0)
     lr_schedule: str = selector(SCHEDULES, "constant", "learning rate across rounds")
+    on_divergence: str = setting("rollback", "when a round's adapter evaluates to NaN/Inf (or every reply is "
+                                 "non-finite): go back to the last finite adapter and carry on (rollback), or stop "
+                                 "there with results of that adapter and a non-zero exit (stop)",
+                                 choices=("rollback", "stop"))
     round_timeout_s: float = setting(0.0, "seconds the owner waits for a round's replies; later ones are logged as "
                                      "timed out; 0: wait for all", ge=0)
     resume: bool = setting(False, "continue the run in run-dir from its last checkpointed round (`fedot sim "

@@ -40,11 +40,28 @@ def paired_lines(pairs: dict, metric: str) -> list[str]:
     return lines
 
 
+def _divergence_lines(record: dict) -> list[str]:
+    """What went wrong before these numbers: where a run stopped diverging, rounds rolled back, numbers not finite."""
+    lines = []
+    if record.get("diverged"):
+        d = record["diverged"]
+        lines.append(f"**Diverged at round {d['round']}** ({d['reason']}); the run stopped there and the numbers below "
+                     "are those of the last adapter that evaluated finite.")
+    for d in record.get("diverged_rounds") or []:
+        if not record.get("diverged") or d["round"] != record["diverged"]["round"]:
+            lines.append(f"Round {d['round']} diverged ({d['reason']}) and was rolled back to the adapter of round "
+                         f"{d['rolled_back_to']}.")
+    if record.get("not_finite"):
+        lines.append("**Not finite** (left out of the table): " + ", ".join(f"{k} = {v}" for k, v in
+                                                                           record["not_finite"].items()) + ".")
+    return [*lines, ""] if lines else []
+
+
 def markdown(record: dict) -> str:
     metric, numbers = record["metric"], record["numbers"]
     arrow = "↑" if record["higher_is_better"] else "↓"
     intervals = any(interval_text(record, key) != "—" for key in FIVE) or bool(record.get("recovered_ci95"))
-    lines = [f"# {record['title']}", "",
+    lines = [f"# {record['title']}", "", *_divergence_lines(record),
              f"Task `{record['task']}`, metric `{metric}` ({arrow}), model `{record['model']}`, "
              f"adapter/emulator {record['split_label']}.", "",
              "| Setting | " + record["task"] + f" ({arrow}) |" + (" 95% interval |" if intervals else ""),

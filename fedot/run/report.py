@@ -23,9 +23,10 @@ def numbers_of(rows: list[dict]) -> dict:
 
 
 def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: float,
-                     outcomes: dict | None = None) -> dict:
+                     outcomes: dict | None = None, diverged: dict | None = None) -> dict:
     """Save the final adapter, run the FT baseline if asked, and write the five numbers with their per-example
-    ``outcomes`` (those of the rows, plus FT's) and paired tests."""
+    ``outcomes`` (those of the rows, plus FT's) and paired tests. ``diverged``: the round and reason a run stopped
+    at (``on-divergence = stop``); the numbers are then those of the last finite adapter."""
     cfg = owner.cfg
     task = get_task(owner.task)
     owner.save_adapter(out / "adapter.safetensors", adapter)
@@ -52,6 +53,8 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         "emulator": {"path": str(owner.emulator_dir), **owner.manifest},
         "wall_seconds": wall_seconds, "baseline_seconds": baseline_seconds, "command": cfg.command,
         "privacy": next((r["dp"] for r in reversed(rows) if r.get("dp")), None),  # (epsilon, delta) spent in all
+        "diverged": diverged, "diverged_rounds": [{"round": r["round"], **r["diverged"]} for r in rows
+                                                  if r.get("diverged")],
     }
     if len(owner.tiers) > 1:
         record["tiers"] = tiers_of(owner, rows)

@@ -7,6 +7,7 @@ The arithmetic is :mod:`fedot.evaluation.five`, the paired tests :mod:`fedot.eva
 
 from __future__ import annotations
 
+import math
 import platform
 from pathlib import Path
 
@@ -44,6 +45,10 @@ def write(out: Path, record: dict, outcomes: dict | None = None) -> dict:
     """Write results.json, results.md, results.png and (given the five numbers' per-example ``outcomes``)
     outcomes.json into ``out`` (each atomically); print the table."""
     out.mkdir(parents=True, exist_ok=True)
+    not_finite = {k: repr(v) for k, v in record["numbers"].items() if v is not None and not math.isfinite(v)}
+    if not_finite:  # never a NaN in a table: missing, with the value it had
+        record = {**record, "numbers": {k: v for k, v in record["numbers"].items() if k not in not_finite},
+                  "not_finite": not_finite}
     record = {**record, "conditions": conditions(record["numbers"], record["higher_is_better"]),
               "recovered": recovered(record["numbers"], record["higher_is_better"]), "versions": versions()}
     if outcomes:

@@ -139,5 +139,8 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
         "config": to_flat(cfg), "emulator": {"path": str(emulator_dir), **manifest}, "timings": timings,
         "wall_seconds": time.perf_counter() - start, "command": command,
     }
-    results.write(out, record_out, outcomes)
+    written = results.write(out, record_out, outcomes)
+    if written.get("not_finite"):
+        raise RuntimeError(f"not finite: {written['not_finite']} (see {out / 'results.md'}); lower the learning "
+                           "rate or check the data")
     return record_out
