@@ -158,7 +158,8 @@ class OffsiteStrategy(FedAvg):
                 average.add(reply.state, reply.weight)
         accepted = [r.node for r in held]
         clipped = [r.node for r in held if r.clipped]
-        steps, tokens = (sum(_count(r.metrics, k) for r in held) for k in ("train-steps", "train-tokens"))
+        steps, tokens, truncated, skipped = (sum(_count(r.metrics, k) for r in held) for k in (
+            "train-steps", "train-tokens", "examples-truncated", "examples-skipped"))
         losses = [(r.metrics.get("train-loss"), r.weight) for r in held]
         emulator_loads = {str(_count(r.metrics, "worker-pid") or r.node): _count(r.metrics, "emulator-loads")
                           for r in held}
@@ -172,7 +173,8 @@ class OffsiteStrategy(FedAvg):
                "sampled": self._sent["sampled"], "accepted": accepted, "rejected": rejected,
                "timed_out": timed_out, "clipped": clipped, "faults": faults, "bytes_down": self._sent["bytes_down"],
                "emulator_bytes_down": self._sent["emulator_bytes_down"], "bytes_up": bytes_up, "num_examples": total,
-               "client_steps": steps, "client_tokens": tokens,
+               "client_steps": steps, "client_tokens": tokens, "examples_truncated": truncated,
+               "examples_skipped": skipped,
                "train_loss": sum(lo * w for lo, w in known) / sum(w for _, w in known) if known else None,
                "emulator_loads_by_worker": emulator_loads, "runtime": runtime, "influence": influence}
         if len(accepted) < self.min_replies:

@@ -64,8 +64,8 @@ def _positive(name: str, value: float) -> float:
 
 # the reply metrics fedot reads, each a finite scalar of its kind (fedot.data_owner.worker.local_round sends them)
 KNOWN = {"num-examples": _positive, "train-steps": _count, "train-tokens": _count, "emulator-loads": _count,
-         "worker-pid": _count, "train-loss": lambda n, v: v, "train-loss-last": lambda n, v: v,
-         "train-seconds": _nonnegative}
+         "worker-pid": _count, "examples-truncated": _count, "examples-skipped": _count,
+         "train-loss": lambda n, v: v, "train-loss-last": lambda n, v: v, "train-seconds": _nonnegative}
 
 
 def check_metrics(metrics) -> dict:

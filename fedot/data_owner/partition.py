@@ -2,7 +2,8 @@
 
 - ``iid``: training examples spread uniformly;
 - ``dirichlet``: multiple-choice examples skewed over the answer label by Dirichlet(alpha);
-- ``document``: corpora only, whole documents (topics/articles) per client, a natural non-IID split.
+- ``document``: corpora only, whole documents (topics/articles) per client, a natural non-IID split;
+- ``natural``: the task's own data owners (Dolly: FederatedGPT-Shepherd's 10 shards), one per client.
 Deterministic given the seed. Each scheme is registered in :data:`SCHEMES` with the kind of task it needs.
 
 By default there is one partition per data owner. ``data-shards = N`` with ``data-shard = i`` gives a run's single
@@ -34,10 +35,22 @@ def _dirichlet(num_partitions: int, rows: dict, task, docs, alpha: float, seed: 
     import datasets
     from flwr_datasets.partitioner import DirichletPartitioner
 
-    rows = {**rows, "label": [t[0] if isinstance(t, list) else t for t in map(task.target, docs)]}
+    rows = {**rows, "label": [task.partition_label(d) for d in docs]}
     partitioner = DirichletPartitioner(num_partitions, partition_by="label", alpha=alpha, seed=seed,
                                        min_partition_size=1, self_balancing=True)
     partitioner.dataset = datasets.Dataset.from_dict(rows)
+    return partitioner
+
+
+def _natural(num_partitions: int, rows: dict, task, docs, alpha: float, seed: int):
+    import datasets
+    from flwr_datasets.partitioner import NaturalIdPartitioner
+
+    if num_partitions != task.natural_shards:
+        raise ValueError(f"natural partitioning of {task.name} gives its {task.natural_shards} own data owners; "
+                         f"num-clients is {num_partitions}: set it to {task.natural_shards} (or use 'iid')")
+    partitioner = NaturalIdPartitioner(partition_by="shard")
+    partitioner.dataset = datasets.Dataset.from_dict({**rows, "shard": [d["shard"] for d in docs]})
     return partitioner
 
 
@@ -48,18 +61,26 @@ class DirichletSettings:
 
 SCHEMES: Registry[Callable] = Registry("partitioning scheme")
 SCHEMES.register("iid", _iid, help="training examples spread uniformly")
-SCHEMES.register("dirichlet", _dirichlet, settings=DirichletSettings, kind="multiple_choice",
-                 alternative="'document' or 'iid'", help="multiple choice, skewed over the answer label")
-SCHEMES.register("document", _iid, kind="perplexity", alternative="'iid' or 'dirichlet'",
+SCHEMES.register("dirichlet", _dirichlet, settings=DirichletSettings, kinds=("multiple_choice", "generation"),
+                 alternative="'document' or 'iid'", needs=(lambda t: getattr(t, "label_field", "") is not None,
+                                                          "a label to skew over"),
+                 help="skewed over a label: the answer (multiple choice), the category (Dolly)")
+SCHEMES.register("document", _iid, kinds=("perplexity",), alternative="'iid' or 'dirichlet'",
                  help="corpora, whole documents each")  # a corpus's documents are its examples
+SCHEMES.register("natural", _natural, kinds=("generation",), alternative="'iid' or 'dirichlet'",
+                 needs=(lambda t: getattr(t, "natural_shards", 0), "the task's own data owners"),
+                 help="the task's own data owners (Dolly: Shepherd's 10 shards)")
 
 
 def check_scheme(scheme: str, task_name: str) -> None:
     """Refuse a scheme that does not apply to the task's kind, naming what does."""
     entry, task = SCHEMES.entry(scheme), get_task(task_name)
-    if entry.limit("kind") not in (None, task.kind):
+    if entry.limit("kinds") is not None and task.kind not in entry.limit("kinds"):
         raise ValueError(f"{scheme} partitioning does not apply to {task_name} ({task.kind.replace('_', ' ')}): use "
                          f"{entry.limit('alternative')}")
+    needs = entry.limit("needs")
+    if needs is not None and not needs[0](task):
+        raise ValueError(f"{scheme} partitioning needs {needs[1]}, which {task_name} does not have: use 'iid'")
 
 
 @dataclass

@@ -141,5 +141,9 @@ def local_round(cache: WorkerCache, emulator_path: str, artifact_id: str, global
     metrics = {"num-examples": len(examples), "train-steps": record.steps, "train-loss": sum(losses) / len(losses),
                "train-loss-last": losses[-1], "train-tokens": record.tokens, "train-seconds": record.seconds,
                "emulator-loads": cache.emulator_loads, "worker-pid": os.getpid()}
+    stats = getattr(examples, "stats", {})  # instruction examples: what fitting max-length cut (never silently)
+    if stats:
+        metrics["examples-truncated"] = stats["prompt_truncated"] + stats["response_truncated"]
+        metrics["examples-skipped"] = stats["skipped"]
     metrics["runtime"] = {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
     return trainable_state(model, to_original(manifest)), metrics

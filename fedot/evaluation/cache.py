@@ -61,7 +61,8 @@ class EvalCache:
                                                    "checksum": _digest(result)})
 
     def evaluate(self, label: str, model, tokenizer, model_id: str, task: str, split: str = "test",
-                 limit: int | None = None, root=None, progress: bool = False) -> dict:
+                 limit: int | None = None, root=None, progress: bool = False,
+                 max_new_tokens: int | None = None) -> dict:
         """``fedot.evaluation.evaluate`` of a model identified by ``model_id`` (content hash or artifact id)."""
         import torch
 
@@ -72,7 +73,10 @@ class EvalCache:
         parts = {"model": model_id, "task": task, "split": split, "docs": docs_hash(docs), "examples": len(docs),
                  "context": context_length(model, tokenizer), "dtype": str(dtype),
                  "device": torch.device(next(model.parameters()).device).type}
-        return self.cached(label, parts, lambda: evaluate(model, tokenizer, task, split, limit, root, progress))
+        if max_new_tokens:
+            parts["max_new_tokens"] = max_new_tokens
+        return self.cached(label, parts, lambda: evaluate(model, tokenizer, task, split, limit, root, progress,
+                                                          max_new_tokens))
 
     def cached(self, label: str, parts: dict, compute: Callable[[], dict]) -> dict:
         """``compute()``'s result for ``parts``, from the cache when an intact entry exists."""

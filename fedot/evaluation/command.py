@@ -15,6 +15,7 @@ from ..models import DEFAULT_MODEL
 from ..precision import Precision
 from ..settings import group, setting
 from ..tasks import SPLITS, task_names
+from .generation import Decoding
 
 
 @dataclass
@@ -29,6 +30,7 @@ class EvalCommand:
     eval_cache: bool = setting(True, "reuse (and store) the result in $FEDOT_CACHE/evaluations")
     verbose: bool = setting(False, "a progress bar per scored window")
     precision: Precision = group(Precision)
+    decoding: Decoding = group(Decoding)
 
 
 def load_scored(cmd: EvalCommand, dtype, device):
@@ -67,7 +69,8 @@ def run_eval(cmd: EvalCommand) -> dict:
     model, tokenizer, identity = load_scored(cmd, cmd.precision.torch_dtype(device), device)
     label = f"{cmd.model}{' + ' + cmd.adapter if cmd.adapter else ''} on {cmd.task}/{cmd.split}"
     metrics = EvalCache(enabled=cmd.eval_cache).evaluate(label, model, tokenizer, identity, cmd.task, cmd.split,
-                                                         cmd.limit or None, progress=cmd.verbose)
+                                                         cmd.limit or None, progress=cmd.verbose,
+                                                         max_new_tokens=cmd.decoding.override)
     return {"model": cmd.model, "adapter": cmd.adapter or None, "identity": identity, "task": cmd.task,
             "split": cmd.split, "examples": metrics["examples"], "metrics": metrics,
             "seconds": time.perf_counter() - start}

@@ -7,7 +7,8 @@ column-wise (one list per field, ``ids`` the example's index in the split):
 - multiple choice: ``chosen`` (the answer with the highest log-likelihood) and one 0/1 column per metric, named by it
   (lm-eval's ``acc`` and ``acc_norm`` of that question; ``exact_match`` for WebQuestions);
 - corpora: ``loglik`` (the document's summed log-likelihood over lm-eval's disjoint rolling windows), ``tokens``,
-  ``words`` and ``bytes`` (the denominators of word and byte perplexity).
+  ``words`` and ``bytes`` (the denominators of word and byte perplexity);
+- generation: ``output`` (the generated text) and each metric's score per example (ROUGE-L, or 0/1 exact match).
 
 :data:`METRICS` maps each metric name to its value on a resample of the examples (a ``(resamples, n)`` index array),
 so a bootstrap and the reported number are the same arithmetic: word perplexity is ``exp(-sum loglik / sum words)``
@@ -28,15 +29,22 @@ from ..files import write_json
 from ..registry import Registry
 
 METRICS: Registry = Registry("metric")
-for _name, _help in (("acc", "accuracy"), ("acc_norm", "length-normalised accuracy"),
-                     ("exact_match", "greedy continuation is a gold answer")):
-    METRICS.register(_name, lambda c, idx, m=_name: c[m][idx].mean(-1), help=_help, kind="multiple_choice")
+for _name, _help, _kinds in (("acc", "accuracy", ("multiple_choice",)),
+                             ("acc_norm", "length-normalised accuracy", ("multiple_choice",)),
+                             ("exact_match", "the answer is the gold one", ("multiple_choice", "generation")),
+                             ("exact_match_strict", "the answer after '####' is the gold one", ("generation",)),
+                             ("rougeL", "ROUGE-L F-measure against the reference", ("generation",))):
+    METRICS.register(_name, lambda c, idx, m=_name: c[m][idx].mean(-1), help=_help, kinds=_kinds,
+                     binary=_name != "rougeL")
 METRICS.register("word_perplexity", lambda c, idx: np.exp(-c["loglik"][idx].sum(-1) / c["words"][idx].sum(-1)),
-                 help="exp(-log-likelihood / words)", kind="perplexity")
+                 help="exp(-log-likelihood / words)", kinds=("perplexity",))
 METRICS.register("byte_perplexity", lambda c, idx: np.exp(-c["loglik"][idx].sum(-1) / c["bytes"][idx].sum(-1)),
-                 help="exp(-log-likelihood / bytes)", kind="perplexity")
+                 help="exp(-log-likelihood / bytes)", kinds=("perplexity",))
 METRICS.register("bits_per_byte", lambda c, idx: -c["loglik"][idx].sum(-1) / c["bytes"][idx].sum(-1) / math.log(2),
-                 help="-log2-likelihood / bytes", kind="perplexity")
+                 help="-log2-likelihood / bytes", kinds=("perplexity",))
+
+
+TEXT = ("kind", "ids", "output")  # fields that are not numbers
 
 
 class OutcomesError(ValueError):
@@ -45,7 +53,7 @@ class OutcomesError(ValueError):
 
 def columns(outcomes: dict) -> dict[str, np.ndarray]:
     """The outcome lists as float arrays (``ids`` and ``kind`` left out)."""
-    return {k: np.asarray(v, dtype=np.float64) for k, v in outcomes.items() if k not in ("kind", "ids")}
+    return {k: np.asarray(v, dtype=np.float64) for k, v in outcomes.items() if k not in TEXT}
 
 
 def size(outcomes: dict) -> int:
@@ -55,7 +63,7 @@ def size(outcomes: dict) -> int:
 def metric_value(outcomes: dict, metric: str, idx=None) -> float | np.ndarray:
     """``metric`` over all examples (``idx`` None), or over each row of an index array."""
     entry = METRICS.entry(metric)
-    if entry.limit("kind") != outcomes["kind"]:
+    if outcomes["kind"] not in entry.limit("kinds"):
         raise OutcomesError(f"metric {metric!r} is not computed from {outcomes['kind']} outcomes")
     if idx is None:
         idx = np.arange(size(outcomes))

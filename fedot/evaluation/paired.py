@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from ..registry import Registry
-from .outcomes import check_paired, metric_value, size
+from .outcomes import METRICS, check_paired, metric_value, size
 
 RESAMPLES = 2000
 TESTS: Registry = Registry("paired test")
@@ -63,6 +63,13 @@ def _choice_test(a: dict, b: dict, metric: str, differences: np.ndarray) -> dict
 @TESTS.register("perplexity", help="paired bootstrap over documents")
 def _corpus_test(a: dict, b: dict, metric: str, differences: np.ndarray) -> dict:
     return {"test": f"paired bootstrap over documents ({len(differences)} resamples)", "p": bootstrap_p(differences)}
+
+
+@TESTS.register("generation", help="exact McNemar for exact match, paired bootstrap over examples for ROUGE-L")
+def _generation_test(a: dict, b: dict, metric: str, differences: np.ndarray) -> dict:
+    if METRICS.entry(metric).limit("binary"):
+        return _choice_test(a, b, metric, differences)
+    return {"test": f"paired bootstrap over examples ({len(differences)} resamples)", "p": bootstrap_p(differences)}
 
 
 def compare(a: dict, b: dict | list[dict], metric: str, higher_is_better: bool, names: tuple[str, str] = ("a", "b"),

@@ -22,9 +22,9 @@ class Evaluator:
 
     def __init__(self, full, model_id: str, tokenizer, meta: dict, task: str, limit: int | None = None,
                  data_dir=None, cache: EvalCache | None = None, progress: bool = False,
-                 base: dict[str, torch.Tensor] | None = None):
+                 base: dict[str, torch.Tensor] | None = None, max_new_tokens: int | None = None):
         self.full, self.model_id, self.tokenizer, self.meta, self.task = full, model_id, tokenizer, meta, task
-        self.limit, self.data_dir, self.progress = limit, data_dir, progress
+        self.limit, self.data_dir, self.progress, self.max_new_tokens = limit, data_dir, progress, max_new_tokens
         self.cache = cache or EvalCache(enabled=False)
         params = adapter_parameters(full, meta["adapter_blocks"])
         self.base = base if base is not None else {k: v.detach().clone() for k, v in params.items()}
@@ -32,11 +32,12 @@ class Evaluator:
             raise ValueError("the original adapter weights do not name the model's adapter parameters")
 
     def score(self, model) -> dict:
-        return evaluate(model, self.tokenizer, self.task, "test", self.limit, self.data_dir, self.progress)
+        return evaluate(model, self.tokenizer, self.task, "test", self.limit, self.data_dir, self.progress,
+                        self.max_new_tokens)
 
     def cached(self, label: str, model, model_id: str) -> dict:
         return self.cache.evaluate(label, model, self.tokenizer, model_id, self.task, "test", self.limit,
-                                   self.data_dir, self.progress)
+                                   self.data_dir, self.progress, self.max_new_tokens)
 
     def zero_shot(self) -> dict:
         """The full model as it is (its adapter blocks restored first)."""

@@ -56,7 +56,8 @@ class ModelOwner:
         self.evaluator = Evaluator(full, content_hash(self.model_dir),
                                    self.tokenizer, self.meta, self.task, cfg.evaluation.examples, self.data_dir,
                                    EvalCache(enabled=cfg.evaluation.cache, report=report), cfg.data_owner.verbose,
-                                   original_adapter(self.model_dir, self.manifest["adapter_blocks"]))
+                                   original_adapter(self.model_dir, self.manifest["adapter_blocks"]),
+                                   cfg.evaluation.decoding.override)
         self.aligner = cfg.alignment.build(self.tokenizer, self.data_dir) if cfg.alignment.enabled else None
         if self.aligner:
             self.aligner.check(self.manifest)

@@ -18,6 +18,7 @@ from ..emulator import EmulatorSpec, to_original
 from ..emulator.artifact import split_label
 from ..evaluation import EvalCache, evaluate
 from ..evaluation.five import LABELS
+from ..evaluation.generation import Decoding
 from ..evaluation.outcomes import split_result
 from ..model_owner import Evaluator, train_full
 from ..models import content_hash, default_device, load_model, load_tokenizer
@@ -48,13 +49,15 @@ class OffsiteConfig:
     train_limit: int = setting(0, "training examples used (documents for corpora); 0: all", ge=0)
     device: str = setting("", "torch device (cpu, cuda, cuda:1); empty: cuda when available")
     precision: Precision = group(Precision)
+    decoding: Decoding = group(Decoding)
     eval_cache: bool = setting(True, "reuse the zero-shot scores from $FEDOT_CACHE/evaluations (verified entries)")
 
 
-def validator(task_name: str, tokenizer, limit: int | None):
+def validator(task_name: str, tokenizer, limit: int | None, max_new_tokens: int | None = None):
     """Validation score (higher is better) on the task's validation split: -perplexity or accuracy."""
     sign = 1.0 if get_task(task_name).higher_is_better else -1.0
-    return lambda model: sign * evaluate(model, tokenizer, task_name, "validation", limit)["primary"]
+    return lambda model: sign * evaluate(model, tokenizer, task_name, "validation", limit,
+                                                 max_new_tokens=max_new_tokens)["primary"]
 
 
 def tune(emulator_dir: Path, examples, cfg: OffsiteConfig, lr: float, validate_fn, device,
@@ -82,11 +85,12 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     n_train = len(task.docs("train"))
     limit = list(range(min(cfg.train_limit, n_train))) if cfg.train_limit else None
     examples = task_examples(cfg.task, tokenizer, cfg.train.max_length, indices=limit)
-    validate_fn = validator(cfg.task, tokenizer, cfg.val_limit or None)
+    validate_fn = validator(cfg.task, tokenizer, cfg.val_limit or None, cfg.decoding.override)
     meta = adapter_metadata(cfg.tuning, manifest, cfg.emulator.model, cfg.task)
     owner = Evaluator(load_model(model_dir, dtype, device), content_hash(model_dir), tokenizer, meta, cfg.task,
                       cfg.limit or None, cache=EvalCache(enabled=cfg.eval_cache),
-                      base=original_adapter(model_dir, manifest["adapter_blocks"]))
+                      base=original_adapter(model_dir, manifest["adapter_blocks"]),
+                      max_new_tokens=cfg.decoding.override)
     numbers, details, timings, outcomes = {}, {}, {}, {}
 
     def measure(key, scoring):
@@ -128,13 +132,15 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
             ft_sweeps.append({"lr": ft_lr, "best_validation": rec.best_score, "train": rec.to_dict()})
             if best_ft is None or rec.best_score > best_ft[1]:
                 best_ft = (model, rec.best_score)
-        measure("full_finetuned", lambda: evaluate(best_ft[0], tokenizer, cfg.task, "test", cfg.limit or None))
+        measure("full_finetuned", lambda: evaluate(best_ft[0], tokenizer, cfg.task, "test", cfg.limit or None,
+                                                   max_new_tokens=cfg.decoding.override))
 
     record_out = {
         "title": "Offsite-tuning (single site)",
         "model": cfg.emulator.model, "task": cfg.task, "metric": task.primary,
         "higher_is_better": task.higher_is_better,
         "split_label": split_label(manifest),
+        "train_examples": {"count": len(examples), **getattr(examples, "stats", {})},
         "numbers": numbers, "details": details, "chosen_lr": lr, "lr_sweep": sweeps, "full_ft_sweep": ft_sweeps,
         "config": to_flat(cfg), "emulator": {"path": str(emulator_dir), **manifest}, "timings": timings,
         "wall_seconds": time.perf_counter() - start, "command": command,
@@ -143,4 +149,4 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     if written.get("not_finite"):
         raise RuntimeError(f"not finite: {written['not_finite']} (see {out / 'results.md'}); lower the learning "
                            "rate or check the data")
-    return record_out
+    return written

@@ -73,6 +73,20 @@ class ChoiceTask:
             pairs.append((self.prompt(doc), " " + self.choices(doc)[first]))
         return pairs
 
+    def train_examples(self, tokenizer, max_length: int, split: str = "train", indices=None, root=None):
+        from .tokenize import choice_examples
+
+        return choice_examples(tokenizer, self.train_pairs(split, indices, root), max_length)
+
+    def eval_tokens(self, tokenizer, docs: list[dict]) -> int:
+        """Tokens lm-eval scores: the prompt once per choice, plus the choices."""
+        return sum(len(tokenizer.encode(self.prompt(d))) * len(self.choices(d))
+                   + len(tokenizer.encode(" ".join(map(str, self.choices(d))))) for d in docs)
+
+    def partition_label(self, doc: dict):
+        target = self.target(doc)
+        return target[0] if isinstance(target, list) else target
+
     def lm_eval_config(self, data_file: str) -> dict:
         return {
             "task": f"fedot_{self.name}",

@@ -31,6 +31,15 @@ class CorpusTask:
     def train_texts(self, split: str = "train", root=None) -> list[str]:
         return [self.score_text(d) for d in self.docs(split, root)]
 
+    def train_examples(self, tokenizer, max_length: int, split: str = "train", indices=None, root=None):
+        from .tokenize import corpus_examples
+
+        texts = self.train_texts(split, root)
+        return corpus_examples(tokenizer, texts if indices is None else [texts[i] for i in indices], max_length)
+
+    def eval_tokens(self, tokenizer, docs: list[dict]) -> int:
+        return sum(len(tokenizer.encode(self.score_text(d))) for d in docs)
+
 
 def _pydocs(split: str, root=None) -> list[dict]:
     """The 79 topics of ``pydoc_data.topics``, split by topic: 70% train, 10% validation, 20% test."""

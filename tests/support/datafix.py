@@ -56,4 +56,17 @@ def write(root: Path) -> Path:
     for i in range(40):
         (root / f"gutenberg/books/pg{i}_book{i}.txt").write_text(
             f"BOOK {i}\n\n" + " ".join(f"Chapter {j} of book {i} tells a story." for j in range(12)))
+    categories = ["open_qa", "closed_qa", "summarization", "brainstorming"]
+    (root / "dolly15k").mkdir(parents=True)
+    for shard in range(10):  # 800 records: the fixed held-out 500 + validation 200 leave 100 to train
+        (root / f"dolly15k/local_training_{shard}.json").write_text(json.dumps([
+            {"instruction": f"Say {shard} {j}.", "context": "Some context." if j % 3 == 0 else "",
+             "response": f"I say {shard} and {j}.", "category": categories[(shard + j) % 4]} for j in range(80)]))
+    (root / "dolly15k/global_test.json").write_text(json.dumps([
+        {"instruction": f"Test {i}?", "context": "", "response": f"Answer {i}.", "category": categories[i % 4]}
+        for i in range(8)]))
+    for split, size in (("train", 260), ("test", 20)):
+        _jsonl(root / f"gsm8k/{split}.jsonl", [{"question": f"What is {i} plus {i}?",
+                                                "answer": f"{i} + {i} = <<{i}+{i}={2 * i}>>{2 * i}\n#### {2 * i}"}
+                                               for i in range(size)])
     return root

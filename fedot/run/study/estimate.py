@@ -55,20 +55,13 @@ def tokens(task: str, max_length: int, limit: int, data_dir: str) -> tuple[float
     """(mean tokens of a training example, tokens scored by one evaluation of the test split)."""
     from ...evaluation import docs_of
     from ...models import DEFAULT_MODEL, load_tokenizer, resolve
-    from ...tasks import ChoiceTask, get_task
+    from ...tasks import get_task
     from ...tasks.tokenize import task_examples
 
     tok = load_tokenizer(resolve(DEFAULT_MODEL))
     examples = task_examples(task, tok, max_length, root=data_dir or None)[:200]
     mean = sum(len(ids) for ids, _ in examples) / max(len(examples), 1)
-    t = get_task(task)
-    docs = docs_of(task, "test", limit or None, data_dir or None)
-    if isinstance(t, ChoiceTask):
-        scored = sum(len(tok.encode(t.prompt(d))) * len(t.choices(d)) + len(tok.encode(" ".join(t.choices(d))))
-                     for d in docs)
-    else:
-        scored = sum(len(tok.encode(t.score_text(d))) for d in docs)
-    return mean, scored
+    return mean, get_task(task).eval_tokens(tok, docs_of(task, "test", limit or None, data_dir or None))
 
 
 def run_seconds(cfg, zero_shot: bool, ft: bool, rate: float | None = None) -> float:
