@@ -15,6 +15,7 @@ from fedot.run.log import open_run, run_dir
 from fedot.run.model_owner import ModelOwner
 from fedot.run.progress import Progress
 from fedot.run.report import federated_report
+from fedot.run.tracking import Tracking
 from fedot.settings import to_flat
 from fedot.tasks import get_task
 from strategies import OffsiteStrategy
@@ -34,6 +35,7 @@ def main(grid: Grid, context: Context) -> None:
     log, resumed = open_run(out, cfg.resume)  # before the model loads: a run dir in use is refused at once
     write_json(out / "run_config.json", to_flat(cfg))
     progress = Progress(cfg.num_rounds, get_task(cfg.data_owner.task).primary)
+    log.tracker = Tracking(cfg.tracking, out, out.name, to_flat(cfg), report=progress.say)
     progress.say(f"{cfg.num_clients} data owners, {cfg.num_rounds} rounds; outputs in {out}")
     owner = ModelOwner(cfg, report=progress.say)
     progress.phase(f"emulator ready ({cfg.emulator.method}, {len(owner.manifest['emulator_blocks'])} of "
@@ -57,10 +59,11 @@ def main(grid: Grid, context: Context) -> None:
         final = run_rounds(strategy, grid, owner, log, cfg, ArrayRecord(adapter), rollout, progress,
                            start_round=resumed.round + 1 if resumed else 1)
     except Diverged as e:  # results of the last finite adapter, saying where it diverged; then a failed run
-        federated_report(owner, e.adapter.to_torch_state_dict(), log.rows, out, log.elapsed(), log.outcomes(),
-                         diverged={"round": e.round, "reason": e.reason})
+        log.tracker.finish(federated_report(owner, e.adapter.to_torch_state_dict(), log.rows, out, log.elapsed(),
+                                            log.outcomes(), diverged={"round": e.round, "reason": e.reason}))
         raise
     record = federated_report(owner, final.to_torch_state_dict(), log.rows, out, log.elapsed(), log.outcomes())
+    log.tracker.finish(record)
     if record.get("not_finite"):
         raise RuntimeError(f"the final evaluation is not finite ({record['not_finite']}); see {out / 'results.md'}")
     if "full_finetuned" in record["numbers"]:

@@ -176,6 +176,8 @@ class OffsiteStrategy(FedAvg):
                "client_steps": steps, "client_tokens": tokens, "examples_truncated": truncated,
                "examples_skipped": skipped,
                "train_loss": sum(lo * w for lo, w in known) / sum(w for _, w in known) if known else None,
+               "train_loss_by_owner": {str(r.node): r.metrics["train-loss"] for r in held
+                                       if isinstance(r.metrics.get("train-loss"), float)},
                "emulator_loads_by_worker": emulator_loads, "runtime": runtime, "influence": influence}
         if len(accepted) < self.min_replies:
             reason = f"only {len(accepted)} accepted replies (< min-replies {self.min_replies})"

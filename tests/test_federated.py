@@ -72,6 +72,15 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path):
         assert row["bytes_down"] == sum(a.numpy().nbytes for m in sent for a in m.content["arrays"].values())
     # in-process every client shares one worker: the emulator was loaded once for all clients and rounds
     assert [r["emulator_loads_by_worker"] for r in rows[1:]] == [{str(os.getpid()): 1}] * 2
+    # the default tracker (TensorBoard) holds every round's row and the final numbers, as rounds.jsonl and results
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(r["round"], pytest.approx(r["train_loss"]))
+                                                                         for r in rows[1:]]
+    assert len(rows[1]["train_loss_by_owner"]) == 3 and "train_loss_by_owner/" + next(
+        iter(rows[1]["train_loss_by_owner"])) in events.Tags()["scalars"]
+    assert events.Scalars("final/plugin")[0].value == pytest.approx(results["numbers"]["plugin"])
 
 
 def test_replies_are_averaged_as_they_arrive(tiny_models, tmp_path, monkeypatch):

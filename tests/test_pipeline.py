@@ -63,6 +63,12 @@ def test_pipeline_five_numbers(task, mode, lrs, tiny_models, tmp_path, monkeypat
     ft_better = gain > 0 if task == "arc_easy" else gain < 0
     assert saved["recovered"] == (pytest.approx((n["plugin"] - n["zero_shot"]) / gain) if ft_better else None)
     assert (tmp_path / "run/results.png").stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run/tensorboard")).Reload()  # report-to's default
+    assert events.Scalars("final/plugin")[0].value == pytest.approx(saved["numbers"]["plugin"])
+    assert any(t.endswith("/loss") and t.startswith(f"emulator lr={record['chosen_lr']:g}") for t in
+               events.Tags()["scalars"])
     assert (tmp_path / "run/adapter.safetensors").exists()
     table = subprocess.run([sys.executable, str(ROOT / "scripts/choice_table.py"), str(tmp_path)], check=True,
                            capture_output=True, text=True).stdout  # the side-by-side summary of scripts/choice.sh

@@ -22,6 +22,7 @@ from ..emulator.spec import EmulatorSpec
 from ..emulator.tiers import TierConfig
 from ..evaluation.config import EvalConfig
 from ..settings import SettingError, from_flat, group, selector, setting
+from .tracking import TrackingConfig
 
 
 @dataclass
@@ -84,6 +85,7 @@ class FederatedConfig:
     evaluation: EvalConfig = group(EvalConfig, prefix="eval")
     baseline: BaselineConfig = group(BaselineConfig, prefix="full-ft")
     owner: OwnerPlacement = group(OwnerPlacement, prefix="owner")
+    tracking: TrackingConfig = group(TrackingConfig)
 
     def refuse_lossless(self, lossless: bool) -> None:
         if lossless and not self.allow_lossless_emulator:

@@ -31,8 +31,9 @@ def read_rows(out: Path) -> list[dict]:
 
 
 class RoundLog:
-    def __init__(self, out: Path, rows: list[dict] | None = None):
+    def __init__(self, out: Path, rows: list[dict] | None = None, tracker=None):
         self.out = Path(out)
+        self.tracker = tracker  # a fedot.run.tracking.Tracking that gets every new row, or None
         self.path = self.out / ROUNDS
         self.rows: list[dict] = list(rows or [])
         self.t0 = time.perf_counter() - (self.rows[-1].get("elapsed_s", 0.0) if self.rows else 0.0)
@@ -43,6 +44,8 @@ class RoundLog:
         row = {**row, "elapsed_s": round(time.perf_counter() - self.t0, 2)}
         self.rows.append(row)
         write_text(self.path, "".join(json.dumps(r, default=str) + "\n" for r in self.rows))
+        if self.tracker is not None:
+            self.tracker.log_row(row)
         return row
 
     def outcomes(self) -> dict[str, dict]:

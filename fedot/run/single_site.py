@@ -28,6 +28,7 @@ from ..settings import group, setting, to_flat, validate
 from ..tasks import get_task, task_names
 from ..tasks.tokenize import task_examples
 from . import results
+from .tracking import Tracking, TrackingConfig
 
 
 @dataclass
@@ -50,6 +51,7 @@ class OffsiteConfig:
     device: str = setting("", "torch device (cpu, cuda, cuda:1); empty: cuda when available")
     precision: Precision = group(Precision)
     decoding: Decoding = group(Decoding)
+    tracking: TrackingConfig = group(TrackingConfig)
     eval_cache: bool = setting(True, "reuse the zero-shot scores from $FEDOT_CACHE/evaluations (verified entries)")
 
 
@@ -77,6 +79,7 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
     for split in ("train", "validation", "test"):
         task.docs(split)  # a missing data file fails here, before any model is loaded
     model_dir = cfg.emulator.preflight()
+    tracking = Tracking(cfg.tracking, out, out.name, to_flat(cfg))
     device = cfg.device or default_device()
     cfg.precision.check_training(device)
     dtype = cfg.precision.torch_dtype(device)
@@ -146,6 +149,11 @@ def run(cfg: OffsiteConfig, out: str | Path, command: str = "") -> dict:
         "wall_seconds": time.perf_counter() - start, "command": command,
     }
     written = results.write(out, record_out, outcomes)
+    for sweep in sweeps + ft_sweeps:  # each learning rate's training curve, then the five numbers
+        for point in sweep["train"]["history"]:
+            tracking.log({k: v for k, v in point.items() if k != "step"}, point["step"],
+                         f"{'emulator' if sweep in sweeps else 'full FT'} lr={sweep['lr']:g}/")
+    tracking.finish(written)
     if written.get("not_finite"):
         raise RuntimeError(f"not finite: {written['not_finite']} (see {out / 'results.md'}); lower the learning "
                            "rate or check the data")
