@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt, gap
+from .page import markdown_page
 
 
 def load_run(path: str | Path) -> dict:
@@ -164,5 +165,6 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     fig.tight_layout()
     fig.savefig(out / "comparison.png", dpi=120)
     plt.close(fig)
+    markdown_page(out, lines[0].removeprefix("# "), text, [out / "comparison.png"])
     print(text)
     return text

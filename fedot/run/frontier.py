@@ -25,6 +25,7 @@ from ..evaluation.outcomes import OutcomesError, read_outcomes
 from ..evaluation.paired import compare, recovered_interval
 from ..files import atomic_path, write_json, write_text
 from ..settings import from_flat, group, setting, to_flat, validate
+from .page import markdown_page
 from .plots import style_metric_axis
 from .single_site import OffsiteConfig, run
 
@@ -169,6 +170,7 @@ def run_frontier(cfg: FrontierConfig, out: str | Path, command: str = "") -> dic
     write_json(out / "frontier.json", result)
     write_text(out / "frontier.md", markdown(result))
     plot(result, out / "frontier.png")
+    markdown_page(out, result["title"], markdown(result), [out / "frontier.png"])
     print(markdown(result))
     return result
 

@@ -26,7 +26,7 @@ def _pyplot():
 
 def _save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+        fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
 
 
 def plot_five(record: dict, path: Path) -> None:

@@ -60,8 +60,8 @@ def federated_report(owner, adapter, rows: list[dict], out: Path, wall_seconds: 
         record["tiers"] = tiers_of(owner, rows)
     if owner.aligner:
         record["alignment"] = alignment_of(rows)
-    results.write(out, record, outcomes)
     plot_rounds(rows, task.primary, out / "rounds.png")
+    results.write(out, record, outcomes, rows)
     return record
 
 

@@ -16,6 +16,7 @@ from ..evaluation.outcomes import write_outcomes
 from ..evaluation.paired import pairs_of, recovered_interval
 from ..files import write_json, write_text
 from .markdown import markdown
+from .page import run_page
 from .plots import plot_five
 
 
@@ -41,9 +42,9 @@ def paired(record: dict, outcomes: dict) -> dict:
     return out
 
 
-def write(out: Path, record: dict, outcomes: dict | None = None) -> dict:
-    """Write results.json, results.md, results.png and (given the five numbers' per-example ``outcomes``)
-    outcomes.json into ``out`` (each atomically); print the table."""
+def write(out: Path, record: dict, outcomes: dict | None = None, rows: list[dict] | None = None) -> dict:
+    """Write results.json, results.md, results.png, report.html (with a federated run's ``rows``) and (given the
+    five numbers' per-example ``outcomes``) outcomes.json into ``out`` (each atomically); print the table."""
     out.mkdir(parents=True, exist_ok=True)
     not_finite = {k: repr(v) for k, v in record["numbers"].items() if v is not None and not math.isfinite(v)}
     if not_finite:  # never a NaN in a table: missing, with the value it had
@@ -58,5 +59,6 @@ def write(out: Path, record: dict, outcomes: dict | None = None) -> dict:
     plot_five(record, out / "results.png")
     write_text(out / "results.md", text)
     write_json(out / "results.json", record)
+    run_page(out, record, text, rows)
     print(text)
     return record

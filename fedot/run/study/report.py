@@ -7,6 +7,7 @@ from pathlib import Path
 from ...evaluation.five import fmt
 from ...files import atomic_path, write_json, write_text
 from ..markdown import difference_text
+from ..page import markdown_page
 from ..plots import style_metric_axis
 from .config import Study
 from .runs import StudyRun
@@ -136,5 +137,6 @@ def render(study: Study, runs: list[StudyRun], out: Path, command: str = "") -> 
     write_json(out / "study.json", record)
     text = markdown(record)
     write_text(out / "study.md", text)
+    markdown_page(out, f"Study {study.name}", text, sorted(out.glob("study-*.png")))
     print(text)
     return record
