@@ -133,3 +133,52 @@ def test_kill_9_of_the_server_app_then_resume(tmp_path, monkeypatch):
 
     a, b = load_file(out / "adapter.safetensors"), load_file(whole / "adapter.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+
+
+def test_flwr_list_log_and_stop_work_on_a_fedot_run_which_then_resumes(tmp_path, monkeypatch):
+    """`fedot sim` prints the Flower run id and the commands to follow it; Flower's own `flwr list`, `flwr log` and
+    `flwr stop` work against the SuperLink serving it; a stopped run says how to resume, and resuming finishes it."""
+    import time
+
+    from fedot.run.services import stop_superlink
+
+    home = own_flower(tmp_path, monkeypatch)
+    out = tmp_path / "run"
+    flwr = str(Path(sys.executable).with_name("flwr"))
+    cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "2", "--run-dir", str(out),
+           "--run-config", TINY.replace("num-rounds=1", "num-rounds=20")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        run_id = None
+        for line in proc.stdout:
+            m = re.search(r"Flower run (\d+): `flwr log \1 --stream` follows it, `flwr list` lists runs, "
+                          r"`flwr stop \1` stops it", line)
+            if m:
+                run_id = m.group(1)
+                break
+        assert run_id, "fedot sim never printed the Flower run id"
+        state = out / "checkpoint" / "state.json"
+        deadline = time.monotonic() + 600
+        while not (state.exists() and json.loads(state.read_text())["round"] >= 1):
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never finished round 1"
+            time.sleep(0.2)
+        listed = json.loads(subprocess.run([flwr, "list", "--format", "json"], capture_output=True, text=True,
+                                           timeout=60).stdout)
+        assert any(str(r["run-id"]) == run_id and r["status"] == "running" for r in listed["runs"]), listed
+        stop = subprocess.run([flwr, "stop", run_id], capture_output=True, text=True, timeout=60)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        log = subprocess.run([flwr, "log", run_id], capture_output=True, text=True, timeout=60)  # after the fact too
+        assert log.returncode == 0 and "round 1" in log.stdout, log.stdout[-2000:] + log.stderr[-2000:]
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+        stop_superlink(home)
+    assert proc.returncode != 0
+    assert f"run {run_id} was stopped (flwr stop); its checkpoint holds round" in err
+    assert f"fedot sim sims/quickstart --resume --run-dir {out}" in err
+    resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", "--run-dir",
+                              str(out)], capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    rows = [json.loads(line) for line in (out / "rounds.jsonl").open()]
+    assert [r["round"] for r in rows] == list(range(21)) and (out / "results.json").exists()

@@ -75,6 +75,15 @@ def test_batched_generation_equals_one_prompt_at_a_time(tiny):
     assert cut("12 Question: next", ("Question:", "</s>")) == "12 "
 
 
+def test_generation_batches_hold_a_prompt_and_a_token_budget():
+    from fedot.evaluation.generation import batches
+
+    lengths = [10, 3000, 500, 500, 40, 40, 40]
+    out = batches(lengths, batch_size=3, batch_tokens=1200)
+    assert out == [[1], [2, 3], [4, 5, 6], [0]]  # longest first; 3000 alone; 3 x 500 > 1200; at most 3 per batch
+    assert sorted(i for b in out for i in b) == list(range(len(lengths)))
+
+
 def test_rouge_l_and_answer_extraction_by_hand():
     # LCS of "the cat on the mat" in "the cat sat on the mat" is 5 tokens: P = 5/5, R = 5/6, F = 10/11
     assert rouge_l("the cat on the mat", {"response": "the cat sat on the mat"})["rougeL"] == pytest.approx(10 / 11)

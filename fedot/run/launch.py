@@ -191,15 +191,34 @@ def stream(cmd: list[str], env: dict, run_dir: Path, verbose: bool, connection: 
                 sys.stdout.write(line[line.index(MARK):] if MARK in line and not verbose else line)
                 sys.stdout.flush()
             m = re.search(r"started run (\d+)", line)
-            run_id = run_id or (m.group(1) if m else None)
+            if m and run_id is None:
+                run_id = m.group(1)
+                print(follow_text(run_id), flush=True)
     proc.wait()
     if run_id is None:
         raise SimError(f"flwr run did not start a run (exit code {proc.returncode}); see {log_path}")
     return run_id, run_status(run_id, env, connection)
 
 
-def finish(run_id: str, status: str, run_dir: Path, verbose: bool) -> Path:
+def follow_text(run_id: str) -> str:
+    """How to follow and stop the run with Flower's own commands (while the SuperLink serves it)."""
+    return (f"{MARK} Flower run {run_id}: `flwr log {run_id} --stream` follows it, `flwr list` lists runs, "
+            f"`flwr stop {run_id}` stops it (resumable from its last round)")
+
+
+def stopped_text(run_id: str, run_dir: Path, sim_name: str) -> str:
+    from . import checkpoint
+
+    ck = checkpoint.load(run_dir)
+    where = f"its checkpoint holds round {ck.round}" if ck else "no round had finished, so nothing is checkpointed"
+    return (f"run {run_id} was stopped (flwr stop); {where}. Continue it with: fedot sim {sim_name} --resume "
+            f"--run-dir {run_dir}")
+
+
+def finish(run_id: str, status: str, run_dir: Path, verbose: bool, sim_name: str = "") -> Path:
     log_path = run_dir / "flower.log"
+    if status == "finished:stopped":
+        raise SimError(stopped_text(run_id, run_dir, sim_name or "<sim>"))
     if status != "finished:completed":
         if not verbose:
             tail = log_path.read_text().splitlines()[-25:]
@@ -232,4 +251,4 @@ def run_sim(app: str | Path, overrides: dict | None = None, keep_alive: bool = F
     finally:
         if started_here and not keep_alive:
             stop_superlink(home)
-    return finish(run_id, status, run_dir, verbose)
+    return finish(run_id, status, run_dir, verbose, str(app))
