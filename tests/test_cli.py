@@ -57,3 +57,21 @@ def test_embedded_model_fallbacks(tmp_path, monkeypatch):
     fetched.parent.mkdir(parents=True)
     fetched.write_bytes(b"gguf")
     assert models._embedded_gguf("smollm2-135m") == fetched  # a fetched wheel in the cache is used as is
+
+
+def test_progress_bars_draw_on_a_terminal_or_when_asked_never_in_a_log(monkeypatch, capsys):
+    import io
+    import sys
+
+    from fedot.bars import bar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    cases = ((io.StringIO(), False, False), (io.StringIO(), True, True), (Terminal(), False, True))
+    for stream, verbose, drawn in cases:
+        monkeypatch.setattr(sys, "stderr", stream)
+        for _ in bar(range(3), desc="distill emulator", verbose=verbose, file=stream):
+            pass
+        assert ("distill emulator" in stream.getvalue()) == drawn

@@ -15,8 +15,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
-from tqdm import tqdm
 
+from ..bars import bar as progress_bar
 from ..settings import setting
 from .stream import TokenStream, id_dtype, load_stream, stream_key, tokenizer_fingerprint, write_stream
 
@@ -41,8 +41,8 @@ def sample_sequences(model, tokenizer, cfg: GenerationSettings, split: str, budg
     device = next(model.parameters()).device
     start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     eos, produced = tokenizer.eos_token_id, 0
-    bar = tqdm(total=budget, unit="tok", unit_scale=True, desc=f"generating owner text ({split})", leave=False,
-               disable=not progress)
+    bar = progress_bar(total=budget, unit="tok", unit_scale=True, desc=f"generating owner text ({split})",
+                       verbose=progress)
     for b in range(math.ceil(budget / (cfg.batch_size * cfg.length)) * 4):  # ends early if sequences stop short
         if produced >= budget:
             break

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm import tqdm
 
+from ..bars import bar as progress_bar
 from ..models import unwrap
 from ..precision import model_autocast
 from ..settings import setting
@@ -129,7 +129,7 @@ def train(model, examples: list[Example], cfg: TrainConfig, *, lr: float, steps:
             result.best_score, result.best_step, best_state = score, result.steps, trainable_state(model)
 
     model.train()
-    bar = tqdm(total=total, desc=desc, leave=False, disable=not progress)
+    bar = progress_bar(total=total, desc=desc, verbose=progress)
     micro = 0
     while result.steps < total:
         for ids, labels, mask in batches(examples, cfg.batch_size, pad_id, rng):

@@ -20,8 +20,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tqdm import tqdm
-
+from ..bars import bar as progress_bar
 from ..emulator.artifact import ArtifactError
 
 SEGMENT = 64 << 20
@@ -77,8 +76,8 @@ def parallel_download(url: str, dest: Path, size: int, expected_sha256: str, str
     fd = os.open(dest, os.O_RDWR | os.O_CREAT)
     moved = [0]
     failure: list[BaseException] = []
-    bar = tqdm(total=size, initial=sum(state.done.values()), unit="B", unit_scale=True, desc=dest.name,
-               disable=not progress, leave=False)
+    bar = progress_bar(total=size, initial=sum(state.done.values()), unit="B", unit_scale=True, desc=dest.name,
+                       verbose=progress)
     arrived = threading.Condition()
 
     def segment(start: int) -> None:

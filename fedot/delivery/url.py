@@ -22,8 +22,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from tqdm import tqdm
-
+from ..bars import bar as progress_bar
 from ..emulator.artifact import MANIFEST, ArtifactError
 from .ranged import SEGMENT, parallel_download, remote_size
 from .store import NodeStore, check_name
@@ -68,8 +67,8 @@ def download(url: str, dest: Path, progress: bool = True, timeout: float = 60.0)
         start = 0
     moved = 0
     with stream, open(dest, "r+b" if dest.exists() else "wb") as out, \
-            tqdm(total=start + length, initial=start, unit="B", unit_scale=True, desc=dest.name,
-                 disable=not progress, leave=False) as bar:
+            progress_bar(total=start + length, initial=start, unit="B", unit_scale=True, desc=dest.name,
+                         verbose=progress) as bar:
         out.seek(start)
         out.truncate(start)
         while block := stream.read(BLOCK):

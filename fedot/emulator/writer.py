@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from ..architectures import PER_BLOCK_FIELDS, architecture, num_blocks, ties_head
+from ..bars import bar
 from ..models import load_config
 from ..weights import WeightReader
 from .artifact import MANIFEST, WEIGHTS, write_manifest
@@ -110,7 +110,7 @@ def write_artifact(model_dir: str | Path, split: Split, out: str | Path, manifes
     names, parameters = persistent_names(config)
     reader = WeightReader(model_dir, expected_names=names)
     tensors: dict[str, torch.Tensor] = {}
-    for name in tqdm(names, desc="emulator: copying kept tensors", leave=False):
+    for name in bar(names, desc="emulator: copying kept tensors"):
         block = arch.block_index(name)
         if block is not None and block not in to_local:
             continue

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 from transformers import GenerationConfig
 
+from ..bars import bar
 from ..settings import setting
 
 BATCH_SIZE = 64  # most prompts decoded together: CPU decoding is per-step overhead bound, so wide batches pay
@@ -73,8 +73,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: tu
     stop_strings = [s for s in stop if s] or None
     config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad,
                               eos_token_id=tokenizer.eos_token_id, stop_strings=stop_strings)
-    for rows in tqdm(batches([len(e) for e in encoded], batch_size), desc="generate", leave=False,
-                     disable=not progress):
+    for rows in bar(batches([len(e) for e in encoded], batch_size), desc="generate", verbose=progress):
         width = max(len(encoded[i]) for i in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)

@@ -21,7 +21,8 @@ import re
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+
+from ..bars import bar as progress_bar
 
 BATCH_TOKENS = 8192  # padded tokens per forward pass on a GPU (on a CPU: one window each, see above)
 HEAD_CHUNK = 1024  # target positions per LM-head matmul
@@ -60,7 +61,7 @@ def score_windows(model, wins: list[tuple[list[int], list[int]]], batch_tokens: 
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
     order = sorted(range(len(wins)), key=lambda i: -len(wins[i][0]))
     scores = [0.0] * len(wins)
-    bar = tqdm(total=sum(len(t) for _, t in wins), desc="perplexity", unit="tok", leave=False, disable=not progress)
+    bar = progress_bar(total=sum(len(t) for _, t in wins), desc="perplexity", unit="tok", verbose=progress)
     start = 0
     while start < len(order):
         width = len(wins[order[start]][0])

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
+from ....bars import bar as progress_bar
 from ....precision import autocast
 from ...middle import middle_indices, middle_parameters, normalised_mse
 
@@ -123,8 +123,8 @@ def distill(student, teacher, text, manifest: dict, cfg, identity: dict, precisi
         best_tensors = state.pop("best_tensors")
     student.train()
     per_step = cfg.batch_size * cfg.max_length
-    bar = tqdm(total=cfg.steps * per_step, initial=state["step"] * per_step, unit="tok", unit_scale=True,
-               desc="distill emulator", leave=False)
+    bar = progress_bar(total=cfg.steps * per_step, initial=state["step"] * per_step, unit="tok", unit_scale=True,
+                       desc="distill emulator")
     saved = state["step"]
 
     def save():

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from ....architectures import blocks_of, num_blocks
+from ....bars import bar
 from ....corpora import OwnerText, parse_mixture, text_corpora
 from ....settings import group, setting
 from .harmonizer import HARMONIZERS, new_harmonizers, save_harmonizers
@@ -100,7 +100,7 @@ def learn_importance(model, tokenizer, cfg: LayerReplaceConfig, data_dir=None) -
     history = [{"step": 0, "held_out_full": held_out(set(range(n))), "held_out_top_half": held_out(top_half(scores))}]
     window: list[float] = []
     try:
-        for step in tqdm(range(1, cfg.steps + 1), desc="Dynamic LayerReplace", leave=False):
+        for step in bar(range(1, cfg.steps + 1), desc="Dynamic LayerReplace"):
             use(sample_kept(scores, grouping, rng))  # DL: one candidate, harmonizers learn by next-token loss
             loss = nll(text.batch(rng, cfg.batch_size))
             loss.backward()
