@@ -141,3 +141,34 @@ def test_five_numbers_on_dolly_single_site(tiny_models, data, tmp_path):
     assert record["metric"] == "rougeL" and all(math.isfinite(v) for v in record["numbers"].values())
     assert record["train_examples"]["count"] + record["train_examples"]["skipped"] == 20
     assert record["paired"]["plug-in vs zero-shot"]["n"] == 4
+
+
+def test_ten_shepherd_data_owners_federated_in_process(tiny_models, data, tmp_path):
+    """The dolly_10clients layout on a tiny model: natural partitioning, each data owner on its own shard, the
+    truncation counts in every round's row, the five numbers in ROUGE-L with paired tests over the same answers."""
+    from support.inprocess import outputs, run_config, run_in_process
+
+    rc = run_config(tiny_models["llama"], tmp_path / "run", task="dolly", partitioning="natural",
+                    **{"num-clients": 10, "num-rounds": 1, "steps": 1, "max-length": 48, "eval-limit": 3,
+                       "eval-max-new-tokens": 8, "full-ft": False})
+    run_in_process(rc, 10)
+    rows, results = outputs(rc)
+    assert len(rows[1]["accepted"]) == 10 and rows[1]["aggregated"]
+    assert rows[1]["examples_truncated"] > 0 and rows[1]["examples_skipped"] == 0  # 48 tokens cut most records
+    assert results["metric"] == "rougeL" and math.isfinite(results["numbers"]["plugin"])
+    assert results["paired"]["plug-in vs zero-shot"]["n"] == 3
+
+
+def test_study_comparisons_work_on_generated_answers():
+    """The study's per-seed and pooled paired tests take ROUGE-L and exact-match outcomes as they take others."""
+    from fedot.run.study.summary import comparison
+
+    def run(seed, scores, arm="federated"):
+        o = {"kind": "generation", "ids": list(range(len(scores))), "output": ["x"] * len(scores), "rougeL": scores}
+        zero = {**o, "rougeL": [0.1] * len(scores)}
+        return {"seed": seed, "arm": arm, "outcomes": {"plugin": o, "zero_shot": zero}}
+
+    fed = [run(0, [0.5, 0.4, 0.6, 0.5]), run(1, [0.6, 0.5, 0.5, 0.4])]
+    out = comparison(fed, fed, ("federated", "zero-shot"), [0, 1], "rougeL", True, 500, b_name="zero_shot")
+    assert out["pooled"]["n"] == 8 and out["pooled"]["difference"] == pytest.approx(0.5 - 0.1)
+    assert out["pooled"]["test"].startswith("paired bootstrap") and out["per_seed"]["1"]["n"] == 4
