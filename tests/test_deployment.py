@@ -1,6 +1,7 @@
 """A real Flower deployment: SuperLink + SuperNodes over TLS, the emulator by message, nothing else of the owner."""
 
 import json
+import re
 import socket
 import ssl
 import subprocess
@@ -97,6 +98,8 @@ def test_deployment_over_tls_delivers_only_the_emulator_and_matches_the_simulati
         proc = subprocess.run([sys.executable, "-m", "fedot.cli", *args, "--run-dir", str(runs[name])],
                               capture_output=True, text=True, timeout=1200)
         assert proc.returncode == 0 and "finished:completed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+        if name == "deployed":  # Flower's commands against this deployment: its home and connection named
+            assert re.search(r"`FLWR_HOME=\S+ flwr list fedot-deployment` lists runs", proc.stdout), proc.stdout
     assert "Uvicorn running on https://" in (dep / "superlink.log").read_text()  # the SuperLink served TLS only
     rows = [json.loads(line) for line in (runs["deployed"] / "rounds.jsonl").read_text().splitlines()]
     assert len(rows[1]["accepted"]) == 3
@@ -157,6 +160,8 @@ def test_supernode_authentication_admits_registered_keys_only(tmp_path):
                                        str(free_port()), "--auth-supernode-private-key", str(private)])
         time.sleep(20)
         nodes = json.loads(deployment.flwr("supernode", "ls", Deployment.CONNECTION, "--format", "json"))["nodes"]
+        runs = json.loads(deployment.flwr("list", Deployment.CONNECTION, "--format", "json"))  # over TLS too
         log = (deployment.root / "intruder.log").read_text()
     assert [n["status"] for n in nodes] == ["online"]  # the registered SuperNode, not the intruder
     assert "Connection attempt failed" in log
+    assert runs["success"] and runs["runs"] == []  # `flwr list` works against a deployment (no run started here)

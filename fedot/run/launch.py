@@ -193,17 +193,20 @@ def stream(cmd: list[str], env: dict, run_dir: Path, verbose: bool, connection: 
             m = re.search(r"started run (\d+)", line)
             if m and run_id is None:
                 run_id = m.group(1)
-                print(follow_text(run_id), flush=True)
+                print(follow_text(run_id, connection, env.get("FLWR_HOME")), flush=True)
     proc.wait()
     if run_id is None:
         raise SimError(f"flwr run did not start a run (exit code {proc.returncode}); see {log_path}")
     return run_id, run_status(run_id, env, connection)
 
 
-def follow_text(run_id: str) -> str:
-    """How to follow and stop the run with Flower's own commands (while the SuperLink serves it)."""
-    return (f"{MARK} Flower run {run_id}: `flwr log {run_id} --stream` follows it, `flwr list` lists runs, "
-            f"`flwr stop {run_id}` stops it (resumable from its last round)")
+def follow_text(run_id: str, connection: list[str] | tuple = (), home: str | None = None) -> str:
+    """How to follow and stop the run with Flower's own commands (while the SuperLink serves it); a deployment's
+    connection and Flower home are named."""
+    env = f"FLWR_HOME={home} " if home and connection else ""
+    where = "".join(f" {c}" for c in connection)
+    return (f"{MARK} Flower run {run_id}: `{env}flwr log {run_id}{where} --stream` follows it, `{env}flwr list{where}` "
+            f"lists runs, `{env}flwr stop {run_id}{where}` stops it (resumable from its last round)")
 
 
 def stopped_text(run_id: str, run_dir: Path, sim_name: str) -> str:
