@@ -19,7 +19,8 @@ from support import datafix
 
 SHARED = Path(os.environ.get("FEDOT_DATA_DIR", Path(__file__).parents[2] / "shared" / "data"))
 IDENTITY = {"piqa": "goal", "openbookqa": "question_stem", "arc_easy": "question", "sciq": "question",
-            "webqs": "question", "hellaswag": "query", "pydocs": "id", "wikitext2": "page"}
+            "webqs": "question", "hellaswag": "query", "pydocs": "id", "wikitext2": "page", "dolly": "id",
+            "dolly_shepherd80": "id", "gsm8k": "id", "gsm8k_lmeval": "id"}
 
 
 @pytest.fixture
