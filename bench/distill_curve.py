@@ -26,6 +26,7 @@ def main(argv=None):
     from fedot.emulator import EmulatorSpec, read_manifest
     from fedot.evaluation.scoring import evaluate
     from fedot.models import load_model, load_tokenizer
+    from fedot.run.tracking import TrackingConfig
     from fedot.settings import add_arguments, from_args
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -34,7 +35,10 @@ def main(argv=None):
     p.add_argument("--limit", type=int, default=0, help="test documents scored at a monitored check; 0: all")
     p.add_argument("--monitor-every", type=int, default=1, help="score the test set at every n-th held-out check")
     p.add_argument("--out", default=str(ROOT / "bench/results/distill_curve.json"))
+    p.add_argument("--report-to", default="tensorboard", help="trackers the curve is logged to (fedot's report-to), "
+                   "in <out without .json>.tracking/")
     args = p.parse_args(argv)
+    TrackingConfig(args.report_to).check()
     args.__dict__["emulator-method"] = "distill"
     spec = from_args(EmulatorSpec, args)
     command = "python bench/distill_curve.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -71,8 +75,15 @@ def write(args, command: str, full: float, spec, path: Path, params: dict, secon
            **result}
     Path(args.out).write_text(json.dumps(out, indent=1))
     plot(out, Path(args.out).with_suffix(".png"))
+    from fedot.run.tracking import Tracking, TrackingConfig
+
+    tracking = Tracking(TrackingConfig(args.report_to), Path(args.out).with_suffix(".tracking"), Path(args.out).stem,
+                        {"command": command, **out["settings"]})
+    for point in result["history"]:  # the curve at each held-out check's step
+        tracking.log({k: v for k, v in point.items() if k != "step"}, point["step"], "distill/")
     best = min(result["history"], key=lambda h: h["held_out_objective"])
     scored = [h for h in result["history"] if "emulator_zero_shot" in h]
+    tracking.finish({"numbers": {k: scored[-1][k] for k in ("emulator_zero_shot", "ratio_to_full")}})
     print(f"best (held-out) step {best['step']} of {result['steps']}; last scored point: "
           f"{scored[-1]['emulator_zero_shot']:.2f} = {scored[-1]['ratio_to_full']:.2f}x the full model's {full:.2f} "
           f"at {scored[-1]['tokens']:,} tokens; wrote {args.out}")

@@ -98,3 +98,27 @@ def test_a_failing_tracker_is_dropped_with_a_message_never_the_run(tmp_path):
     t.log_row(ROW)
     t.log_row(ROW)
     assert t.trackers == [] and len(said) == 1 and "disk full" in said[0]
+
+
+def test_a_distillation_curve_is_logged_at_each_held_out_check(tmp_path):
+    import importlib.util
+    from types import SimpleNamespace
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    spec = importlib.util.spec_from_file_location("distill_curve", Path(__file__).parents[1] / "bench/distill_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    history = [{"step": 0, "tokens": 0, "held_out_mse": 0.9, "held_out_objective": 30.0, "emulator_zero_shot": 900.0,
+                "ratio_to_full": 30.0},
+               {"step": 25, "tokens": 51200, "held_out_mse": 0.5, "held_out_objective": 20.0},
+               {"step": 50, "tokens": 102400, "held_out_mse": 0.3, "held_out_objective": 12.0,
+                "emulator_zero_shot": 150.0, "ratio_to_full": 5.0}]
+    args = SimpleNamespace(out=str(tmp_path / "curve.json"), report_to="tensorboard", eval_task="wikitext2", limit=4)
+    spec_ = SimpleNamespace(model="m", bottom=2, emulator_blocks=18, top=2)
+    curve.write(args, "python bench/distill_curve.py", 30.0, spec_, tmp_path / "artifact",
+                {"distill_result": {"history": history, "steps": 50}, "corpus": "gutenberg"}, 1.0)
+    events = EventAccumulator(str(tmp_path / "curve.tracking" / "tensorboard")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("distill/held_out_mse")] == [(0, pytest.approx(0.9)),
+                                                                                   (25, 0.5), (50, pytest.approx(0.3))]
+    assert events.Scalars("final/ratio_to_full")[0].value == 5.0
