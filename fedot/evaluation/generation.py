@@ -44,7 +44,6 @@ def cut(text: str, stop: tuple[str, ...]) -> str:
     return text[:min(ends)] if ends else text
 
 
-@torch.no_grad()
 def batches(lengths: list[int], batch_size: int = BATCH_SIZE, batch_tokens: int = BATCH_TOKENS) -> list[list[int]]:
     """Indices longest first, grouped so a batch holds at most ``batch_size`` prompts and, padded to its longest,
     at most ``batch_tokens`` tokens (a single prompt longer than that goes alone)."""
@@ -58,6 +57,7 @@ def batches(lengths: list[int], batch_size: int = BATCH_SIZE, batch_tokens: int 
     return out
 
 
+@torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: tuple[str, ...] = (),
              batch_size: int = BATCH_SIZE, context: int | None = None, progress: bool = False) -> tuple[list[str], int]:
     """(each prompt's greedy continuation, how many prompts were left-truncated to fit ``context``)."""
