@@ -22,7 +22,7 @@ instruction_examples`, which counts what it truncates and never drops an example
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
@@ -50,7 +50,6 @@ class InstructionTask:
     kind: str = "generation"
     higher_is_better: bool = True
     scorer: str = "rouge"
-    extra: dict = field(default_factory=dict)
 
     @property
     def primary(self) -> str:
