@@ -165,3 +165,35 @@ def test_supernode_authentication_admits_registered_keys_only(tmp_path):
     assert [n["status"] for n in nodes] == ["online"]  # the registered SuperNode, not the intruder
     assert "Connection attempt failed" in log
     assert runs["success"] and runs["runs"] == []  # `flwr list` works against a deployment (no run started here)
+
+
+@pytest.mark.slow
+def test_flwr_log_and_stop_work_against_a_deployment(tmp_path, monkeypatch):
+    """Flower's own `flwr log` and `flwr stop`, with the deployment's connection, on a run it is serving over TLS."""
+    import time
+
+    from fedot.run.launch import flwr_cli, handoff, parse_overrides, prepare, run_status
+
+    own_flower(tmp_path, monkeypatch)
+    overrides = {**parse_overrides([TINY.replace("num-rounds=1", "num-rounds=40")]), "num-clients": 2,
+                 "wait-for-clients-s": 120.0}
+    sim, _, cfg, run_dir = prepare("sims/quickstart", overrides)
+    with Deployment(tmp_path / "deployment", 2, tls=True) as deployment:
+        cmd = [flwr_cli(), "run", str(sim.path), Deployment.CONNECTION, "--stream", *handoff(cfg, run_dir)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=deployment.env)
+        try:
+            run_id = next(m.group(1) for line in proc.stdout if (m := re.search(r"started run (\d+)", line)))
+            deadline = time.monotonic() + 600
+            while not (run_dir / "checkpoint" / "state.json").exists():  # a round done: the run is really running
+                assert time.monotonic() < deadline and proc.poll() is None, "the deployed run never finished a round"
+                time.sleep(0.5)
+            log = deployment.flwr("log", run_id, Deployment.CONNECTION)
+            assert "round" in log
+            deployment.flwr("stop", run_id, Deployment.CONNECTION)
+            proc.wait(timeout=300)
+            status = run_status(run_id, deployment.env, [Deployment.CONNECTION])
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert status == "finished:stopped"
+    assert not (run_dir / "results.json").exists() and (run_dir / "checkpoint" / "state.json").exists()
