@@ -4,7 +4,7 @@ Same model, same prompts (the first N of a task's test split, built with the mod
 settings and stop strings; the texts must be identical (the script says which differ, if any). Reports generated
 tokens per second of each and the ratio, measured in one run.
 
-    python bench/generate.py --task dolly --n 32 --batch-size 16 --out bench/results/generate.json
+    python bench/generate.py --task dolly --n 32 --out bench/results/generate.json
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 def main() -> None:
     from transformers import GenerationConfig
 
-    from fedot.evaluation.generation import cut, generate
+    from fedot.evaluation.generation import BATCH_SIZE, cut, generate
     from fedot.models import DEFAULT_MODEL, load_model, load_tokenizer, resolve
     from fedot.tasks import get_task
 
@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--model", default=DEFAULT_MODEL)
     p.add_argument("--task", default="dolly")
     p.add_argument("--n", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="most prompts per batch (fedot's default)")
     p.add_argument("--max-new-tokens", type=int, default=0, help="0: the task's own")
     p.add_argument("--out", default="")
     args = p.parse_args()
