@@ -176,7 +176,7 @@ def test_flwr_log_and_stop_work_against_a_deployment(tmp_path, monkeypatch):
 
     own_flower(tmp_path, monkeypatch)
     overrides = {**parse_overrides([TINY.replace("num-rounds=1", "num-rounds=40")]), "num-clients": 2,
-                 "wait-for-clients-s": 120.0}
+                 "wait-for-clients-s": 120.0, "run-dir": str(tmp_path / "run")}
     sim, _, cfg, run_dir = prepare("sims/quickstart", overrides)
     with Deployment(tmp_path / "deployment", 2, tls=True) as deployment:
         cmd = [flwr_cli(), "run", str(sim.path), Deployment.CONNECTION, "--stream", *handoff(cfg, run_dir)]
@@ -187,10 +187,10 @@ def test_flwr_log_and_stop_work_against_a_deployment(tmp_path, monkeypatch):
             while not (run_dir / "checkpoint" / "state.json").exists():  # a round done: the run is really running
                 assert time.monotonic() < deadline and proc.poll() is None, "the deployed run never finished a round"
                 time.sleep(0.5)
-            log = deployment.flwr("log", run_id, Deployment.CONNECTION)
-            assert "round" in log
             deployment.flwr("stop", run_id, Deployment.CONNECTION)
             proc.wait(timeout=300)
+            log = deployment.flwr("log", run_id, Deployment.CONNECTION)  # (while a run lasts, flwr log waits for it)
+            assert "round 1" in log
             status = run_status(run_id, deployment.env, [Deployment.CONNECTION])
         finally:
             if proc.poll() is None:
