@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -82,26 +83,36 @@ def dropout(out: Path) -> dict:
     return {"table": "\n".join(lines), "points": points}
 
 
-def _kill_when(home: Path, ready, target: str) -> None:
-    """SIGKILL the processes named ``target`` that belong to this run's Flower home once ``ready()`` holds."""
+def _kill_when(home: Path, ready, target: str, done) -> bool:
+    """SIGKILL the processes named ``target`` that belong to this run's Flower home once ``ready()`` holds (one
+    worker: the first found running; retried until one is, or ``done()``). True when something was killed."""
     import os
     import signal
     import time
 
     while not ready():
         time.sleep(0.2)
-    for pid in subprocess.run(["pgrep", "-f", target], capture_output=True, text=True).stdout.split():
-        try:
-            if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
-                os.kill(int(pid), signal.SIGKILL)
-                print(f"killed {target} {pid}", flush=True)
-                if target != "flwr-simulation":
-                    return  # one worker is enough
-        except OSError:
-            pass
+    while not done():
+        for pid in subprocess.run(["pgrep", "-f", target], capture_output=True, text=True).stdout.split():
+            try:
+                if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                    os.kill(int(pid), signal.SIGKILL)
+                    print(f"killed {target} {pid}", flush=True)
+                    if target != "flwr-simulation":
+                        return True  # one worker is enough
+            except OSError:
+                pass
+        if target == "flwr-simulation":
+            return True
+        time.sleep(0.1)
+    return False
 
 
-CRASHES = (("server", "flwr-simulation", 2),)  # also ("worker", "ClientAppActor", 1): not run yet
+# (name, process, checkpointed round after which it is killed, environment); a worker: "ray::ClientAppActor.run" is
+# an actor running a ClientApp (an idle one is "ray::ClientAppActor"); "worker-flower": the same kill with fedot's
+# replacement of dead workers turned off (fedot_apps/ray_workers.py), i.e. Flower 1.41's own actor pool
+CRASHES = (("server", "flwr-simulation", 2, {}), ("worker", "ray::ClientAppActor.run", 1, {}),
+           ("worker-flower", "ray::ClientAppActor.run", 1, {"FEDOT_REPLACE_DEAD_WORKERS": "0"}))
 
 
 def crash(out: Path) -> dict:
@@ -116,44 +127,52 @@ def crash(out: Path) -> dict:
         state = run_dir / "checkpoint" / "state.json"
         return json.loads(state.read_text())["round"] if state.exists() else 0
 
-    record = {}
-    for name, target, when in CRASHES:
+    saved = Path("bench/results/crash.json")
+    record = {k: v for k, v in json.loads(saved.read_text()).items() if k in {c[0] for c in CRASHES}} \
+        if saved.exists() else {}  # a crash already measured is kept, not rerun
+    for name, target, when, extra_env in CRASHES:
+        if name in record:
+            continue
         run_dir, home = out / name, out / f"{name}-flwr"
-        env = {**os.environ, "FLWR_HOME": str(home)}
+        shutil.rmtree(run_dir, ignore_errors=True)  # ready() reads its checkpoint: never a previous run's
+        env = {**os.environ, "FLWR_HOME": str(home), **extra_env}
         cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--run-dir", str(run_dir), "--overwrite",
                "--run-config", f"{DROPOUT_BASE} seed=0"]
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        _kill_when(home, lambda: rounds_done(run_dir) >= when or proc.poll() is not None, target)
+        killed = _kill_when(home, lambda: rounds_done(run_dir) >= when or proc.poll() is not None, target,
+                            lambda: proc.poll() is not None)
+        killed_at = rounds_done(run_dir) if killed else None
         if target == "flwr-simulation":
             os.killpg(proc.pid, signal.SIGKILL)
             subprocess.run([sys.executable, "-m", "fedot.cli", "stop"], env=env, capture_output=True)
-            killed_at = rounds_done(run_dir)
             resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume",
                                       str(run_dir)], env=env, capture_output=True, text=True)
             status = resumed.returncode
         else:
-            killed_at = None
             status = proc.wait()
         rows = [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
         result = json.loads((run_dir / "results.json").read_text()) if (run_dir / "results.json").exists() else {}
         record[name] = {"killed_after_round": killed_at, "exit": status, "seconds": time.perf_counter() - t0,
                         "plugin": result.get("numbers", {}).get("plugin"),
                         "rejected": [r for row in rows[1:] for r in row.get("rejected", [])],
+                        "accepted_per_round": {r["round"]: len(r.get("accepted") or []) for r in rows[1:]},
                         "rounds": [r["round"] for r in rows]}
         print(name, record[name], flush=True)
-    reference = out.parent / "dropout" / "no-seed0" / "results.json"
-    record["uninterrupted_plugin"] = json.loads(reference.read_text())["numbers"]["plugin"] if reference.exists() \
-        else None
-    lines = ["| crash | killed after round | rounds in rounds.jsonl | exit | plug-in | uninterrupted plug-in |",
-             "|---|---|---|---|---|---|"]
+    dropout_json = Path("bench/results/dropout.json")  # the uninterrupted no-dropout seed-0 run (same settings)
+    record["uninterrupted_plugin"] = json.loads(dropout_json.read_text())["points"]["no dropout/seed0"]["plugin"] \
+        if dropout_json.exists() else None
+    lines = ["| crash | killed after round | rounds in rounds.jsonl | valid replies per round (of 4) | exit | "
+             "plug-in | uninterrupted plug-in |", "|---|---|---|---|---|---|---|"]
     for name, what in (("server", "kill -9 of the ServerApp (flwr-simulation) after round 2, then --resume"),
-                       ("worker", "kill -9 of one Ray ClientAppActor during round 2")):
+                       ("worker", "kill -9 of one Ray worker running a data owner (ClientAppActor) in round 2"),
+                       ("worker-flower", "the same, with Flower 1.41's actor pool (FEDOT_REPLACE_DEAD_WORKERS=0)")):
         if name not in record:
             continue
         r = record[name]
-        lines.append(f"| {what} | {r['killed_after_round']} | {r['rounds']} | {r['exit']} | "
+        per_round = ", ".join(str(v) for v in r["accepted_per_round"].values()) if "accepted_per_round" in r else "—"
+        lines.append(f"| {what} | {r['killed_after_round']} | {r['rounds']} | {per_round} | {r['exit']} | "
                      f"{cell(r)} | {cell({'plugin': record['uninterrupted_plugin']})} |")
     record["table"] = "\n".join(lines)
     return record

@@ -3,8 +3,10 @@
 The same steps as Flower's ``Strategy.start`` (configure_train -> send_and_receive -> aggregate -> evaluate), with
 the ServerApp owning the log: each round's row (from the strategy's :class:`~strategies.RoundOutcome`) is written
 with its evaluation as soon as the round ends, a checkpoint follows, and a progress line says where the run is.
-With ``emulator-alignment`` the owner re-aligns the emulator after each round's evaluation and a data owner sampled
-for a later round is first brought the current version (:meth:`fedot.delivery.rollout.Rollout.refresh`).
+Before a round's Messages go out, a sampled data owner that lacks its emulator (a failed delivery, a node that joined
+later) is brought it; with ``emulator-alignment`` the owner re-aligns the emulator after each round's evaluation and
+a data owner sampled for a later round is first brought the current version
+(:meth:`fedot.delivery.rollout.Rollout.refresh`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
         except BudgetExhausted as e:
             progress.say(f"stopping before round {server_round}: {e}")
             break
-        update = rollout.refresh([m.metadata.dst_node_id for m in messages]) if owner.aligner else None
+        delivered = rollout.refresh([m.metadata.dst_node_id for m in messages], aligned=bool(owner.aligner))
         node_configs = rollout.node_configs
         for msg in messages:  # each node's own emulator (its tier's), in its own content (Flower shares one by all)
             config = ConfigRecord({**msg.content["config"], **node_configs[msg.metadata.dst_node_id]})
@@ -68,8 +70,7 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
                          f"{diverged['rolled_back_to']} ({diverged['action']})")
         extra = {"tiers": {str(m.metadata.dst_node_id): node_configs[m.metadata.dst_node_id]["emulator-tier"]
                            for m in messages}} if len(owner.tiers) > 1 else {}
-        if update:
-            extra["emulator_update"] = update
+        extra.update(delivered)
         if diverged:
             extra["diverged"] = diverged
         progress.round_done(outcome.row, evaluation, zero["zero_shot"])

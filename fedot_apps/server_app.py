@@ -21,6 +21,7 @@ from fedot.tasks import get_task
 from strategies import OffsiteStrategy
 
 from .federation import await_data_owners, sim_folder
+from .ray_workers import replace_dead_actors
 from .rounds import run_rounds
 from .streaming_grid import StreamingGrid
 
@@ -30,6 +31,7 @@ app = ServerApp()
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = FederatedConfig.from_run_config(context.run_config)
+    replace_dead_actors()  # a simulation's worker killed mid-round is replaced, not reused
     nodes = await_data_owners(grid, cfg.num_clients, cfg.wait_for_clients_s)  # before anything is loaded
     out = run_dir(cfg.run_dir, f"{sim_folder(grid).removeprefix('sims/')}-{context.run_id}")
     log, resumed = open_run(out, cfg.resume)  # before the model loads: a run dir in use is refused at once

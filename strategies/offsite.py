@@ -31,6 +31,7 @@ from fedot.aggregation.influence import bound
 from fedot.aggregation.privacy import DPConfig, Privacy
 from fedot.aggregation.rules import AggregationConfig
 from fedot.aggregation.validate import RUNTIME, Rejected, check_reply, finite, injected_fault, reported
+from fedot.reply_origin import destinations, reply_node
 
 FED_OPT_STATE = ("m_t", "v_t")  # Flower's FedOpt moments (FedAdam), kept across rounds
 
@@ -74,6 +75,7 @@ class OffsiteStrategy(FedAvg):
             self.flower_rule = self.privacy
         self.seen: set[int] = set()  # nodes that already hold the emulator
         self._sent: dict = {}
+        self._pushed: list = []
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -88,6 +90,8 @@ class OffsiteStrategy(FedAvg):
         reference = arrays.to_torch_state_dict()
         if hasattr(self.flower_rule, "current_arrays"):  # FedOpt family: the server optimiser's reference point
             self.flower_rule.current_arrays = {k: a.numpy() for k, a in arrays.items()}
+        self._pushed = [m.metadata for m in messages]  # their ids, set when the grid pushes them, name the node a
+        # SuperLink-written error reply answers for (fedot.reply_origin)
         self._sent = {"round": server_round, "lr": config["lr"], "sampled": sampled, "reference": reference,
                       "emulator_bytes_down": sum(self.emulator_bytes.get(n, 0) if isinstance(self.emulator_bytes, dict)
                                                  else self.emulator_bytes for n in first_contact),
@@ -122,8 +126,10 @@ class OffsiteStrategy(FedAvg):
         held, rejected, faults, runtime, influence = [], [], [], {}, []
         replied: set[int] = set()
         bytes_up = 0
+        sent: dict[str, int] = {}
         for msg in replies:
-            node = msg.metadata.src_node_id
+            sent = sent or destinations(self._pushed)
+            node = reply_node(msg, sent)
             replied.add(node)
             bytes_up += _payload_bytes(msg)
             where = reported(msg, RUNTIME)

@@ -82,6 +82,57 @@ def test_a_corrupted_chunk_is_discarded_and_that_data_owner_rejected_with_the_re
         assert "not delivered" in reason
 
 
+def test_a_delivery_cut_off_mid_way_is_completed_before_that_node_trains(tiny_models, tmp_path):
+    """Node 1's worker dies on its third chunk (an error reply): the start-up delivery records it failed; before
+    round 1 the owner delivers again and sends only what the node does not hold; the node then trains every round."""
+    class DyingOnce(InProcessGrid):
+        chunks = 0
+
+        def _reply(self, msg):
+            if msg.metadata.dst_node_id == self.nodes[1] and "chunk" in msg.content.array_records:
+                self.chunks += 1
+                if self.chunks == 3:
+                    return Message(Error(code=1, reason="worker killed"), reply_to=msg)
+            return super()._reply(msg)
+
+    from flwr.app import Error, Message
+
+    rc = run_config(tiny_models["llama"], tmp_path / "run", **CHUNK)
+    grid = DyingOnce(3, rc)
+    rows, _ = run_server(rc, grid)
+    first, retry = deliveries(rc)[:2]
+    node = grid.nodes[1]
+    assert list(first["failed"]) == [str(node)] and "worker killed" in first["failed"][str(node)]
+    held = first["nodes"][str(node)]["bytes"]  # the two chunks that arrived
+    assert 0 < held < first["artifact_bytes"]
+    assert retry["retry"] and retry["failed"] == {} and list(retry["nodes"]) == [str(node)]
+    assert retry["bytes_sent"] == first["artifact_bytes"] - held  # only the rest
+    assert rows[1]["emulator_catch_up"]["retried"][0]["nodes"] == 1
+    assert all(sorted(r["accepted"]) == sorted(grid.nodes) for r in rows[1:])
+    assert stores(tmp_path, grid)[node].artifacts() == [first["artifact_id"]]
+    assert "emulator_catch_up" not in rows[2]  # nothing more to send
+
+
+def test_a_node_that_connects_after_the_start_gets_its_emulator_then_trains(tiny_models, tmp_path):
+    """A SuperNode restarted without a key comes back under a new node id: it is delivered to at its first round."""
+    class Growing(InProcessGrid):
+        def push_messages(self, messages):
+            messages = list(messages)
+            if any(m.metadata.message_type == "train" for m in messages) and len(self.nodes) == 2:
+                self.nodes.append(999)  # connects during round 1: sampled from round 2
+            return super().push_messages(messages)
+
+    rc = run_config(tiny_models["llama"], tmp_path / "run", **CHUNK, **{"num-rounds": 2})
+    grid = Growing(2, rc, node_config={n: {"num-partitions": 3} for n in (101, 102, 999)})
+    grid.node_config[999]["partition-id"] = 2
+    rows, _ = run_server({**rc, "num-clients": 2}, grid)
+    assert sorted(rows[1]["accepted"]) == [101, 102]
+    assert rows[2]["emulator_catch_up"]["joined"] == {"nodes": [999], "failed": {}}
+    assert sorted(rows[2]["accepted"]) == [101, 102, 999]
+    late = deliveries(rc)[-1]
+    assert late["nodes"] == {"999": late["nodes"]["999"]} and late["bytes_sent"] == late["artifact_bytes"]
+
+
 def _aid(rc) -> str:
     return deliveries(rc)[0]["artifact_id"]
 

@@ -15,8 +15,9 @@ file hashes and the node starts the new artifact from the identical files it hol
 starts a ClientApp process per Message, so fewer, larger chunks are faster there (``docs/deployment.md``).
 
 A node that fails (an error reply, a verification failure, no reply within the timeout) is recorded with its reason
-and is not sent more; its training replies are then rejected with the reason "emulator not delivered", never trained
-on something else.
+and is sent nothing more in this delivery; until a later one succeeds its training replies are rejected with the
+reason "emulator not delivered", never trained on something else. The next time it is sampled the owner delivers
+again (:meth:`fedot.delivery.rollout.Rollout.refresh`), and the ``status`` exchange sends only what it still lacks.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
 
 from ..emulator.artifact import MANIFEST, ArtifactError
+from ..reply_origin import destinations, reply_node
 from .store import NodeStore
 
 QUERY = "query"
@@ -45,8 +47,12 @@ def _message(node: int, op: dict, pieces: list[bytes] = ()) -> Message:
 def _exchange(grid, messages: dict[int, Message], timeout: float | None) -> dict[int, dict | str]:
     """Send one Message per node; each node's reply record, or the reason it has none."""
     out: dict[int, dict | str] = {}
+    sent: dict[str, int] = {}
     for reply in grid.send_and_receive(list(messages.values()), timeout=timeout):
-        node = reply.metadata.src_node_id
+        sent = sent or destinations(messages.values())  # the push has set the ids by the first reply
+        node = reply_node(reply, sent)
+        if node not in messages:
+            continue  # not an answer to this exchange
         if reply.has_error():
             out[node] = f"error reply: {reply.error.reason}"
         elif RECORD not in reply.content.config_records:

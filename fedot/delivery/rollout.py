@@ -6,6 +6,11 @@ delivered to its nodes by the configured mode (nothing for a node that already h
 a node sampled for a round that holds an older version is first brought the current one (only the files it lacks).
 Each delivery is a line of ``<run>/delivery.jsonl``; what a node's training Messages say about its emulator (id,
 tier, where to find it, or why it has none) is :attr:`Rollout.node_configs`.
+
+A delivery that fails for a node (its worker or SuperNode killed mid-transfer, a timeout) is not final: when the
+node is next sampled it is delivered again before it trains, and since the node keeps what arrived (``incoming/``
+of its store) and the ``status`` exchange reports it, only the rest is sent. A node that connects after the start
+(a SuperNode restarted under a new node id) is given its tier and emulator the same way the first time it is sampled.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ class Rollout:
         self.grid, self.tiers, self.cfg, self.timeout = grid, tiers, cfg, timeout
         self.out, self.progress = out, progress
         self.node_configs: dict[int, dict] = {}
+        self.undelivered: dict[int, str] = {}  # node -> why its last delivery failed
+        self._policy: tuple = ("deepest", lambda: [])  # (unnamed, plans) of deliver(), reused for late nodes
 
     def _record(self, record: dict) -> None:
         with open(self.out / DELIVERY_LOG, "a") as f:
@@ -41,6 +48,12 @@ class Rollout:
         record = {**mode.deliver(self.grid, members, tier.path, tier.manifest, self.cfg, self.timeout,
                                  self.progress.say, drop), **extra}
         self._record(record)
+        for node in members:  # a failure is remembered until a later delivery to the node succeeds
+            reason = record.get("failed", {}).get(str(node))
+            if reason:
+                self.undelivered[node] = reason
+            else:
+                self.undelivered.pop(node, None)
         if "bytes_sent" in record:
             self.progress.phase(f"emulator delivered ({mode.name}): {record['bytes_sent'] / 2**20:,.1f} MiB sent in "
                                 f"{record['seconds']:.1f} s, {len(record['failed'])} failed")
@@ -71,6 +84,7 @@ class Rollout:
 
     def deliver(self, nodes: list[int], unnamed: str, plans) -> dict[int, dict]:
         """Bring each node its tier's emulator (nothing for nodes that hold it); returns the node configs."""
+        self._policy = (unnamed, plans)
         assignment, tiers_record = self.assign(nodes, unnamed, plans)
         tier_configs = [self.tier_config(tier) for tier in self.tiers]
         for k, tier in enumerate(self.tiers):
@@ -86,22 +100,44 @@ class Rollout:
                                        "emulator-refused": f"no emulator tier fits it ({why})"}
         return self.node_configs
 
-    def refresh(self, nodes: list[int]) -> dict | None:
-        """Bring the round's data owners that hold an older version of the (deepest, re-aligned) emulator the current
-        one, each only the files it lacks (it may then delete the older one); the round row's summary, or None."""
-        tier = self.tiers[-1]
-        current = tier.manifest["id"]
-        stale = [n for n in nodes if self.node_configs[n]["emulator-id"] != current
-                 and not self.node_configs[n].get("emulator-refused")]
-        if not stale:
-            return None
-        drop = tuple(sorted({self.node_configs[n]["emulator-id"] for n in stale}))
-        record = self.deliver_tier(stale, tier, drop)
-        self.node_configs.update(dict.fromkeys(stale, self.tier_config(tier)))
-        return {"artifact_id": current, "nodes": len(stale), "failed": record.get("failed", {}),
-                **{k: record[k] for k in ("bytes_sent", "bytes_reused", "seconds") if k in record}}
+    def refresh(self, nodes: list[int], aligned: bool = False) -> dict:
+        """Before a round: bring the round's data owners that never received their emulator (a failed delivery, or
+        a node that joined after the start) what they lack, and with per-round alignment (``aligned``) those that
+        hold an older version of the (deepest, re-aligned) emulator the current one, each only the files it lacks
+        (it may then delete the older one); what the round row records: ``emulator_catch_up`` (late and retried
+        nodes) and ``emulator_update`` (alignment), each only when something was sent."""
+        summary, catch_up = {}, {}
+        late = [n for n in nodes if n not in self.node_configs]
+        if late:
+            self.deliver(late, *self._policy)
+            catch_up["joined"] = {"nodes": late, "failed": {str(n): self.undelivered[n] for n in late
+                                                            if n in self.undelivered}}
+        retry = [n for n in nodes if n in self.undelivered and n not in late]
+        for tier in self.tiers:
+            members = [n for n in retry if self.node_configs[n]["emulator-id"] == tier.manifest["id"]]
+            if members:
+                record = self.deliver_tier(members, tier, retry=True)
+                catch_up.setdefault("retried", []).append(_summary(record, members))
+        if catch_up:
+            summary["emulator_catch_up"] = catch_up
+        if aligned:
+            tier = self.tiers[-1]
+            current = tier.manifest["id"]
+            stale = [n for n in nodes if self.node_configs[n]["emulator-id"] != current
+                     and not self.node_configs[n].get("emulator-refused")]
+            if stale:
+                drop = tuple(sorted({self.node_configs[n]["emulator-id"] for n in stale}))
+                record = self.deliver_tier(stale, tier, drop)
+                self.node_configs.update(dict.fromkeys(stale, self.tier_config(tier)))
+                summary["emulator_update"] = _summary(record, stale)
+        return summary
 
     def emulator_bytes(self) -> dict[int, int]:
         """The artifact bytes each node was sent first (what rounds.jsonl counts on its first contact)."""
         size = {t.manifest["id"]: t.bytes for t in self.tiers}
         return {n: 0 if c.get("emulator-refused") else size[c["emulator-id"]] for n, c in self.node_configs.items()}
+
+
+def _summary(record: dict, nodes: list[int]) -> dict:
+    return {"artifact_id": record.get("artifact_id"), "nodes": len(nodes), "failed": record.get("failed", {}),
+            **{k: record[k] for k in ("bytes_sent", "bytes_reused", "seconds") if k in record}}

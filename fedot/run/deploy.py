@@ -108,14 +108,44 @@ class Deployment:
         self.env = {**flwr_env(), "FLWR_HOME": str(self.root / "flwr-home")}
         self.port = free_port()  # Flower 1.41 serves the Fleet, Control and Runtime APIs on one HTTP(S) port
         self.procs: list[subprocess.Popen] = []
+        self.commands: dict[str, list[str]] = {}  # name -> command, for restart()
+        self.running: dict[str, subprocess.Popen] = {}
 
     def node_dir(self, i: int) -> Path:
         return self.root / f"supernode-{i}"
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         log = open(self.root / f"{name}.log", "ab")
-        self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                           cwd=self.root, start_new_session=True))
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root,
+                                start_new_session=True)
+        self.procs.append(proc)
+        self.commands[name], self.running[name] = cmd, proc
+
+    def kill(self, name: str, group: bool = False) -> None:
+        """SIGKILL ``superlink`` or ``supernode-<i>`` as a crash would (no handler runs): the process alone, or
+        with ``group`` everything it started too (a SuperNode's ClientApp processes, the SuperLink's ServerApp)."""
+        proc = self.running[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+        proc.wait()
+
+    def restart(self, name: str, timeout: float = 150.0) -> None:
+        """Start a killed process again with its own command: the same port, ``--database``, keys and cache dir.
+
+        Flower 1.41 keeps a SuperNode that vanished without deactivating "online" until it misses two heartbeats
+        (2 x 30 s), and refuses to activate it again before that: the restarted process exits with code 305
+        ("Failed to activate SuperNode"). So a SuperNode is started again every 10 s until one stays up (what a
+        supervisor such as systemd's ``Restart=on-failure`` does on a real machine)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._spawn(name, self.commands[name])
+            if name == "superlink":
+                self._wait_for_port(self.port, name)
+                return
+            if not _exited(self.running[name], 10):
+                return
+            if time.monotonic() > deadline:
+                raise SimError(f"{name} did not reconnect within {timeout:.0f} s; see {self.root / (name + '.log')}")
 
     def _connection(self, certs: dict | None) -> None:
         """The CLI's connection to this SuperLink's Control API, in this deployment's FLWR_HOME."""
@@ -169,7 +199,7 @@ class Deployment:
     def _wait_for_port(self, port: int, name: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.procs):
+            if self.running[name].poll() is not None:
                 raise SimError(f"{name} exited at start; see {self.root / (name + '.log')}")
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:

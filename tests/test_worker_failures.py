@@ -1,0 +1,174 @@
+"""A data owner's Ray worker killed mid-round: the round ends with the other replies, the next round has a worker."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support.flower import own_flower
+
+
+class _Actor:
+    def __init__(self, name):
+        self.name = name
+        self.__ray_ready__ = type("M", (), {"remote": lambda _: f"ready-{name}"})()
+
+
+class _Pool:
+    """What Flower's BasicActorPool holds that the replacement touches."""
+
+    def __init__(self, actors):
+        self._future_to_actor, self.pool, self.num_actors, self.made = {}, list(actors), len(actors), 0
+
+    def create_actor_fn(self):
+        self.made += 1
+        return _Actor(f"new-{self.made}")
+
+
+@pytest.fixture
+def patched_pool(monkeypatch):
+    """Flower's pool with the replacement installed for this test only; ray.get / ray.wait / ray.kill scripted."""
+    import ray
+    from flwr.simulation.ray_transport.ray_actor import BasicActorPool
+
+    from fedot_apps.ray_workers import replace_dead_actors
+
+    for name in ("fetch_result_and_return_actor_to_pool", "add_actor_back_to_pool", "submit"):
+        current = getattr(BasicActorPool, name)  # another test's ServerApp may have installed it already
+        monkeypatch.setattr(BasicActorPool, name, getattr(current, "__wrapped__", current))
+    script = {"outcome": {}, "room": True, "killed": []}
+
+    def get(future):
+        raise script["outcome"][future]
+
+    monkeypatch.setattr(ray, "get", get)
+    monkeypatch.setattr(ray, "wait", lambda refs, timeout: (refs if script["room"] else [], []))
+    monkeypatch.setattr(ray, "kill", lambda actor: script["killed"].append(actor.name))
+    original = BasicActorPool.fetch_result_and_return_actor_to_pool
+    assert replace_dead_actors()
+    assert BasicActorPool.fetch_result_and_return_actor_to_pool is not original
+    installed = BasicActorPool.fetch_result_and_return_actor_to_pool
+    assert replace_dead_actors() and BasicActorPool.fetch_result_and_return_actor_to_pool is installed  # once
+    return BasicActorPool, script, ray
+
+
+def test_a_dead_actor_is_swapped_for_a_started_one_and_a_failing_task_keeps_its_actor(patched_pool):
+    cls, script, ray = patched_pool
+    pool = _Pool([])
+    pool.num_actors = 2  # both busy: one is about to die
+    pool._future_to_actor = {"f-dead": _Actor("old-dead"), "f-task": _Actor("old-ok")}
+    script["outcome"].update({"f-dead": ray.exceptions.ActorDiedError(), "f-task": ValueError("the app raised")})
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        cls.fetch_result_and_return_actor_to_pool(pool, "f-dead")
+    cls.add_actor_back_to_pool(pool, "f-dead")  # what process_message's error path does next
+    assert [a.name for a in pool.pool] == ["new-1"] and pool.num_actors == 2  # swapped, not added
+    with pytest.raises(ValueError):
+        cls.fetch_result_and_return_actor_to_pool(pool, "f-task")
+    cls.add_actor_back_to_pool(pool, "f-task")
+    assert [a.name for a in pool.pool] == ["new-1", "old-ok"] and pool.made == 1  # a healthy actor is kept
+
+
+def test_without_room_for_a_new_worker_the_pool_shrinks_and_submit_waits_or_says_why(patched_pool):
+    import threading
+
+    cls, script, ray = patched_pool
+    script["room"] = False  # the dead worker's raylet is gone with its CPU
+    pool = _Pool([_Actor("survivor")])
+    pool.num_actors = 2
+    pool._future_to_actor = {"f-dead": _Actor("on-lost-node")}
+    script["outcome"]["f-dead"] = ray.exceptions.ActorDiedError()
+    with pytest.raises(ray.exceptions.ActorDiedError):
+        cls.fetch_result_and_return_actor_to_pool(pool, "f-dead")
+    cls.add_actor_back_to_pool(pool, "f-dead")
+    assert script["killed"] == ["new-1"] and pool.num_actors == 1 and [a.name for a in pool.pool] == ["survivor"]
+    assert "f-dead" not in pool._future_to_actor
+
+    def run(actor, *_):
+        return f"future-on-{actor.name}"
+
+    first = cls.submit(pool, run, (None, None, "0", None))  # takes the only actor
+    assert first == "future-on-survivor" and pool.pool == []
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(cls.submit(pool, run, (None, None, "1", None))))
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and not got  # a second engine thread waits for the busy actor instead of failing
+    cls.add_actor_back_to_pool(pool, first)
+    waiter.join(5)
+    assert got == ["future-on-survivor"]
+    pool.num_actors, pool.pool = 0, []
+    with pytest.raises(RuntimeError, match="no Ray worker is left.*fedot sim --resume"):
+        cls.submit(pool, run, (None, None, "2", None))
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_ray_worker_mid_round(tmp_path, monkeypatch):
+    """4 data owners on 2 Ray workers; one worker is SIGKILLed while it trains in round 1. Round 1 aggregates the 3
+    other replies and rejects the dead one's with the reason; round 2 gets all 4 (without the replacement, Flower
+    1.41 reuses the dead actor and 3 of 4 replies of every later round fail)."""
+    from fedot.run.services import stop_superlink
+
+    home = own_flower(tmp_path, monkeypatch)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "4", "--run-dir", str(out),
+           "--run-config", "num-rounds=2 steps=3 batch-size=1 max-length=32 eval-limit=1 full-ft=false "
+                           "emulator-blocks=4"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    killed = None
+    try:
+        deadline = time.monotonic() + 600
+        while killed is None and proc.poll() is None:  # round 0 written: the emulator is delivered, round 1 trains
+            assert time.monotonic() < deadline, "no worker ever ran round 1"
+            if (out / "rounds.jsonl").exists():
+                for pid in subprocess.run(["pgrep", "-f", "ray::ClientAppActor.run"], capture_output=True,
+                                          text=True).stdout.split():
+                    if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
+                        os.kill(int(pid), signal.SIGKILL)
+                        killed = pid
+                        break
+            time.sleep(0.1)
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        stop_superlink(home)
+    assert killed is not None and proc.returncode == 0, output[-3000:]
+    rows = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert len(rows[1]["accepted"]) == 3 and len(rows[1]["rejected"]) == 1
+    assert "ActorDiedError" in rows[1]["rejected"][0]["reason"]
+    assert len(rows[2]["accepted"]) == 4 and not rows[2]["rejected"]
+
+
+@pytest.mark.slow
+def test_two_raylets_host_the_data_owners_and_losing_one_is_survived(tmp_path):
+    """`bench/ray_cluster.py`: a Ray head and a second raylet on this machine, `fedot sim` joined through
+    RAY_ADDRESS; workers on both raylets run data owners; the second raylet is SIGKILLed after round 1 and the run
+    completes on the head, at most the data owner it was training in round 2 lost."""
+    out = tmp_path / "cluster"
+    proc = subprocess.run([sys.executable, "bench/ray_cluster.py", "--out", str(out), "--json", str(out / "r.json")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    record = json.loads((out / "r.json").read_text())
+    assert record["exit"] == 0 and record["status"] == "finished:completed", record["tail"]
+    assert set(record["workers_seen"]) == set(record["nodes"].values())  # data owners ran on both raylets
+    assert record["killed_at_s"] is not None
+    rows = record["rounds"]
+    assert [r["round"] for r in rows] == [1, 2, 3, 4] and rows[0]["accepted"] == 4
+    lost = rows[1]["rejected"]
+    assert rows[1]["accepted"] + len(lost) == 4 and len(lost) <= 1
+    assert all("Actor" in reason or "timed out" in reason for reason in lost)
+    assert all(r["accepted"] == 4 for r in rows[2:])  # the head's worker takes every data owner afterwards
+    assert not raylets_left(record)
+
+
+def raylets_left(record) -> list[int]:
+    """Raylet processes still running for this cluster's head (the bench stops them all)."""
+    import psutil
+
+    node_ids = set(record["nodes"].values())
+    return [p.pid for p in psutil.process_iter(["cmdline"])
+            if any(f"--node_id={n}" in " ".join(p.info["cmdline"] or []) for n in node_ids)]
