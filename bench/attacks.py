@@ -6,6 +6,7 @@ exists is read, not rerun, so the grid can be interrupted and continued. Prints 
     .venv/bin/python bench/attacks.py attacks [--out runs/attacks]
     .venv/bin/python bench/attacks.py dropout [--out runs/dropout]
     .venv/bin/python bench/attacks.py crash [--out runs/crash]    # after dropout: compares with its seed-0 run
+    .venv/bin/python bench/attacks.py defaults [--out runs/defaults] [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -61,6 +62,37 @@ def attacks(out: Path) -> dict:
             cells = [table[(r, attack, frac)] for r in rules]
             lines.append(f"| {attack} | {frac} | " + " | ".join(cell(c) for c in cells) + " |")
     return {"table": "\n".join(lines), "points": {"/".join(k): v for k, v in table.items()}}
+
+
+BOUNDS = {"plain FedAvg": "max-weight-ratio=0 max-norm-ratio=0", "FedAvg, default bounds": ""}
+
+
+def defaults(out: Path, seeds: tuple[int, ...] = (0,)) -> dict:
+    """FedAvg with the default bounded influence (max-weight-ratio = max-norm-ratio = 10) beside plain FedAvg (both
+    off), at 10% and 30% attackers, per attack and seed; the clean run once (the bounds leave honest runs exact)."""
+    grid = [("none", "0%", "")] + [(attack, f"{int(f * 100)}%", f"fault-byzantine={f} fault-attack='{attack}'")
+                                   for f in (0.1, 0.3) for attack in ("scale", "sign-flip", "examples-inflation")]
+    points = {}
+    for attack, frac, extra in grid:
+        for variant, bounds in BOUNDS.items():
+            if attack == "none" and bounds:
+                continue
+            for seed in seeds:
+                name = f"{attack}-{frac.rstrip('%')}-{'plain' if bounds else 'default'}-seed{seed}"
+                cfg = f"{ATTACK_BASE} aggregation='fedavg' seed={seed} {bounds} {extra}"
+                points[f"{variant}/{attack}/{frac}/seed{seed}"] = r = run("sims/smollm2_10clients", out / name, cfg)
+                print(variant, attack, frac, seed, r, flush=True)
+    lines = [f"| attack | malicious | {' | '.join(BOUNDS)} | seeds |", "|---|---|---|---|---|"]
+    for attack, frac, _ in grid:
+        cells = []
+        for variant, bounds in BOUNDS.items():
+            values = [points.get(f"{variant if attack != 'none' else 'plain FedAvg'}/{attack}/{frac}/seed{s}",
+                                 {}).get("plugin") for s in seeds]
+            ok = [v for v in values if v is not None]
+            cells.append("failed" if not ok else f"{statistics.mean(ok):,.2f}" + (
+                f" ± {statistics.stdev(ok):,.2f}" if len(ok) > 1 else ""))
+        lines.append(f"| {attack} | {frac} | {' | '.join(cells)} | {len(seeds)} |")
+    return {"table": "\n".join(lines), "points": points, "seeds": list(seeds)}
 
 
 def dropout(out: Path) -> dict:
@@ -180,11 +212,14 @@ def crash(out: Path) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("attacks", "dropout", "crash"))
+    p.add_argument("what", choices=("attacks", "dropout", "crash", "defaults"))
     p.add_argument("--out", default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="defaults: seeds of every cell")
     args = p.parse_args(argv)
     out = Path(args.out or f"runs/{args.what}").resolve()
-    record = {"attacks": attacks, "dropout": dropout, "crash": crash}[args.what](out)
+    jobs = {"attacks": attacks, "dropout": dropout, "crash": crash,
+            "defaults": lambda o: defaults(o, tuple(args.seeds))}
+    record = jobs[args.what](out)
     record["command"] = "python " + " ".join(sys.argv)
     Path("bench/results").mkdir(parents=True, exist_ok=True)
     Path(f"bench/results/{args.what}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

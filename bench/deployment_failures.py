@@ -45,10 +45,32 @@ def _start_run(deployment: Deployment, overrides: dict, run_dir: Path, overwrite
                                                                                                  dict]:
     sim, _, cfg, run_dir = prepare("sims/quickstart", {**overrides, "run-dir": str(run_dir)}, overwrite=overwrite)
     result: dict = {}
-    thread = threading.Thread(target=lambda: result.update(zip(("run_id", "status"),
-                                                               deployment.run(sim, cfg, run_dir))))
+
+    def run() -> None:
+        try:
+            result.update(zip(("run_id", "status"), deployment.run(sim, cfg, run_dir)))
+        except Exception as e:  # what fedot tells the user when the run cannot finish
+            result["error"] = f"{type(e).__name__}: {e}"
+
+    thread = threading.Thread(target=run)
     thread.start()
     return thread, result
+
+
+def flower_state(database: Path) -> dict:
+    """What the SuperLink's ``--database`` holds after the restart: runs, their ServerApp tasks, nodes, messages."""
+    import sqlite3
+
+    with sqlite3.connect(database) as db:
+        def rows(table: str, keys: tuple[str, ...]) -> list[dict]:
+            cols = [r[1] for r in db.execute(f"pragma table_info({table})")]
+            return [{k: v for k, v in zip(cols, r) if k in keys} for r in db.execute(f"select * from {table}")]
+
+        return {"runs": [r["run_id"] for r in rows("run", ("run_id",))],
+                "tasks": rows("task", ("run_id", "type", "running_at", "finished_at", "sub_status", "details")),
+                "nodes": rows("node", ("node_id", "status")),
+                "messages_held": {t: db.execute(f"select count(*) from {t}").fetchone()[0]
+                                  for t in ("message_ins", "message_res")}}
 
 
 def _wait(condition, thread: threading.Thread, timeout: float = 900) -> bool:
@@ -105,6 +127,7 @@ def superlink(out: Path) -> dict:
             thread, result = _start_run(deployment, {"resume": True}, run_dir, overwrite=False)
             thread.join(timeout=1200)
             record["resumed"] = {**result, **summary(run_dir)}
+        record["flower_state"] = flower_state(deployment.root / "superlink.db")
     return record
 
 

@@ -84,6 +84,32 @@ def _tensor_hashes(files, keep=lambda name: True) -> dict:
     return out
 
 
+def test_a_superlink_lost_mid_run_is_reported_with_the_resume_command(tmp_path, monkeypatch):
+    """`flwr run --stream` ends when the SuperLink goes away and `flwr ls` cannot reach it: the user is told what
+    happened, what Flower keeps, the checkpointed round and how to continue."""
+    from fedot.run import checkpoint, launch
+
+    def unreachable(run_id, env, connection=()):
+        raise SimError(f"could not read the status of run {run_id}: {launch.UNREACHABLE}. Please check ...")
+
+    monkeypatch.setattr(launch, "run_status", unreachable)
+    run_dir = tmp_path / "run"
+    checkpoint.save(run_dir, 2, {"w": torch.zeros(2)}, {}, 1e-3)
+    cmd = [sys.executable, "-c", "print('Successfully started run 42')"]
+    with pytest.raises(SimError) as e:
+        launch.stream(cmd, {}, run_dir, verbose=False)
+    text = str(e.value)
+    assert "SuperLink stopped answering during run 42" in text and "checkpoint holds round 2" in text
+    assert f"--resume --run-dir {run_dir}" in text and "--database keeps the runs" in text
+
+    def other(run_id, env, connection=()):
+        raise SimError("could not read the status of run 42: something else")
+
+    monkeypatch.setattr(launch, "run_status", other)
+    with pytest.raises(SimError, match="something else"):  # any other failure is passed on as it is
+        launch.stream(cmd, {}, run_dir, verbose=False)
+
+
 @pytest.mark.slow
 def test_deployment_over_tls_delivers_only_the_emulator_and_matches_the_simulation(tmp_path, monkeypatch):
     from fedot.architectures import architecture

@@ -197,7 +197,25 @@ def stream(cmd: list[str], env: dict, run_dir: Path, verbose: bool, connection: 
     proc.wait()
     if run_id is None:
         raise SimError(f"flwr run did not start a run (exit code {proc.returncode}); see {log_path}")
-    return run_id, run_status(run_id, env, connection)
+    try:
+        return run_id, run_status(run_id, env, connection)
+    except SimError as e:
+        if UNREACHABLE not in str(e):
+            raise
+        raise SimError(lost_text(run_id, run_dir)) from e
+
+
+UNREACHABLE = "Connection to the SuperLink is unavailable"
+
+
+def lost_text(run_id: str, run_dir: Path) -> str:
+    """What to do when the SuperLink stops answering during a run (bench/deployment_failures.py superlink)."""
+    return (f"the SuperLink stopped answering during run {run_id} (it crashed or was restarted); "
+            f"{checkpointed(run_dir)}. Flower 1.41 fails the run's ServerApp when its SuperLink goes away, while its "
+            "--database keeps the runs, the registered SuperNodes and their keys (the SuperNodes reconnect by "
+            "themselves). Once the SuperLink is back, continue with the same command plus --resume --run-dir "
+            f"{run_dir} (or `flwr run` with "
+            f"--run-config 'resume=true run-dir=\"{run_dir}\"')")
 
 
 def follow_text(run_id: str, connection: list[str] | tuple = (), home: str | None = None) -> str:
@@ -209,13 +227,16 @@ def follow_text(run_id: str, connection: list[str] | tuple = (), home: str | Non
             f"lists runs, `{env}flwr stop {run_id}{where}` stops it (resumable from its last round)")
 
 
-def stopped_text(run_id: str, run_dir: Path, sim_name: str) -> str:
+def checkpointed(run_dir: Path) -> str:
     from . import checkpoint
 
     ck = checkpoint.load(run_dir)
-    where = f"its checkpoint holds round {ck.round}" if ck else "no round had finished, so nothing is checkpointed"
-    return (f"run {run_id} was stopped (flwr stop); {where}. Continue it with: fedot sim {sim_name} --resume "
-            f"--run-dir {run_dir}")
+    return f"its checkpoint holds round {ck.round}" if ck else "no round had finished, so nothing is checkpointed"
+
+
+def stopped_text(run_id: str, run_dir: Path, sim_name: str) -> str:
+    return (f"run {run_id} was stopped (flwr stop); {checkpointed(run_dir)}. Continue it with: fedot sim {sim_name} "
+            f"--resume --run-dir {run_dir}")
 
 
 def finish(run_id: str, status: str, run_dir: Path, verbose: bool, sim_name: str = "") -> Path:
