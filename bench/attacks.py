@@ -65,6 +65,7 @@ def attacks(out: Path) -> dict:
 
 
 BOUNDS = {"plain FedAvg": "max-weight-ratio=0 max-norm-ratio=0", "FedAvg, default bounds": ""}
+DEFAULT = "FedAvg, default bounds"
 
 
 def defaults(out: Path, seeds: tuple[int, ...] = (0,)) -> dict:
@@ -75,7 +76,7 @@ def defaults(out: Path, seeds: tuple[int, ...] = (0,)) -> dict:
     points = {}
     for attack, frac, extra in grid:
         for variant, bounds in BOUNDS.items():
-            if attack == "none" and bounds:
+            if attack == "none" and bounds:  # the clean run once, as users run it: with the default bounds
                 continue
             for seed in seeds:
                 name = f"{attack}-{frac.rstrip('%')}-{'plain' if bounds else 'default'}-seed{seed}"
@@ -86,7 +87,7 @@ def defaults(out: Path, seeds: tuple[int, ...] = (0,)) -> dict:
     for attack, frac, _ in grid:
         cells = []
         for variant, bounds in BOUNDS.items():
-            values = [points.get(f"{variant if attack != 'none' else 'plain FedAvg'}/{attack}/{frac}/seed{s}",
+            values = [points.get(f"{variant if attack != 'none' else DEFAULT}/{attack}/{frac}/seed{s}",
                                  {}).get("plugin") for s in seeds]
             ok = [v for v in values if v is not None]
             cells.append("failed" if not ok else f"{statistics.mean(ok):,.2f}" + (

@@ -4,17 +4,18 @@ Flower's simulation runs each ClientApp in an actor of a fixed pool (``BasicActo
 ``simulation/ray_transport/ray_actor.py``), one engine thread per actor. When the actor's process dies mid-task,
 ``ray.get`` raises ``RayActorError`` and ``RayBackend.process_message`` puts the *dead* actor back into the pool;
 every later message handed to it fails at once with ``ActorDiedError``. Measured on the quickstart (4 data owners, 2
-actors, one worker killed in round 1): every later round got 1 valid reply of 4. Ray core fixed the same defect in
-its own ``ray.util.ActorPool`` (ray-project/ray#64646: evict dead actors instead of recycling them); Flower's pool
-is separate and still has it.
+actors, one worker killed in round 2): every round from then on got 1 valid reply of 4 (bench/results/crash.json).
+Ray core fixed the same defect in its own ``ray.util.ActorPool`` (ray-project/ray#64646: evict dead actors instead
+of recycling them); Flower's pool is separate and still has it.
 
-``replace_dead_actors()`` changes two methods of Flower's pool:
+``replace_dead_actors()`` changes three methods of Flower's pool:
 
 - the result fetch: on ``RayActorError`` the dead actor is swapped, before the failure propagates, for a fresh one
   made by the pool's own ``create_actor_fn`` (same class, same resources) once that one has started
   (``__ray_ready__`` within :data:`READY_S`). When it cannot start there (the dead worker's raylet is gone with its
   CPUs: a second machine lost) the replacement is killed and the pool shrinks by one, instead of holding a task
   that would wait for ever and keep the simulation from exiting;
+- returning an actor to the pool: a dead actor that nothing replaced is not returned;
 - ``submit``: waits for an idle actor rather than failing on an empty list, since after a shrink the engine has
   more threads than actors; with no actor left at all it raises, naming the cause and the resume command.
 

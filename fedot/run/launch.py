@@ -214,8 +214,7 @@ def lost_text(run_id: str, run_dir: Path) -> str:
             f"{checkpointed(run_dir)}. Flower 1.41 fails the run's ServerApp when its SuperLink goes away, while its "
             "--database keeps the runs, the registered SuperNodes and their keys (the SuperNodes reconnect by "
             "themselves). Once the SuperLink is back, continue with the same command plus --resume --run-dir "
-            f"{run_dir} (or `flwr run` with "
-            f"--run-config 'resume=true run-dir=\"{run_dir}\"')")
+            f"{run_dir} (or `flwr run` with --run-config 'resume=true run-dir=\"{run_dir}\"')")
 
 
 def follow_text(run_id: str, connection: list[str] | tuple = (), home: str | None = None) -> str:
