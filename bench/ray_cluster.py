@@ -29,8 +29,8 @@ from pathlib import Path
 
 from fedot.run.deploy import free_port
 
-RUN_CONFIG = ("num-rounds=4 steps=3 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 "
-              "round-timeout-s=90")
+RUN_CONFIG = ("steps=3 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 round-timeout-s=90 "
+              "num-rounds={rounds}")
 CLIENTS = 4
 
 
@@ -94,20 +94,21 @@ def rounds(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def experiment(out: Path, kill_after: int) -> dict:
+def experiment(out: Path, kill_after: int, rounds: int = 4) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix="fedot-raycluster-")  # short: Ray's unix sockets live under it
     home, run_dir = out / "flwr-home", out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # its rounds.jsonl decides when to kill: never a previous run's
     env = {**os.environ, "FLWR_HOME": str(home), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
            "FLWR_LOCAL_CONTROL_API_PORT": str(free_port())}  # beside any other local SuperLink
-    record: dict = {"run_config": RUN_CONFIG, "clients": CLIENTS, "kill_after_round": kill_after}
+    run_config = RUN_CONFIG.format(rounds=rounds)
+    record: dict = {"run_config": run_config, "clients": CLIENTS, "kill_after_round": kill_after}
     try:
         address, nodes = start_cluster(temp_dir, env)
         record.update(address=address, nodes=nodes)
         env["RAY_ADDRESS"] = address
         cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", str(CLIENTS),
-               "--run-dir", str(run_dir), "--overwrite", "--run-config", RUN_CONFIG]
+               "--run-dir", str(run_dir), "--overwrite", "--run-config", run_config]
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
@@ -145,9 +146,10 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/ray_cluster")
     p.add_argument("--kill-after", type=int, default=1, help="round after which the second raylet is killed")
+    p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--json", default="bench/results/ray_cluster.json")
     args = p.parse_args(argv)
-    record = experiment(Path(args.out).resolve(), args.kill_after)
+    record = experiment(Path(args.out).resolve(), args.kill_after, args.rounds)
     record["command"] = "python " + " ".join(sys.argv)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(record, indent=2) + "\n")

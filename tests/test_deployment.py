@@ -223,3 +223,25 @@ def test_flwr_log_and_stop_work_against_a_deployment(tmp_path, monkeypatch):
                 proc.kill()
     assert status == "finished:stopped"
     assert not (run_dir / "results.json").exists() and (run_dir / "checkpoint" / "state.json").exists()
+
+
+def test_a_restarted_supernode_is_started_again_until_the_superlink_accepts_it(tmp_path, monkeypatch):
+    """Flower refuses a SuperNode it still counts as online (exit code 305 for up to 2 heartbeats): restart() tries
+    again every RETRY_S until one stays up, and gives up with the log's path after its timeout."""
+    from fedot.run import deploy
+
+    monkeypatch.setattr(deploy, "RETRY_S", 0.5)
+    dep = Deployment(tmp_path, 1, tls=False)
+    tries = tmp_path / "tries"
+    script = (f"import pathlib, sys, time; p = pathlib.Path({str(tries)!r}); n = len(p.read_text()) if p.exists() "
+              "else 0; p.write_text('x' * (n + 1)); sys.exit(305) if n < 2 else time.sleep(30)")
+    dep.commands["supernode-0"] = [sys.executable, "-c", script]
+    try:
+        dep.restart("supernode-0", timeout=30)
+        assert tries.read_text() == "xxx" and dep.running["supernode-0"].poll() is None  # the third one stayed up
+    finally:
+        dep.stop()
+    dep.commands["supernode-0"] = [sys.executable, "-c", "import sys; sys.exit(305)"]
+    with pytest.raises(SimError, match=r"supernode-0 did not reconnect within 2 s; see .*supernode-0\.log"):
+        dep.restart("supernode-0", timeout=2)
+    dep.stop()

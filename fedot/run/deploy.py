@@ -23,6 +23,8 @@ from pathlib import Path
 
 from .launch import SimError, finish, flwr_cli, flwr_env, handoff, prepare, stream
 
+RETRY_S = 10.0  # a restarted SuperNode that stays up this long has been accepted by the SuperLink
+
 
 def _exited(proc: subprocess.Popen, timeout: float) -> bool:
     try:
@@ -126,7 +128,10 @@ class Deployment:
         with ``group`` everything it started too (a SuperNode's ClientApp processes, the SuperLink's ServerApp)."""
         proc = self.running[name]
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
         proc.wait()
 
     def restart(self, name: str, timeout: float = 150.0) -> None:
@@ -134,16 +139,18 @@ class Deployment:
 
         Flower 1.41 keeps a SuperNode that vanished without deactivating "online" until it misses two heartbeats
         (2 x 30 s), and refuses to activate it again before that: the restarted process exits with code 305
-        ("Failed to activate SuperNode"). So a SuperNode is started again every 10 s until one stays up (what a
-        supervisor such as systemd's ``Restart=on-failure`` does on a real machine)."""
+        ("Failed to activate SuperNode"). So a SuperNode is started again every ``RETRY_S`` until one stays up
+        (what a supervisor such as systemd's ``Restart=on-failure`` does on a real machine)."""
         deadline = time.monotonic() + timeout
         while True:
+            started = time.monotonic()
             self._spawn(name, self.commands[name])
             if name == "superlink":
                 self._wait_for_port(self.port, name)
                 return
-            if not _exited(self.running[name], 10):
+            if not _exited(self.running[name], RETRY_S):
                 return
+            time.sleep(max(0.0, RETRY_S - (time.monotonic() - started)))
             if time.monotonic() > deadline:
                 raise SimError(f"{name} did not reconnect within {timeout:.0f} s; see {self.root / (name + '.log')}")
 
