@@ -94,14 +94,14 @@ def rounds(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def experiment(out: Path, kill_after: int, rounds: int = 4) -> dict:
+def experiment(out: Path, kill_after: int, num_rounds: int = 4) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix="fedot-raycluster-")  # short: Ray's unix sockets live under it
     home, run_dir = out / "flwr-home", out / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # its rounds.jsonl decides when to kill: never a previous run's
     env = {**os.environ, "FLWR_HOME": str(home), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
            "FLWR_LOCAL_CONTROL_API_PORT": str(free_port())}  # beside any other local SuperLink
-    run_config = RUN_CONFIG.format(rounds=rounds)
+    run_config = RUN_CONFIG.format(rounds=num_rounds)
     record: dict = {"run_config": run_config, "clients": CLIENTS, "kill_after_round": kill_after}
     try:
         address, nodes = start_cluster(temp_dir, env)
