@@ -94,7 +94,10 @@ def rounds(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def experiment(out: Path, kill_after: int, num_rounds: int = 4) -> dict:
+def experiment(out: Path, kill_after: int, num_rounds: int = 4, kill_worker_after: int = -1) -> dict:
+    """``kill_worker_after`` >= 0: first SIGKILL one worker of the head's raylet while it runs a ClientApp in the
+    round after that one (a worker lost while its raylet lives: it is replaced), then the second raylet after
+    ``kill_after``."""
     out.mkdir(parents=True, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix="fedot-raycluster-")  # short: Ray's unix sockets live under it
     home, run_dir = out / "flwr-home", out / "run"
@@ -102,7 +105,8 @@ def experiment(out: Path, kill_after: int, num_rounds: int = 4) -> dict:
     env = {**os.environ, "FLWR_HOME": str(home), "FLWR_LOCAL_SUPERLINK_HTTP_API_PORT": str(free_port()),
            "FLWR_LOCAL_CONTROL_API_PORT": str(free_port())}  # beside any other local SuperLink
     run_config = RUN_CONFIG.format(rounds=num_rounds)
-    record: dict = {"run_config": run_config, "clients": CLIENTS, "kill_after_round": kill_after}
+    record: dict = {"run_config": run_config, "clients": CLIENTS, "kill_after_round": kill_after,
+                    "kill_worker_after_round": kill_worker_after}
     try:
         address, nodes = start_cluster(temp_dir, env)
         record.update(address=address, nodes=nodes)
@@ -113,16 +117,25 @@ def experiment(out: Path, kill_after: int, num_rounds: int = 4) -> dict:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
         seen: dict[str, set[int]] = {}  # Ray node id -> worker pids seen running a ClientApp
-        killed_at = None
+        killed_at = worker_killed = None
         while proc.poll() is None:
-            for pid, node in running_workers(temp_dir, home).items():
+            workers = running_workers(temp_dir, home)
+            for pid, node in workers.items():
                 seen.setdefault(node, set()).add(pid)
-            done = [r["round"] for r in rounds(run_dir)]
-            if killed_at is None and done and max(done) >= kill_after:
+            done = max([r["round"] for r in rounds(run_dir)], default=-1)
+            if kill_worker_after >= 0 and worker_killed is None and done >= kill_worker_after:
+                on_head = [pid for pid, node in workers.items() if node == nodes["site_a"]]
+                if on_head:
+                    os.kill(on_head[0], signal.SIGKILL)
+                    worker_killed = {"pid": on_head[0], "after_round": done, "at_s": time.monotonic() - t0}
+            if killed_at is None and done >= kill_after and (kill_worker_after < 0 or worker_killed):
                 os.kill(raylets(temp_dir)[nodes["site_b"]], signal.SIGKILL)
                 killed_at = time.monotonic() - t0
             time.sleep(0.2)
         output = proc.stdout.read()
+        log = (run_dir / "flower.log").read_text() if (run_dir / "flower.log").exists() else ""
+        record.update(worker_killed=worker_killed, workers_replaced=log.count("a new worker takes its place"),
+                      workers_lost=log.count("no node has room for a new one"))
         record.update(exit=proc.returncode, seconds=time.monotonic() - t0, killed_at_s=killed_at,
                       workers_seen={node: sorted(pids) for node, pids in seen.items()},
                       status=(re.findall(r"finished:\w+", output) or ["?"])[-1], tail=output[-1500:])
@@ -147,9 +160,11 @@ def main(argv=None) -> None:
     p.add_argument("--out", default="runs/ray_cluster")
     p.add_argument("--kill-after", type=int, default=1, help="round after which the second raylet is killed")
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--kill-worker-after", type=int, default=-1,
+                   help=">= 0: also kill one head worker mid-round after this round, before the raylet")
     p.add_argument("--json", default="bench/results/ray_cluster.json")
     args = p.parse_args(argv)
-    record = experiment(Path(args.out).resolve(), args.kill_after, args.rounds)
+    record = experiment(Path(args.out).resolve(), args.kill_after, args.rounds, args.kill_worker_after)
     record["command"] = "python " + " ".join(sys.argv)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(record, indent=2) + "\n")

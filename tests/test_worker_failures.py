@@ -1,16 +1,10 @@
 """A data owner's Ray worker killed mid-round: the round ends with the other replies, the next round has a worker."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-
-from support.flower import own_flower
 
 
 class _Actor:
@@ -107,61 +101,29 @@ def test_without_room_for_a_new_worker_the_pool_shrinks_and_submit_waits_or_says
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_ray_worker_mid_round(tmp_path, monkeypatch):
-    """4 data owners on 2 Ray workers; one worker is SIGKILLed while it trains in round 1. Round 1 aggregates the 3
-    other replies and rejects the dead one's with the reason; round 2 gets all 4 (without the replacement, Flower
-    1.41 reuses the dead actor and 3 of 4 replies of every later round fail)."""
-    from fedot.run.services import stop_superlink
-
-    home = own_flower(tmp_path, monkeypatch)
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "4", "--run-dir", str(out),
-           "--run-config", "num-rounds=2 steps=3 batch-size=1 max-length=32 eval-limit=1 full-ft=false "
-                           "emulator-blocks=4"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    killed = None
-    try:
-        deadline = time.monotonic() + 600
-        while killed is None and proc.poll() is None:  # round 0 written: the emulator is delivered, round 1 trains
-            assert time.monotonic() < deadline, "no worker ever ran round 1"
-            if (out / "rounds.jsonl").exists():
-                for pid in subprocess.run(["pgrep", "-f", "ray::ClientAppActor.run"], capture_output=True,
-                                          text=True).stdout.split():
-                    if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes():
-                        os.kill(int(pid), signal.SIGKILL)
-                        killed = pid
-                        break
-            time.sleep(0.1)
-        output, _ = proc.communicate(timeout=600)
-    finally:
-        stop_superlink(home)
-    assert killed is not None and proc.returncode == 0, output[-3000:]
-    rows = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
-    assert [r["round"] for r in rows] == [0, 1, 2]
-    assert len(rows[1]["accepted"]) == 3 and len(rows[1]["rejected"]) == 1
-    assert "ActorDiedError" in rows[1]["rejected"][0]["reason"]
-    assert len(rows[2]["accepted"]) == 4 and not rows[2]["rejected"]
-
-
-@pytest.mark.slow
-def test_two_raylets_host_the_data_owners_and_losing_one_is_survived(tmp_path):
-    """`bench/ray_cluster.py`: a Ray head and a second raylet on this machine, `fedot sim` joined through
-    RAY_ADDRESS; workers on both raylets run data owners; the second raylet is SIGKILLed after round 1 and the run
-    completes on the head, at most the data owner it was training in round 2 lost."""
+def test_a_killed_worker_is_replaced_and_a_lost_raylet_is_survived(tmp_path):
+    """`bench/ray_cluster.py` on a Ray head and a second raylet (this machine), `fedot sim` joined through
+    RAY_ADDRESS, 4 data owners on one worker per raylet. A worker of the head is SIGKILLed while it trains in round 2:
+    it is replaced (its raylet has room). The second raylet is SIGKILLed in round 3: its worker cannot be replaced
+    (no free CPU left) and the pool shrinks. Each time at most the data owner in training is lost; the rounds after
+    get all 4 replies, and the run completes. (Flower 1.41 alone reuses a dead actor: every later Message it gets
+    fails, bench/results/crash.json.)"""
     out = tmp_path / "cluster"
     proc = subprocess.run([sys.executable, "bench/ray_cluster.py", "--out", str(out), "--json", str(out / "r.json"),
-                           "--rounds", "3"], capture_output=True, text=True, timeout=900)
+                           "--rounds", "4", "--kill-worker-after", "1", "--kill-after", "2"],
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((out / "r.json").read_text())
     assert record["exit"] == 0 and record["status"] == "finished:completed", record["tail"]
     assert set(record["workers_seen"]) == set(record["nodes"].values())  # data owners ran on both raylets
-    assert record["killed_at_s"] is not None
+    assert record["worker_killed"] and record["killed_at_s"] > record["worker_killed"]["at_s"]
+    assert record["workers_replaced"] >= 1 and record["workers_lost"] >= 1
     rows = record["rounds"]
-    assert [r["round"] for r in rows] == [1, 2, 3] and rows[0]["accepted"] == 4
-    lost = rows[1]["rejected"]
-    assert rows[1]["accepted"] + len(lost) == 4 and len(lost) <= 1
-    assert all("Actor" in reason or "timed out" in reason for reason in lost)
-    assert all(r["accepted"] == 4 for r in rows[2:])  # the head's worker takes every data owner afterwards
+    assert [r["round"] for r in rows] == [1, 2, 3, 4] and rows[0]["accepted"] == 4
+    for row in rows[1:3]:  # the rounds of the two kills
+        assert row["accepted"] + len(row["rejected"]) == 4 and len(row["rejected"]) <= 1
+        assert all("Actor" in reason or "timed out" in reason for reason in row["rejected"])
+    assert rows[3]["accepted"] == 4  # the head's worker serves every data owner afterwards
     assert not raylets_left(record)
 
 
