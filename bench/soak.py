@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -134,7 +135,7 @@ def soak(out: Path, rounds: int, clients: int) -> dict:
             reasons[key] = reasons.get(key, 0) + 1
     return {"command": "python " + " ".join(sys.argv), "run_config": run_config, "clients": clients,
             "rounds": rounds, "exit": proc.returncode, "seconds": time.monotonic() - t0,
-            "status": next((w for w in reversed(output.split()) if w.startswith("finished:")), None),
+            "status": (re.findall(r"finished:\w+", output) or [None])[-1],
             "rounds_logged": [r["round"] for r in rows],
             "complete": [r["round"] for r in rows] == list(range(rounds + 1)),
             "accepted_per_round": [len(r.get("accepted") or []) for r in rows[1:]],
