@@ -230,7 +230,7 @@ def test_a_restarted_supernode_is_started_again_until_the_superlink_accepts_it(t
     again every RETRY_S until one stays up, and gives up with the log's path after its timeout."""
     from fedot.run import deploy
 
-    monkeypatch.setattr(deploy, "RETRY_S", 0.5)
+    monkeypatch.setattr(deploy, "RETRY_S", 3.0)  # longer than a refused start takes even on a busy machine
     dep = Deployment(tmp_path, 1, tls=False)
     tries = tmp_path / "tries"
     script = (f"import pathlib, sys, time; p = pathlib.Path({str(tries)!r}); n = len(p.read_text()) if p.exists() "
