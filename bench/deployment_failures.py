@@ -25,15 +25,11 @@ from pathlib import Path
 
 from fedot.run.deploy import Deployment
 from fedot.run.launch import prepare
+from fedot.run.log import read_rows
 
 RUN_CONFIG = {"num-clients": 3, "num-rounds": 3, "steps": 2, "batch-size": 1, "max-length": 32, "eval-limit": 1,
               "full-ft": False, "emulator-blocks": 4, "emulator-chunk-mb": 8.0, "round-timeout-s": 120.0,
               "wait-for-clients-s": 120.0}
-
-
-def _rows(run_dir: Path) -> list[dict]:
-    path = run_dir / "rounds.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def _held(node_dir: Path) -> int:
@@ -83,7 +79,7 @@ def _wait(condition, thread: threading.Thread, timeout: float = 900) -> bool:
 
 
 def summary(run_dir: Path) -> dict:
-    rows = _rows(run_dir)
+    rows = read_rows(run_dir)
     deliveries = [json.loads(line) for line in (run_dir / "delivery.jsonl").read_text().splitlines()] \
         if (run_dir / "delivery.jsonl").exists() else []
     results = run_dir / "results.json"
@@ -116,8 +112,8 @@ def superlink(out: Path) -> dict:
     run_dir, record = out / "run", {"scenario": "superlink"}
     with Deployment(out / "deployment", 3, tls=True, auth=True) as deployment:
         thread, result = _start_run(deployment, RUN_CONFIG, run_dir, overwrite=True)
-        if _wait(lambda: len(_rows(run_dir)) >= 2, thread):
-            record["killed_after_round"] = _rows(run_dir)[-1]["round"]
+        if _wait(lambda: len(read_rows(run_dir)) >= 2, thread):
+            record["killed_after_round"] = read_rows(run_dir)[-1]["round"]
             deployment.kill("superlink")
             time.sleep(3)
             deployment.restart("superlink")

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from fedot.run.deploy import free_port
+from fedot.run.log import read_rows
 
 RUN_CONFIG = ("steps=3 batch-size=1 max-length=32 eval-limit=1 full-ft=false emulator-blocks=4 round-timeout-s=90 "
               "num-rounds={rounds}")
@@ -89,11 +90,6 @@ def running_workers(temp_dir: str, home: Path) -> dict[int, str]:
     return out
 
 
-def rounds(run_dir: Path) -> list[dict]:
-    path = run_dir / "rounds.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def experiment(out: Path, kill_after: int, num_rounds: int = 4, kill_worker_after: int = -1) -> dict:
     """``kill_worker_after`` >= 0: first SIGKILL one worker of the head's raylet while it runs a ClientApp in the
     round after that one (a worker lost while its raylet lives: it is replaced), then the second raylet after
@@ -122,7 +118,7 @@ def experiment(out: Path, kill_after: int, num_rounds: int = 4, kill_worker_afte
             workers = running_workers(temp_dir, home)
             for pid, node in workers.items():
                 seen.setdefault(node, set()).add(pid)
-            done = max([r["round"] for r in rounds(run_dir)], default=-1)
+            done = max([r["round"] for r in read_rows(run_dir)], default=-1)
             if kill_worker_after >= 0 and worker_killed is None and done >= kill_worker_after:
                 on_head = [pid for pid, node in workers.items() if node == nodes["site_a"]]
                 if on_head:
@@ -141,12 +137,12 @@ def experiment(out: Path, kill_after: int, num_rounds: int = 4, kill_worker_afte
                       status=(re.findall(r"finished:\w+", output) or ["?"])[-1], tail=output[-1500:])
         record["rounds"] = [{"round": r["round"], "accepted": len(r.get("accepted") or []),
                              "rejected": [x["reason"][:160] for x in r.get("rejected", [])]}
-                            for r in rounds(run_dir)[1:]]
+                            for r in read_rows(run_dir)[1:]]
         if proc.returncode and (run_dir / "checkpoint").exists():  # failed with a reason: resume on the head alone
             resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume",
                                       "--run-dir", str(run_dir)], env=env, capture_output=True, text=True)
             record["resume"] = {"exit": resumed.returncode, "tail": (resumed.stdout + resumed.stderr)[-1500:],
-                                "rounds": [r["round"] for r in rounds(run_dir)]}
+                                "rounds": [r["round"] for r in read_rows(run_dir)]}
         results = run_dir / "results.json"
         record["plugin"] = json.loads(results.read_text())["numbers"]["plugin"] if results.exists() else None
     finally:

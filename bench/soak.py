@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from fedot.run.deploy import free_port
+from fedot.run.log import read_rows
 
 FAULTS = ("fault-dropout=0.3 fault-straggler-s=2.0 round-timeout-s=20 fault-byzantine=0.1 fault-attack='sign-flip' "
           "aggregation='median'")
@@ -127,7 +128,7 @@ def soak(out: Path, rounds: int, clients: int) -> dict:
         time.sleep(0.2)
     output = proc.stdout.read()
     subprocess.run([sys.executable, "-m", "fedot.cli", "stop"], env=env, capture_output=True)
-    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    rows = read_rows(run_dir)
     reasons: dict[str, int] = {}
     for row in rows[1:]:
         for r in row.get("rejected", []):
