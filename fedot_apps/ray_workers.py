@@ -12,9 +12,9 @@ of recycling them); Flower's pool is separate and still has it.
 
 - the result fetch: on ``RayActorError`` the dead actor is swapped, before the failure propagates, for a fresh one
   made by the pool's own ``create_actor_fn`` (same class, same resources) once that one has started
-  (``__ray_ready__`` within :data:`READY_S`). When it cannot start there (the dead worker's raylet is gone with its
-  CPUs: a second machine lost) the replacement is killed and the pool shrinks by one, instead of holding a task
-  that would wait for ever and keep the simulation from exiting;
+  (``__ray_ready__`` within :data:`READY_S`, or ``FEDOT_WORKER_START_S`` seconds). When it cannot start there (the
+  dead worker's raylet is gone with its CPUs: a second machine lost) the replacement is killed and the pool shrinks
+  by one, instead of holding a task that would wait for ever and keep the simulation from exiting;
 - returning an actor to the pool: a dead actor that nothing replaced is not returned;
 - ``submit``: waits for an idle actor rather than failing on an empty list, since after a shrink the engine has
   more threads than actors; with no actor left at all it raises, naming the cause and the resume command.
@@ -35,13 +35,14 @@ import time
 
 LOG = logging.getLogger("fedot")
 READY_S = 60.0  # how long a replacement worker may take to start before its node is taken to be gone
+READY_ENV = "FEDOT_WORKER_START_S"  # overrides READY_S (seconds), e.g. where workers start fast and time is short
 IDLE_POLL_S = 0.05
 
 
 def _replacement(pool, ray):
     """A started actor to take a dead one's place, or None when the cluster has no room for one."""
     actor = pool.create_actor_fn()
-    ready, _ = ray.wait([actor.__ray_ready__.remote()], timeout=READY_S)
+    ready, _ = ray.wait([actor.__ray_ready__.remote()], timeout=float(os.environ.get(READY_ENV, READY_S)))
     if ready:
         LOG.warning("a data owner's Ray worker died mid-task; a new worker takes its place")
         return actor

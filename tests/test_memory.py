@@ -102,6 +102,18 @@ def test_sim_plan_prints_every_role_without_weights_or_gpus(capsys):
         assert out.rstrip().endswith("fit not checked: no GPU here")
 
 
+@pytest.mark.parametrize("gpus, gib, fits", [(8, 79.6, True), (1, 79.6, True), (1, 39.4, False)])
+def test_the_opt13b_sim_fits_the_hardware_its_readme_names(gpus, gib, fits, capsys):
+    """sims/opt13b_10clients/README.md names one node of 80 GB GPUs (one to eight) and says an A100 40 GB is too
+    small for the model owner; the plan, from OPT-13B's config alone, must agree with it."""
+    from fedot.run.launch import show_plan
+
+    assert show_plan("sims/opt13b_10clients", gpus=gpus, gpu_gib=gib) is fits
+    out = capsys.readouterr().out
+    assert "gradient checkpointing" in out and "emulator 22 of 40 blocks" in out
+    assert ("\nfits" in out) is fits and ("does NOT fit" in out) is not fits
+
+
 def test_fedot_sim_refuses_a_run_that_does_not_fit_before_flower_starts(tiny_models, tmp_path, monkeypatch):
     from fedot.run import plan as plan_module
     from fedot.run.launch import SimError, prepare

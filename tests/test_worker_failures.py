@@ -1,6 +1,7 @@
 """A data owner's Ray worker killed mid-round: the round ends with the other replies, the next round has a worker."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -111,7 +112,8 @@ def test_a_killed_worker_is_replaced_and_a_lost_raylet_is_survived(tmp_path):
     out = tmp_path / "cluster"
     proc = subprocess.run([sys.executable, "bench/ray_cluster.py", "--out", str(out), "--json", str(out / "r.json"),
                            "--rounds", "4", "--kill-worker-after", "1", "--kill-after", "2"],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "FEDOT_WORKER_START_S": "15"})  # a replacement starts within seconds here
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     record = json.loads((out / "r.json").read_text())
     assert record["exit"] == 0 and record["status"] == "finished:completed", record["tail"]
