@@ -69,6 +69,23 @@ def test_honest_rounds_are_unchanged_by_the_default_bounds():
     assert results[1].row["influence"] == []  # bounds off: streamed, nothing held
 
 
+def test_updates_that_did_not_move_the_adapter_do_not_set_the_norm_bound():
+    from fedot.aggregation.influence import bound
+    from fedot.aggregation.validate import Reply
+
+    reference = {"w": torch.ones(4, 4)}  # norm 4: updates below 4e-6 did not move it
+    still = [Reply(node=i, state={"w": reference["w"] + 1e-9}, weight=10.0) for i in range(3)]
+    moving = [Reply(node=10 + i, state={"w": reference["w"] + d}, weight=10.0) for i, d in enumerate((0.01, 0.02))]
+    kept, records, rejected = bound(still + moving, reference, 10.0, 10.0, "reject")
+    assert not rejected and len(kept) == 5  # before: median 4e-9, both honest updates rejected as outliers
+    assert all(r["norm_ratio"] is None for r in records)  # two updates moved: too few to bound
+    liar = Reply(node=99, state={"w": reference["w"] + 5.0}, weight=10.0)
+    kept, records, rejected = bound(still + moving + [Reply(node=12, state={"w": reference["w"] + 0.015},
+                                                            weight=10.0), liar], reference, 10.0, 10.0, "reject")
+    assert [r["node"] for r in rejected] == [99] and len(kept) == 6  # three moved: the bound is back, from them
+    assert next(r for r in records if r["node"] == 12)["norm_ratio"] == pytest.approx(1.0)
+
+
 def test_relative_norm_bound_clips_when_asked():
     s, sent = strategy_for(4, update_norm_action="clip")
     outcome = s.aggregate_round(1, [reply(sent[i], good(*honest(1.0))) for i in range(3)]
@@ -146,7 +163,7 @@ def replies(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(replies(), min_size=1, max_size=6))
-@example(generated=[  # found by hypothesis: two do-nothing updates make the honest one the outlier, rejected
+@example(generated=[  # found by hypothesis: do-nothing updates made the honest one the outlier (fixed: not counted)
     ({"w": torch.zeros(3, 2), "b": torch.zeros(2)}, {"num-examples": 1e300}),
     ({"w": torch.zeros(3, 2), "b": torch.tensor([1e-30, 0.0])}, {"num-examples": 1e300})])
 def test_generated_replies_never_crash_the_owner_or_corrupt_the_adapter(generated):

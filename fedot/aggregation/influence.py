@@ -17,15 +17,25 @@ What this does not cover: a coordinated group (a median of liars is a liar), a s
 update (sign flips of honest size), or data poisoning; those need a robust rule (median, trimmed mean, Krum, Bulyan)
 or differential privacy. With the bounds on, a streaming rule holds the round's replies until it ends (the bounds
 need all of them); set both ratios to 0 to fold replies in as they arrive.
+
+Updates that barely move the adapter (a data owner with nothing to train on, or a do-nothing attacker) are left out
+of the lower median: below :data:`NEGLIGIBLE_RELATIVE` times the global adapter's norm (and always below
+:data:`NEGLIGIBLE_ABSOLUTE`) they carry no scale, and with half or more of them in a round the median would be about
+zero and every honest update would look like an outlier (hypothesis found that case). They are still aggregated,
+and are never rejected by the bound, being smaller than it; the bound needs three updates that moved.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import torch
 
 from .validate import Rejected, Reply, update_norm
+
+NEGLIGIBLE_RELATIVE = 1e-6  # of the global adapter's norm: an update below this did not move it
+NEGLIGIBLE_ABSOLUTE = 1e-12  # an update below this norm moved nothing, whatever the adapter (e.g. all zeros)
 
 
 def bound(replies: list[Reply], reference: dict[str, torch.Tensor], weight_ratio: float, norm_ratio: float,
@@ -35,8 +45,11 @@ def bound(replies: list[Reply], reference: dict[str, torch.Tensor], weight_ratio
     records = [{"node": r.node, "weight_claimed": r.weight, "norm": n} for r, n in zip(replies, norms)]
     if not replies:
         return [], records, []
-    counts, mid_norm = statistics.median_low([r.weight for r in replies]), statistics.median_low(norms)
-    norm_known = len(replies) >= 3 and mid_norm > 0
+    floor = max(NEGLIGIBLE_RELATIVE * math.sqrt(sum(float(t.double().pow(2).sum()) for t in reference.values())),
+                NEGLIGIBLE_ABSOLUTE)
+    moved = [n for n in norms if n > floor]
+    counts, mid_norm = statistics.median_low([r.weight for r in replies]), statistics.median_low(moved or [0.0])
+    norm_known = len(moved) >= 3
     norm_cap = norm_ratio * mid_norm if norm_ratio and norm_known else None
     kept, rejected = [], []
     for r, n, rec in zip(replies, norms, records):
