@@ -264,3 +264,18 @@ def test_fedot_sim_refuses_a_lossless_emulator_before_flower_starts(tiny_models,
         preflight(Sim("sims/quickstart"), {**overrides, "emulator-blocks": 4})  # 4 of 4 middle blocks: all of them
     preflight(Sim("sims/quickstart"), {**overrides, "emulator-blocks": 3})
     preflight(Sim("sims/quickstart"), {**overrides, "emulator-blocks": 4, "emulator-method": "quantize"})
+
+
+def test_path_delivery_refuses_an_artifact_replaced_on_the_owners_disk(tiny_models, tmp_path):
+    from fedot.delivery import locate
+    from fedot.emulator.artifact import write_manifest
+
+    emulator = Path(build_emulator(str(tiny_models["llama"]), tmp_path / "emulator", emulator_blocks=2, bottom=1,
+                                   top=1))
+    manifest = read_manifest(emulator)
+    config = {"emulator-delivery": "path", "emulator-path": str(emulator), "emulator-id": manifest["id"]}
+    assert locate(config, {}) == emulator
+    (emulator / "config.json").write_text((emulator / "config.json").read_text() + " ")  # changed, then re-hashed
+    write_manifest(emulator, manifest)
+    with pytest.raises(ArtifactError, match="the artifact was replaced or modified"):
+        locate(config, {})
