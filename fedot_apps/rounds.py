@@ -22,6 +22,7 @@ from fedot.run.divergence import Diverged, Guard
 from fedot.run.log import RoundLog
 from fedot.run.model_owner import ModelOwner
 from fedot.run.progress import Progress, alignment_line
+from fedot.run.replies import keeping
 
 from .federation import FederationError
 
@@ -53,6 +54,8 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
             config = ConfigRecord({**msg.content["config"], **node_configs[msg.metadata.dst_node_id]})
             msg.content = RecordDict({**msg.content, "config": config})
         replies = grid.send_and_receive(messages, timeout=cfg.round_timeout_s or None)
+        if cfg.keep_replies:  # written as they stream past, before the strategy sees them
+            replies = keeping(replies, log.out, server_round, arrays.to_torch_state_dict(), messages)
         outcome = strategy.aggregate_round(server_round, replies)
         if outcome.arrays is not None:
             arrays = outcome.arrays

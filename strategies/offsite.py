@@ -84,19 +84,24 @@ class OffsiteStrategy(FedAvg):
             config[key] = value
         configure = self.privacy.configure_train if self.privacy else super().configure_train
         messages = list(configure(server_round, arrays, config, grid))
-        sampled = sorted(m.metadata.dst_node_id for m in messages)
+        self.expect(server_round, arrays, sorted(m.metadata.dst_node_id for m in messages), config["lr"])
+        self._pushed = [m.metadata for m in messages]  # their ids, set when the grid pushes them, name the node a
+        # SuperLink-written error reply answers for (fedot.reply_origin)
+        return messages
+
+    def expect(self, server_round: int, arrays: ArrayRecord, sampled: list[int], lr: float) -> None:
+        """What :meth:`aggregate_round` checks replies against: the round's global adapter and its sampled nodes
+        (``configure_train`` calls it; a replay of kept replies calls it alone)."""
         first_contact = [n for n in sampled if n not in self.seen]
         self.seen.update(sampled)
         reference = arrays.to_torch_state_dict()
         if hasattr(self.flower_rule, "current_arrays"):  # FedOpt family: the server optimiser's reference point
             self.flower_rule.current_arrays = {k: a.numpy() for k, a in arrays.items()}
-        self._pushed = [m.metadata for m in messages]  # their ids, set when the grid pushes them, name the node a
-        # SuperLink-written error reply answers for (fedot.reply_origin)
-        self._sent = {"round": server_round, "lr": config["lr"], "sampled": sampled, "reference": reference,
+        self._pushed = []
+        self._sent = {"round": server_round, "lr": lr, "sampled": sampled, "reference": reference,
                       "emulator_bytes_down": sum(self.emulator_bytes.get(n, 0) if isinstance(self.emulator_bytes, dict)
                                                  else self.emulator_bytes for n in first_contact),
                       "bytes_down": state_bytes(reference) * len(sampled)}
-        return messages
 
     def _combine(self, server_round: int, held: list, average: RunningAverage | None):
         """The rule's aggregate of the accepted replies (None with the reason when it cannot be had)."""

@@ -73,6 +73,9 @@ class FederatedConfig:
                                      "timed out; 0: wait for all", ge=0)
     resume: bool = setting(False, "continue the run in run-dir from its last checkpointed round (`fedot sim "
                            "--resume --run-dir RUN_DIR`)")
+    keep_replies: bool = setting(False, "write every reply of every round (its adapter tensors and metrics, or its "
+                                 "error) and the round's global adapter to <run>/replies/round-<r>/: an audit trail, "
+                                 "and what a replay aggregates again under other rules (strategies/replay.py)")
     aggregation: AggregationConfig = group(AggregationConfig)
     dp: DPConfig = group(DPConfig, prefix="dp")
     emulator: EmulatorSpec = group(EmulatorSpec)
