@@ -68,3 +68,20 @@ def test_a_replay_refuses_what_would_change_the_replies_or_the_privacy_budget(ke
     run_server(rc, InProcessGrid(2, rc))
     with pytest.raises(FileNotFoundError, match="keep-replies = true"):
         replay_round(tmp_path / "plain", 1)
+
+
+def test_a_reply_declaring_oversized_tensors_is_recorded_but_never_decoded(tmp_path):
+    from flwr.app import ArrayRecord, MetricRecord, RecordDict
+
+    from fedot.run.replies import keeping
+    from support.replies import REF, reply, strategy_for
+
+    _, sent = strategy_for(2)
+    huge = RecordDict({"arrays": ArrayRecord({"w": torch.zeros(3000, 2000)}),  # 24 MB against a 32-byte adapter
+                       "metrics": MetricRecord({"num-examples": 1})})
+    small = RecordDict({"arrays": ArrayRecord(REF), "metrics": MetricRecord({"num-examples": 1})})
+    passed = list(keeping([reply(sent[0], huge), reply(sent[1], small)], tmp_path, 1, REF, sent))
+    assert len(passed) == 2  # both go on to validation unchanged
+    _, records = read_round(tmp_path, 1)
+    assert "more than" in records[0]["unreadable"] and not (tmp_path / "replies/round-1/0.arrays.safetensors").exists()
+    assert set(records[1]["arrays"]["arrays"]) == set(REF)

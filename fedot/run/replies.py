@@ -44,19 +44,33 @@ def keeping(replies: Iterable, run_dir: str | Path, server_round: int, reference
     folder.mkdir(parents=True, exist_ok=True)
     _save(reference, folder / GLOBAL)
     sent: dict[str, int] = {}
+    most = 2 * sum(t.numel() * t.element_size() for t in reference.values()) + 2**20
     for i, msg in enumerate(replies):
         sent = sent or destinations(pushed)
-        write_reply(folder, i, msg, reply_node(msg, sent))
+        write_reply(folder, i, msg, reply_node(msg, sent), most)
         yield msg
 
 
-def write_reply(folder: Path, i: int, msg, node: int) -> None:
+def declared_bytes(content) -> int:
+    """Tensor bytes a reply's array records declare in their wire metadata (nothing decoded)."""
+    import numpy as np
+
+    return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize
+               for arrays in content.array_records.values() for a in arrays.values())
+
+
+def write_reply(folder: Path, i: int, msg, node: int, most: int) -> None:
+    """One reply as it came; one declaring more tensor bytes than ``most`` is not decoded (validation, which reads
+    the same metadata first, never decodes it either) and is recorded as too large."""
     record: dict = {"node": node}
     if msg.has_error():
         record["error"] = {"code": int(msg.error.code), "reason": str(msg.error.reason)}
     else:
         try:
             content = msg.content
+            size = declared_bytes(content)
+            if size > most:
+                raise ValueError(f"declares {size} tensor bytes, more than {most}: not decoded, not kept")
             record["metrics"] = {k: dict(v) for k, v in content.metric_records.items()}
             record["configs"] = {k: dict(v) for k, v in content.config_records.items()}
             record["arrays"] = []
