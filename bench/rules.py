@@ -37,9 +37,14 @@ ATTACKS = ("scale", "sign-flip", "examples-inflation")
 
 
 def cells(fractions, seeds) -> list[tuple[str, str, str]]:
-    grid = [("none", "0%", "")] + [(a, f"{round(f * 100)}%", f"fault-byzantine={f} fault-attack='{a}'")
-                                   for f in fractions for a in ATTACKS]
-    return [(attack, frac, extra + f" seed={seed}") for attack, frac, extra in grid for seed in seeds]
+    """Fraction by fraction (the clean run with the first), every seed of a fraction before the next fraction: an
+    interrupted grid leaves whole rows."""
+    out = []
+    for k, f in enumerate(fractions):
+        grid = [("none", "0%", "")] * (k == 0) + [(a, f"{round(f * 100)}%", f"fault-byzantine={f} fault-attack='{a}'")
+                                                  for a in ATTACKS]
+        out += [(attack, frac, extra + f" seed={seed}") for seed in seeds for attack, frac, extra in grid]
+    return out
 
 
 def score_rules(run_dir: Path, owner) -> dict:
@@ -107,23 +112,29 @@ def main(argv=None) -> None:
             "zero_shot": cell["zero_shot"], "run_plugin": cell["plugin"], "command": cell["command"],
             "rules": {k: {x: v for x, v in s.items() if x != "outcomes"} for k, s in scored.items()},
             "paired_vs_plain": paired_against_plain(scored, owner.task)}
+        write(points, args, argv, complete=False)  # after every cell: an interrupted grid keeps what it finished
+    print("\n" + write(points, args, argv, complete=True))
+
+
+def write(points: dict, args, argv, complete: bool) -> str:
     record = {"command": "python bench/rules.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "seeds": args.seeds, "fractions": args.fractions, "points": points, "table": table(points, args)}
+              "seeds": args.seeds, "fractions": args.fractions, "complete": complete, "cells_done": len(points),
+              "points": points, "table": table(points, args)}
     (ROOT / "bench/results/rules.json").write_text(json.dumps(record, indent=2) + "\n")
-    print("\n" + record["table"])
+    return record["table"]
 
 
 def table(points: dict, args) -> str:
+    """Plug-in perplexity per rule, mean ± std over the seeds that finished (their number in the last column)."""
     lines = [f"| attack | malicious | {' | '.join(RULES)} | seeds |", "|---|---|" + "---|" * len(RULES) + "---|"]
     for attack, frac, _ in cells(args.fractions, [args.seeds[0]]):
-        row = []
+        row, done = [], [s for s in args.seeds if f"{attack}/{frac}/seed{s}" in points]
         for rule in RULES:
-            values = [points.get(f"{attack}/{frac}/seed{s}", {}).get("rules", {}).get(rule, {}).get("plugin")
-                      for s in args.seeds]
-            ok = [v for v in values if v is not None]
+            ok = [v for s in done if (v := points[f"{attack}/{frac}/seed{s}"].get("rules", {}).get(rule, {})
+                                      .get("plugin")) is not None]
             row.append("—" if not ok else f"{statistics.mean(ok):,.2f}" + (
                 f" ± {statistics.stdev(ok):,.2f}" if len(ok) > 1 else ""))
-        lines.append(f"| {attack} | {frac} | {' | '.join(row)} | {len(args.seeds)} |")
+        lines.append(f"| {attack} | {frac} | {' | '.join(row)} | {len(done)} |")
     return "\n".join(lines)
 
 
