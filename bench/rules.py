@@ -25,12 +25,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from attacks import ATTACK_BASE, run  # noqa: E402
 
-RULES = {  # as a user sets them; the relative bounds are on by default under every rule
-    "plain FedAvg": {"aggregation": "fedavg", "max-weight-ratio": 0, "max-norm-ratio": 0},
+OFF = {"max-weight-ratio": 0, "max-norm-ratio": 0}  # fedot's default relative bounds switched off
+RULES = {  # as a user sets them (the relative bounds are on by default under every rule), and each rule alone
+    "plain FedAvg": {"aggregation": "fedavg", **OFF},
     "FedAvg, default bounds": {"aggregation": "fedavg"},
     "median": {"aggregation": "median"},
     "trimmed-mean": {"aggregation": "trimmed-mean"},
     "krum": {"aggregation": "krum", "krum-malicious": 3},
+    "median alone": {"aggregation": "median", **OFF},
+    "trimmed-mean alone": {"aggregation": "trimmed-mean", **OFF},
+    "krum alone": {"aggregation": "krum", "krum-malicious": 3, **OFF},
 }
 RUN_RULE = "FedAvg, default bounds"  # what the cell's own run aggregated with
 ATTACKS = ("scale", "sign-flip", "examples-inflation")
@@ -53,10 +57,10 @@ def score_rules(run_dir: Path, owner) -> dict:
     from strategies.replay import replay_round
 
     cache = round_dir(run_dir, 1) / "rules.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
-    scored = {}
+    scored = json.loads(cache.read_text()) if cache.exists() else {}
     for name, overrides in RULES.items():
+        if name in scored:  # a rule added later is scored alone
+            continue
         outcome = replay_round(run_dir, 1, overrides)
         if outcome.arrays is None:
             scored[name] = {"plugin": None, "reason": outcome.row.get("not_aggregated_reason")}
@@ -65,7 +69,7 @@ def score_rules(run_dir: Path, owner) -> dict:
         scored[name] = {"plugin": result["primary"], "outcomes": result["outcomes"],
                         "accepted": len(outcome.row["accepted"]), "rejected": len(outcome.row["rejected"])}
         print(f"  {name}: {result['primary']:.4f}", flush=True)
-    cache.write_text(json.dumps(scored) + "\n")
+        cache.write_text(json.dumps(scored) + "\n")
     return scored
 
 
