@@ -53,10 +53,9 @@ def cells(fractions, seeds) -> list[tuple[str, str, str]]:
 
 def score_rules(run_dir: Path, owner) -> dict:
     """Every rule's plug-in on this cell's kept replies (cached beside the run as rules.json)."""
-    from fedot.run.replies import round_dir
     from strategies.replay import replay_round
 
-    cache = round_dir(run_dir, 1) / "rules.json"
+    cache = run_dir / "rules.json"
     scored = json.loads(cache.read_text()) if cache.exists() else {}
     for name, overrides in RULES.items():
         if name in scored:  # a rule added later is scored alone

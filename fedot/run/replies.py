@@ -90,7 +90,7 @@ def read_round(run_dir: str | Path, server_round: int) -> tuple[dict[str, torch.
         raise FileNotFoundError(f"{folder} holds no kept replies: the run did not set keep-replies = true (or round "
                                 f"{server_round} never ran); re-run it with --keep-replies")
     replies = []
-    for i in range(len(list(folder.glob("*.json")))):
+    for i in sorted(int(f.stem) for f in folder.glob("*.json") if f.stem.isdigit()):  # only the replies' own
         record = json.loads((folder / f"{i}.json").read_text())
         record["arrays"] = {name: _load(folder / f"{i}.{name}.safetensors") for name in record.get("arrays", [])}
         replies.append(record)
