@@ -19,14 +19,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from logging import WARNING
 
-import numpy as np
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedot.aggregation.average import RunningAverage, state_bytes
+from fedot.aggregation.average import RunningAverage, declared_bytes, state_bytes
 from fedot.aggregation.influence import bound
 from fedot.aggregation.privacy import DPConfig, Privacy
 from fedot.aggregation.rules import AggregationConfig
@@ -47,7 +46,7 @@ class RoundOutcome:
 def _payload_bytes(msg) -> int:
     """Tensor bytes a reply carried (as ``bytes_down`` counts them), from its arrays' metadata; 0 if unreadable."""
     try:
-        return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize for a in msg.content["arrays"].values())
+        return declared_bytes(msg.content["arrays"])
     except Exception:
         return 0
 

@@ -5,7 +5,7 @@ builds the strategy a run with other aggregation settings would have had, gives 
 sampled nodes, and hands it the same replies: validation, the relative bounds and the rule all run as in a real
 round, and the outcome is the adapter and round row that strategy makes. Replaying the run's own settings gives the
 run's own adapter (tested), so a difference between two replays is the rules' alone, on the same updates: a paired
-comparison (``bench/attacks.py rules`` evaluates each on the same test documents).
+comparison (``bench/rules.py`` evaluates each on the same test documents).
 
 Refused, with the reason: settings that change what the data owners were told to do (``aggregation.client_config``,
 e.g. FedProx's proximal term: the replies would have been different), and differential privacy (a replay would be a

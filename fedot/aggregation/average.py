@@ -41,3 +41,10 @@ def weighted_average(updates: list[tuple[dict[str, torch.Tensor], float]]) -> di
 
 def state_bytes(state: dict[str, torch.Tensor]) -> int:
     return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def declared_bytes(arrays) -> int:
+    """Tensor bytes a Flower ArrayRecord declares in its wire metadata (shape x dtype; nothing decoded)."""
+    import numpy as np
+
+    return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize for a in arrays.values())

@@ -24,6 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from ..aggregation.average import declared_bytes
 from ..reply_origin import destinations, reply_node
 
 GLOBAL = "global.safetensors"
@@ -51,14 +52,6 @@ def keeping(replies: Iterable, run_dir: str | Path, server_round: int, reference
         yield msg
 
 
-def declared_bytes(content) -> int:
-    """Tensor bytes a reply's array records declare in their wire metadata (nothing decoded)."""
-    import numpy as np
-
-    return sum(int(np.prod(a.shape)) * np.dtype(a.dtype).itemsize
-               for arrays in content.array_records.values() for a in arrays.values())
-
-
 def write_reply(folder: Path, i: int, msg, node: int, most: int) -> None:
     """One reply as it came; one declaring more tensor bytes than ``most`` is not decoded (validation, which reads
     the same metadata first, never decodes it either) and is recorded as too large."""
@@ -68,7 +61,7 @@ def write_reply(folder: Path, i: int, msg, node: int, most: int) -> None:
     else:
         try:
             content = msg.content
-            size = declared_bytes(content)
+            size = sum(declared_bytes(arrays) for arrays in content.array_records.values())
             if size > most:
                 raise ValueError(f"declares {size} tensor bytes, more than {most}: not decoded, not kept")
             record["metrics"] = {k: dict(v) for k, v in content.metric_records.items()}
