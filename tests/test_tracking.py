@@ -45,10 +45,13 @@ def test_a_missing_package_is_named_with_the_install_command(monkeypatch):
 
 
 def _log_a_run(out: Path, tracker: str):
-    t = Tracking(TrackingConfig(tracker), out, "run-a", {"lr": 2e-4, "task": "pydocs", "lr-list": [1e-4]})
+    said = []
+    t = Tracking(TrackingConfig(tracker), out, "run-a", {"lr": 2e-4, "task": "pydocs", "lr-list": [1e-4]},
+                 report=said.append)
     t.log_row({**ROW, "round": 1, "train_loss": 3.0})
     t.log_row(ROW)
     t.finish(RECORD)
+    assert said == [] and t.trackers  # no tracker failed and was dropped along the way
 
 
 def test_tensorboard_event_files_hold_every_round_and_the_final_numbers(tmp_path):

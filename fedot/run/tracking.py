@@ -155,8 +155,14 @@ class WandB:
         self.run.log(metrics, step=step)
 
     def finish(self, summary: dict[str, float]) -> None:
+        import wandb
+
         self.run.summary.update({f"final/{k}": v for k, v in summary.items()})
         self.run.finish()
+        try:  # finish() can return before wandb-core has written the offline log; teardown waits for it
+            wandb.teardown()
+        except SystemExit as e:  # teardown exits the process when wandb-core failed: make it a tracker failure
+            raise RuntimeError(f"wandb-core exited with status {e.code}") from None
 
 
 class Tracking:
