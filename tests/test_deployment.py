@@ -173,38 +173,25 @@ def test_deployment_over_tls_delivers_only_the_emulator_and_matches_the_simulati
 
 
 @pytest.mark.slow
-def test_supernode_authentication_admits_registered_keys_only(tmp_path):
+def test_an_authenticated_deployment_admits_registered_keys_only_and_flwr_log_and_stop_work(tmp_path, monkeypatch):
+    """One TLS deployment with SuperNode authentication: an intruder with a valid but unregistered key is refused
+    while the registered SuperNodes serve a run, and Flower's own `flwr list`, `flwr log` and `flwr stop`, with the
+    deployment's connection, work on that run."""
     import time
 
     from fedot.run.deploy import free_port
-
-    with Deployment(tmp_path / "deployment", 1, tls=True, auth=True) as deployment:
-        private, _ = make_node_keys(tmp_path / "intruder" / "node")  # a valid key the owner never registered
-        deployment._spawn("intruder", ["flower-supernode", "--root-certificates",
-                                       str(deployment.root / "certificates" / "ca.crt"), "--superlink",
-                                       f"127.0.0.1:{deployment.port}", "--host", "127.0.0.1", "--port",
-                                       str(free_port()), "--auth-supernode-private-key", str(private)])
-        time.sleep(20)
-        nodes = json.loads(deployment.flwr("supernode", "ls", Deployment.CONNECTION, "--format", "json"))["nodes"]
-        runs = json.loads(deployment.flwr("list", Deployment.CONNECTION, "--format", "json"))  # over TLS too
-        log = (deployment.root / "intruder.log").read_text()
-    assert [n["status"] for n in nodes] == ["online"]  # the registered SuperNode, not the intruder
-    assert "Connection attempt failed" in log
-    assert runs["success"] and runs["runs"] == []  # `flwr list` works against a deployment (no run started here)
-
-
-@pytest.mark.slow
-def test_flwr_log_and_stop_work_against_a_deployment(tmp_path, monkeypatch):
-    """Flower's own `flwr log` and `flwr stop`, with the deployment's connection, on a run it is serving over TLS."""
-    import time
-
     from fedot.run.launch import flwr_cli, handoff, parse_overrides, prepare, run_status
 
     own_flower(tmp_path, monkeypatch)
     overrides = {**parse_overrides([TINY.replace("num-rounds=1", "num-rounds=40")]), "num-clients": 2,
                  "wait-for-clients-s": 120.0, "run-dir": str(tmp_path / "run")}
     sim, _, cfg, run_dir = prepare("sims/quickstart", overrides)
-    with Deployment(tmp_path / "deployment", 2, tls=True) as deployment:
+    with Deployment(tmp_path / "deployment", 2, tls=True, auth=True) as deployment:
+        private, _ = make_node_keys(tmp_path / "intruder" / "node")  # a valid key the owner never registered
+        deployment._spawn("intruder", ["flower-supernode", "--root-certificates",
+                                       str(deployment.root / "certificates" / "ca.crt"), "--superlink",
+                                       f"127.0.0.1:{deployment.port}", "--host", "127.0.0.1", "--port",
+                                       str(free_port()), "--auth-supernode-private-key", str(private)])
         cmd = [flwr_cli(), "run", str(sim.path), Deployment.CONNECTION, "--stream", *handoff(cfg, run_dir)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=deployment.env)
         try:
@@ -213,15 +200,20 @@ def test_flwr_log_and_stop_work_against_a_deployment(tmp_path, monkeypatch):
             while not (run_dir / "checkpoint" / "state.json").exists():  # a round done: the run is really running
                 assert time.monotonic() < deadline and proc.poll() is None, "the deployed run never finished a round"
                 time.sleep(0.5)
+            nodes = json.loads(deployment.flwr("supernode", "ls", Deployment.CONNECTION, "--format", "json"))["nodes"]
+            runs = json.loads(deployment.flwr("list", Deployment.CONNECTION, "--format", "json"))  # over TLS too
             deployment.flwr("stop", run_id, Deployment.CONNECTION)
             proc.wait(timeout=300)
             log = deployment.flwr("log", run_id, Deployment.CONNECTION)  # (while a run lasts, flwr log waits for it)
-            assert "round 1" in log
             status = run_status(run_id, deployment.env, [Deployment.CONNECTION])
         finally:
             if proc.poll() is None:
                 proc.kill()
-    assert status == "finished:stopped"
+        intruder = (deployment.root / "intruder.log").read_text()
+    assert [n["status"] for n in nodes] == ["online", "online"]  # the two registered SuperNodes, not the intruder
+    assert "Connection attempt failed" in intruder
+    assert runs["success"] and [str(r["run-id"]) for r in runs["runs"]] == [run_id]
+    assert "round 1" in log and status == "finished:stopped"
     assert not (run_dir / "results.json").exists() and (run_dir / "checkpoint" / "state.json").exists()
 
 

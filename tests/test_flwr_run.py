@@ -84,69 +84,30 @@ def test_plain_flwr_run_trains_the_declared_data_owners(tmp_path, monkeypatch):
     assert len(rows[1]["accepted"]) == 4
 
 
-def test_kill_9_of_the_server_app_then_resume(tmp_path, monkeypatch):
-    """The owner's process dies mid-run (SIGKILL: no handler runs); `fedot sim --resume` finishes the run, redoing
-    at most the round that was in progress."""
-    import signal
+def _wait_for_round(state: Path, proc, after: int) -> None:
     import time
 
-    from fedot.run.services import stop_superlink
-
-    home = own_flower(tmp_path, monkeypatch)
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "2", "--run-dir", str(out),
-           "--run-config", TINY.replace("num-rounds=1", "num-rounds=4 eval-every=4")]  # evaluated at the end
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    state = out / "checkpoint" / "state.json"
-    try:
-        deadline = time.monotonic() + 600
-        while not (state.exists() and json.loads(state.read_text())["round"] >= 2):
-            assert time.monotonic() < deadline and proc.poll() is None, "the run never reached round 2"
-            time.sleep(0.2)
-        servers = [pid for pid in subprocess.run(["pgrep", "-f", "flwr-simulation"], capture_output=True,
-                                                  text=True).stdout.split()
-                   if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes()]  # this test's only
-        assert servers
-        for pid in servers:
-            os.kill(int(pid), signal.SIGKILL)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        stop_superlink(home)
-    before = [json.loads(line) for line in (out / "rounds.jsonl").open()]
-    killed_at = json.loads(state.read_text())["round"]
-    assert 2 <= killed_at < 4 and not (out / "results.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", "--run-dir",
-                              str(out)], capture_output=True, text=True, timeout=900)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert f"resuming after round {killed_at} of 4" in resumed.stdout
-    rows = [json.loads(line) for line in (out / "rounds.jsonl").open()]
-    assert [r["round"] for r in rows] == [0, 1, 2, 3, 4]
-    assert rows[:killed_at + 1] == before[:killed_at + 1]  # the rounds done before the kill are kept as they were
-    assert json.loads((out / "results.json").read_text())["numbers"]["plugin"] == rows[4]["evaluation"]["plugin"]
-    # and it ends where the same run without the kill ends, tensor by tensor
-    whole = tmp_path / "whole"
-    uninterrupted = subprocess.run([*cmd[:cmd.index("--run-dir") + 1], str(whole), *cmd[cmd.index("--run-dir") + 2:]],
-                                   capture_output=True, text=True, timeout=900)
-    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
-    from safetensors.torch import load_file
-
-    a, b = load_file(out / "adapter.safetensors"), load_file(whole / "adapter.safetensors")
-    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
+    deadline = time.monotonic() + 600
+    while not (state.exists() and json.loads(state.read_text())["round"] > after):
+        assert time.monotonic() < deadline and proc.poll() is None, f"the run never finished round {after + 1}"
+        time.sleep(0.2)
 
 
-def test_flwr_list_log_and_stop_work_on_a_fedot_run_which_then_resumes(tmp_path, monkeypatch):
+def test_flwr_list_log_stop_then_kill_9_of_the_server_app_and_resume_to_the_uninterrupted_end(tmp_path, monkeypatch):
     """`fedot sim` prints the Flower run id and the commands to follow it; Flower's own `flwr list`, `flwr log` and
-    `flwr stop` work against the SuperLink serving it; a stopped run says how to resume, and resuming finishes it."""
-    import time
+    `flwr stop` work against the SuperLink serving it; a stopped run says how to resume. The resumed run's owner
+    process then dies (SIGKILL: no handler runs); `fedot sim --resume` finishes it, redoing at most the round in
+    progress, keeping the rounds done as they were, and ends where the same run without interruptions ends."""
+    import signal
 
     from fedot.run.services import stop_superlink
 
     home = own_flower(tmp_path, monkeypatch)
-    out = tmp_path / "run"
+    out, state = tmp_path / "run", tmp_path / "run" / "checkpoint" / "state.json"
     flwr = str(Path(sys.executable).with_name("flwr"))
     cmd = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--num-clients", "2", "--run-dir", str(out),
-           "--run-config", TINY.replace("num-rounds=1", "num-rounds=8 eval-every=8")]  # evaluated at the end only
+           "--run-config", TINY.replace("num-rounds=1", "num-rounds=5 eval-every=5")]  # evaluated at the end only
+    resume = [sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", "--run-dir", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         run_id = None
@@ -157,11 +118,7 @@ def test_flwr_list_log_and_stop_work_on_a_fedot_run_which_then_resumes(tmp_path,
                 run_id = m.group(1)
                 break
         assert run_id, "fedot sim never printed the Flower run id"
-        state = out / "checkpoint" / "state.json"
-        deadline = time.monotonic() + 600
-        while not (state.exists() and json.loads(state.read_text())["round"] >= 1):
-            assert time.monotonic() < deadline and proc.poll() is None, "the run never finished round 1"
-            time.sleep(0.2)
+        _wait_for_round(state, proc, 0)
         listed = json.loads(subprocess.run([flwr, "list", "--format", "json"], capture_output=True, text=True,
                                            timeout=60).stdout)
         assert any(str(r["run-id"]) == run_id and r["status"] == "running" for r in listed["runs"]), listed
@@ -177,8 +134,37 @@ def test_flwr_list_log_and_stop_work_on_a_fedot_run_which_then_resumes(tmp_path,
     assert proc.returncode != 0
     assert f"run {run_id} was stopped (flwr stop); its checkpoint holds round" in err
     assert f"fedot sim sims/quickstart --resume --run-dir {out}" in err
-    resumed = subprocess.run([sys.executable, "-m", "fedot.cli", "sim", "sims/quickstart", "--resume", "--run-dir",
-                              str(out)], capture_output=True, text=True, timeout=900)
+    stopped_at = json.loads(state.read_text())["round"]
+    # resumed, then killed: the owner's process and its fedot sim die without a handler running
+    proc = subprocess.Popen(resume, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_round(state, proc, stopped_at)
+        servers = [pid for pid in subprocess.run(["pgrep", "-f", "flwr-simulation"], capture_output=True,
+                                                  text=True).stdout.split()
+                   if f"FLWR_HOME={home}".encode() in Path(f"/proc/{pid}/environ").read_bytes()]  # this test's only
+        assert servers
+        for pid in servers:
+            os.kill(int(pid), signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        stop_superlink(home)
+    before = [json.loads(line) for line in (out / "rounds.jsonl").open()]
+    killed_at = json.loads(state.read_text())["round"]
+    assert stopped_at < killed_at < 5 and not (out / "results.json").exists()
+    resumed = subprocess.run(resume, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resuming after round {killed_at} of 5" in resumed.stdout
     rows = [json.loads(line) for line in (out / "rounds.jsonl").open()]
-    assert [r["round"] for r in rows] == list(range(9)) and (out / "results.json").exists()
+    assert [r["round"] for r in rows] == list(range(6))
+    assert rows[:killed_at + 1] == before[:killed_at + 1]  # the rounds done before the kill are kept as they were
+    assert json.loads((out / "results.json").read_text())["numbers"]["plugin"] == rows[5]["evaluation"]["plugin"]
+    # and it ends where the same run without interruptions ends, tensor by tensor
+    whole = tmp_path / "whole"
+    uninterrupted = subprocess.run([*cmd[:cmd.index("--run-dir") + 1], str(whole), *cmd[cmd.index("--run-dir") + 2:]],
+                                   capture_output=True, text=True, timeout=900)
+    assert uninterrupted.returncode == 0, uninterrupted.stdout[-3000:] + uninterrupted.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    a, b = load_file(out / "adapter.safetensors"), load_file(whole / "adapter.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
