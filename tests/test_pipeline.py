@@ -161,3 +161,36 @@ def test_compare_aggregates_seeds_into_mean_and_std(tmp_path):
     assert "mean ± sample standard deviation" in text
     # per round: plug-in, the owner's alignment seconds and the MiB that version cost the next round, over seeds
     assert "| one-s0 (n=3 seeds) | 1 | 52.00 ± 2.00 | — | 4.0 ± 2.0 | 2.0 ± 1.0 |" in per_round
+
+
+def test_compare_tests_each_runs_tuned_models_against_the_first_runs_on_the_same_examples(tmp_path):
+    import json
+
+    from fedot.run.compare import compare
+
+    def run(name, plugin, ft, ids=(0, 1, 2, 3)):
+        d = tmp_path / name
+        d.mkdir()
+        numbers = {"zero_shot": 0.2, "plugin": sum(plugin) / 4, "full_finetuned": sum(ft) / 4}
+        (d / "results.json").write_text(json.dumps({"task": "dolly", "metric": "rougeL", "higher_is_better": True,
+                                                    "numbers": numbers, "emulator": {"method": "uniform"}}))
+
+        def gen(scores):
+            return {"kind": "generation", "ids": list(ids), "output": ["x"] * 4, "rougeL": scores}
+
+        (d / "outcomes.json").write_text(json.dumps({"zero_shot": gen([0.2] * 4), "plugin": gen(plugin),
+                                                     "full_finetuned": gen(ft)}))
+        return d
+
+    single = run("single", [0.1, 0.2, 0.3, 0.2], [0.5, 0.5, 0.5, 0.5])
+    federated = run("federated", [0.2, 0.4, 0.6, 0.4], [0.5, 0.5, 0.5, 0.5])  # every record better: p at its floor
+    other = run("other-split", [0.1] * 4, [0.1] * 4, ids=(4, 5, 6, 7))
+    text = compare([single, federated, other], tmp_path / "cmp")
+    section = text.split("## Paired against single (the same examples)")[1]
+    assert "| federated | OT Plug-in | 0.4 | 0.2 | +0.2 | " in section
+    assert "paired bootstrap over examples (2000 resamples) | 0.0005 |" in section  # no resample at or below zero
+    assert "| federated | FT | the same evaluation (identical outcomes) |" in section
+    assert "| other-split | OT Plug-in | not paired: " in section and "different examples" in section
+    (record,) = json.loads((tmp_path / "cmp" / "paired.json").read_text())
+    assert record["a"] == "federated plugin" and record["a_better"] and record["difference"] == pytest.approx(0.2)
+    assert 0.1 <= record["ci95"][0] < 0.2 < record["ci95"][1] <= 0.3  # per-record differences 0.1, 0.2, 0.3, 0.2

@@ -3,6 +3,11 @@
 Runs whose settings differ only in ``seed`` are repeats of one experiment: they are shown as one row of mean ± sample
 standard deviation over the seeds (n = how many), and their plug-in per round as the mean with error bars, so a
 difference between experiments can be read against the spread between seeds.
+
+Where the runs stored per-example outcomes (``outcomes.json``), every other run's tuned models (OT emulator, plug-in,
+FT) are tested against the first run's on the same examples (:func:`fedot.evaluation.paired.compare`: McNemar for
+choices, paired bootstrap for perplexity and ROUGE-L), written to ``paired.json`` beside the table: two intervals
+read side by side are not a test.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt, gap
+from ..files import write_json
 from .page import markdown_page
 
 
@@ -111,6 +117,46 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
     return lines
 
 
+TUNED = ("emulator_finetuned", "plugin", "full_finetuned")  # what differs between runs of one task
+
+
+def paired_against_first(paths: list[Path], runs: list[dict]) -> tuple[list[str], list[dict]]:
+    """Each later run's tuned models against the first run's, example by example (table lines, records)."""
+    from ..evaluation.outcomes import OutcomesError, read_outcomes
+    from ..evaluation.paired import compare as paired_compare
+
+    have = [(p / "outcomes.json").exists() for p in paths]
+    if not have[0] or not any(have[1:]):
+        return [], []
+    base, first = read_outcomes(paths[0] / "outcomes.json"), runs[0]["name"]
+    metric, higher = runs[0]["metric"], runs[0]["higher_is_better"]
+    lines = ["", f"## Paired against {first} (the same examples)", "",
+             f"| Run | model | this run's {metric} | {first}'s | difference | 95% interval | test | p |",
+             "|---" * 8 + "|"]
+    records = []
+    for path, run, has in zip(paths[1:], runs[1:], have[1:]):
+        if not has:
+            lines.append(f"| {run['name']} | — | no outcomes.json: not paired | | | | | |")
+            continue
+        other = read_outcomes(path / "outcomes.json")
+        for model in (m for m in TUNED if m in base and m in other):
+            if other[model] == base[model]:
+                lines.append(f"| {run['name']} | {LABELS[model]} | the same evaluation (identical outcomes) |"
+                             " | | | | |")
+                continue
+            try:
+                r = paired_compare(other[model], base[model], metric, higher,
+                                   (f"{run['name']} {model}", f"{first} {model}"))
+            except OutcomesError as e:
+                lines.append(f"| {run['name']} | {LABELS[model]} | not paired: {e} | | | | | |")
+                continue
+            records.append(r)
+            low, high = r["ci95"]
+            lines.append(f"| {run['name']} | {LABELS[model]} | {r['value_a']:.5g} | {r['value_b']:.5g} | "
+                         f"{r['difference']:+.5g} | {low:+.5g} to {high:+.5g} | {r['test']} | {r['p']:.4g} |")
+    return lines, records
+
+
 def compare(paths: list[str | Path], out: str | Path) -> str:
     import matplotlib
 
@@ -137,8 +183,12 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     if any(len(g) > 1 for g in groups):
         lines += ["", "Rows over several seeds: mean ± sample standard deviation."]
     lines += per_round_table(groups, metric)
+    paired_lines, paired = paired_against_first([Path(p) for p in paths], runs)
+    lines += paired_lines
     text = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(text)
+    if paired:
+        write_json(out / "paired.json", paired)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for g in groups:
         per_round: dict[int, list[float]] = {}
