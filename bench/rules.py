@@ -29,6 +29,8 @@ OFF = {"max-weight-ratio": 0, "max-norm-ratio": 0}  # fedot's default relative b
 RULES = {  # as a user sets them (the relative bounds are on by default under every rule), and each rule alone
     "plain FedAvg": {"aggregation": "fedavg", **OFF},
     "FedAvg, default bounds": {"aggregation": "fedavg"},
+    "FedAvg, norm ratio 3": {"aggregation": "fedavg", "max-norm-ratio": 3},  # tighter than the default 10
+    "FedAvg, norm ratio 2": {"aggregation": "fedavg", "max-norm-ratio": 2},
     "median": {"aggregation": "median"},
     "trimmed-mean": {"aggregation": "trimmed-mean"},
     "krum": {"aggregation": "krum", "krum-malicious": 3},
