@@ -155,6 +155,12 @@ def _compare(args):
     compare(args.runs, args.out)
 
 
+def _render(args):
+    from .run.results import render
+
+    render(args.run)
+
+
 def _settings(args):
     from .run.config import FederatedConfig
     from .run.sim_folder import all_sims
@@ -283,6 +289,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("runs", nargs="+")
     c.add_argument("--out", required=True)
     c.set_defaults(func=_compare)
+
+    rd = sub.add_parser("render", help="write a finished run's results.md/json/png and page again from what it "
+                        "stored (results.json, outcomes.json, rounds.jsonl): same numbers, current tables and tests")
+    rd.add_argument("run", help="a run directory written by `fedot sim` or `fedot offsite`")
+    rd.set_defaults(func=_render)
 
     sv = emu.add_parser("serve", help="serve an artifact directory over HTTP with Range support (url delivery)")
     sv.add_argument("path")

@@ -1,5 +1,6 @@
 """The ServerApp/ClientApp/strategy in process on tiny models: aggregation, bad replies, what is sent."""
 
+import json
 import math
 import os
 from pathlib import Path
@@ -33,7 +34,8 @@ def test_lr_schedule_across_rounds():
         lr_at(2, 5, 1e-3, "linear")
 
 
-def test_federated_round_trip_in_process(tiny_models, tmp_path):
+def test_federated_round_trip_in_process(tiny_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEDOT_NODE_CACHE", str(tmp_path / "nodes"))
     rc = run_config(tiny_models["llama"], tmp_path / "run")
     grid = run_in_process(rc, 3)
     rows, results = outputs(rc)
@@ -43,9 +45,15 @@ def test_federated_round_trip_in_process(tiny_models, tmp_path):
         assert len(row["accepted"]) == 3 and not row["rejected"] and row["aggregated"]
         assert {"plugin", "emulator_finetuned", "gap"} <= set(row["evaluation"])
         assert row["bytes_down"] == row["bytes_up"] > 0  # same adapter down and up, 3 clients each way
-    assert rows[1]["emulator_bytes_down"] == 3 * rows[0]["emulator_bytes"] and rows[2]["emulator_bytes_down"] == 0
+    # the emulator's bytes as delivery sent them (its files and manifest), once per node: round 1 only
+    delivered = json.loads((Path(rc["run-dir"]) / "delivery.jsonl").read_text().splitlines()[0])
+    assert rows[1]["emulator_bytes_down"] == delivered["bytes_sent"] > 3 * rows[0]["emulator_bytes"]
+    assert rows[2]["emulator_bytes_down"] == 0
     assert all(math.isfinite(results["numbers"][k]) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
                                                               "plugin"))
+    again = {**rc, "run-dir": str(tmp_path / "again"), "num-rounds": 1}  # the nodes hold the emulator: nothing sent
+    run_in_process(again, 3)
+    assert outputs(again)[0][1]["emulator_bytes_down"] == 0
     out = Path(rc["run-dir"])
     assert (out / "adapter.safetensors").exists() and (out / "results.png").exists() and (out / "rounds.png").exists()
     # per-example outcomes of every evaluated round beside the log; the final five's in outcomes.json, tested pairwise

@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from fedot.data_owner.partition import PartitionConfig, partition_indices
 from fedot.evaluation import evaluate
 from fedot.evaluation.generation import cut, generate
+from fedot.evaluation.intervals import intervals_of
 from fedot.evaluation.outcomes import metric_value
 from fedot.evaluation.paired import compare
 from fedot.tasks import get_task
@@ -123,6 +124,7 @@ def test_generation_scores_outcomes_and_paired_test(tiny, data):
     assert metric_value(o, "rougeL") == pytest.approx(result["rougeL"])
     lo, hi = result["rougeL_ci95"]
     assert lo <= result["rougeL"] <= hi
+    assert intervals_of({"zs": o}, "rougeL") == {"zs": [lo, hi]}  # the same interval from the stored outcomes
     assert compare(o, o, "rougeL", True)["p"] == 1.0
     gsm = evaluate(model, tok, "gsm8k", "test", limit=4)
     assert set(gsm["outcomes"]) >= {"exact_match", "exact_match_strict", "output"}
@@ -157,6 +159,24 @@ def test_ten_shepherd_data_owners_federated_in_process(tiny_models, data, tmp_pa
     assert rows[1]["examples_truncated"] > 0 and rows[1]["examples_skipped"] == 0  # 48 tokens cut most records
     assert results["metric"] == "rougeL" and math.isfinite(results["numbers"]["plugin"])
     assert results["paired"]["plug-in vs zero-shot"]["n"] == 3
+    # each number with its interval from the outcomes (a federated run keeps no evaluator details), in the table too
+    assert set(results["intervals"]) == {"zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin"}
+    low, high = results["intervals"]["plugin"]
+    assert low <= results["numbers"]["plugin"] <= high
+    table = (tmp_path / "run" / "results.md").read_text()
+    assert f"| OT Plug-in | {100 * results['numbers']['plugin']:.1f}% | {100 * low:.1f}%–{100 * high:.1f}% |" in table
+    # a run written before intervals existed gets them from `fedot render`, its numbers and versions unchanged
+    import json
+
+    from fedot.cli import main
+
+    older = {k: v for k, v in results.items() if k != "intervals"}
+    (tmp_path / "run" / "results.json").write_text(json.dumps({**older, "versions": {"torch": "0.0-then"}}))
+    assert main(["render", str(tmp_path / "run")]) == 0
+    rendered = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert rendered["intervals"] == results["intervals"] and rendered["numbers"] == results["numbers"]
+    assert rendered["versions"] == {"torch": "0.0-then"} and rendered["paired"] == results["paired"]
+    assert main(["render", str(tmp_path / "nothing")]) == 2  # not a finished run: an error naming results.json
 
 
 def test_study_comparisons_work_on_generated_answers():

@@ -9,6 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fedot.evaluation import evaluate
+from fedot.evaluation.intervals import intervals_of
 from fedot.evaluation.outcomes import OutcomesError, concat, metric_value, read_outcomes, write_outcomes
 from fedot.evaluation.paired import bootstrap_p, compare, mcnemar_exact, recovered_interval
 from support import datafix
@@ -130,3 +131,8 @@ def test_scorers_store_outcomes_that_reproduce_their_metrics(tiny_models, tmp_pa
         arc["acc_norm"])
     # acc is 1 exactly where the highest-likelihood answer is the gold one (B, index 1, in the fixture)
     assert o["acc"] == [int(c == 1) for c in o["chosen"]]
+    # the intervals recomputed from the outcomes are the scorer's own (Wilson for choices); corpora get a document
+    # bootstrap of the perplexity itself, which brackets it
+    assert intervals_of({"arc": o}, "acc")["arc"] == list(arc["acc_ci95"])
+    low, high = intervals_of({"ppl": ppl["outcomes"]}, "word_perplexity")["ppl"]
+    assert low <= ppl["word_perplexity"] <= high and low < high

@@ -11,8 +11,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fedot.data_owner.partition import PartitionConfig, partition_indices
 from fedot.evaluation.choice import lm_eval_choice
+from fedot.evaluation.intervals import wilson_interval
 from fedot.evaluation.perplexity import perplexity, rolling_loglikelihood, score_windows, windows
-from fedot.evaluation.scoring import evaluate, wilson_interval
+from fedot.evaluation.scoring import evaluate
 from fedot.tasks import TASKS, DataNotFoundError, get_task
 from fedot.tasks.tokenize import choice_examples, corpus_examples
 from support import datafix

@@ -30,6 +30,7 @@ class Rollout:
         self.out, self.progress = out, progress
         self.node_configs: dict[int, dict] = {}
         self.undelivered: dict[int, str] = {}  # node -> why its last delivery failed
+        self.sent: dict[int, int] = {}  # node -> artifact bytes its first delivery sent, where the mode counts them
         self._policy: tuple = ("deepest", lambda: [])  # (unnamed, plans) of deliver(), reused for late nodes
 
     def _record(self, record: dict) -> None:
@@ -48,6 +49,9 @@ class Rollout:
         record = {**mode.deliver(self.grid, members, tier.path, tier.manifest, self.cfg, self.timeout,
                                  self.progress.say, drop), **extra}
         self._record(record)
+        counted = record.get("nodes", {})  # message delivery counts each node's bytes (0 for one that held it)
+        for node in (n for n in members if str(n) in counted):
+            self.sent.setdefault(node, counted[str(node)].get("bytes", 0))
         for node in members:  # a failure is remembered until a later delivery to the node succeeds
             reason = record.get("failed", {}).get(str(node))
             if reason:
@@ -133,9 +137,12 @@ class Rollout:
         return summary
 
     def emulator_bytes(self) -> dict[int, int]:
-        """The artifact bytes each node was sent first (what rounds.jsonl counts on its first contact)."""
+        """The artifact bytes each node was sent first (what rounds.jsonl counts on its first contact): what message
+        delivery sent it (0 for a node that already held the emulator), else (url, path: the node fetches it
+        itself, skipping what it holds) the artifact's size."""
         size = {t.manifest["id"]: t.bytes for t in self.tiers}
-        return {n: 0 if c.get("emulator-refused") else size[c["emulator-id"]] for n, c in self.node_configs.items()}
+        return {n: 0 if c.get("emulator-refused") else self.sent.get(n, size[c["emulator-id"]])
+                for n, c in self.node_configs.items()}
 
 
 def _summary(record: dict, nodes: list[int]) -> dict:

@@ -58,6 +58,7 @@ def fmt(value, metric: str) -> str:
 
 
 def interval_text(record: dict, key: str) -> str:
-    """The 95% interval of one of a run's five numbers, as stored beside it (accuracies have one)."""
-    ci = record.get("details", {}).get(key, {}).get(f"{record['metric']}_ci95")
-    return "—" if not ci else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+    """The 95% interval of one of a run's five numbers: the evaluator's own (``details``, single-site runs) or the
+    one computed from its per-example outcomes (``intervals``, :mod:`fedot.evaluation.intervals`)."""
+    ci = record.get("details", {}).get(key, {}).get(f"{record['metric']}_ci95") or record.get("intervals", {}).get(key)
+    return "—" if not ci else f"{fmt(ci[0], record['metric'])}–{fmt(ci[1], record['metric'])}"

@@ -21,6 +21,7 @@ from transformers import GenerationConfig
 
 from ..bars import bar
 from ..settings import setting
+from .intervals import bootstrap_interval
 
 BATCH_SIZE = 64  # most prompts decoded together: CPU decoding is per-step overhead bound, so wide batches pay
 BATCH_TOKENS = 8192  # and at most this many prompt tokens per batch (long prompts go a few at a time)
@@ -85,15 +86,6 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, stop: tu
         for r, i in enumerate(rows):
             outputs[i] = cut(tokenizer.decode(out[r, width:], skip_special_tokens=True), stop)
     return outputs, truncated
-
-
-def bootstrap_interval(values: list[float], resamples: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile-bootstrap interval of the mean of ``values``."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) == 0:
-        return [0.0, 0.0]
-    means = v[np.random.default_rng(seed).integers(0, len(v), size=(resamples, len(v)))].mean(1)
-    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def generation_scores(model, tokenizer, task, docs: list[dict], context: int, progress: bool = False) -> dict:

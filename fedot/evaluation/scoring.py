@@ -7,7 +7,6 @@ scorer registered in :data:`SCORERS`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from ..models import unwrap
@@ -16,6 +15,7 @@ from ..registry import Registry
 from ..tasks import get_task
 from .choice import lm_eval_choice
 from .generation import generation_scores
+from .intervals import wilson_interval
 from .perplexity import perplexity
 
 EVAL_MAX_LENGTH = 2048
@@ -26,15 +26,6 @@ def context_length(model, tokenizer) -> int:
     from lm_eval.models.utils import resolve_max_length
 
     return min(EVAL_MAX_LENGTH, resolve_max_length(model.config, tokenizer, default=EVAL_MAX_LENGTH))
-
-
-def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The 95% Wilson score interval of an accuracy ``p`` measured on ``n`` questions."""
-    if n == 0:
-        return (0.0, 1.0)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 SCORERS: Registry = Registry("task kind")

@@ -12,6 +12,7 @@ import platform
 from pathlib import Path
 
 from ..evaluation.five import conditions, recovered
+from ..evaluation.intervals import intervals_of
 from ..evaluation.outcomes import write_outcomes
 from ..evaluation.paired import pairs_of, recovered_interval
 from ..files import write_json, write_text
@@ -33,9 +34,10 @@ def versions() -> dict:
 
 
 def paired(record: dict, outcomes: dict) -> dict:
-    """The paired tests of plug-in against zero-shot, the OT emulator and FT, and the recovered share's interval."""
+    """The paired tests of plug-in against zero-shot, the OT emulator and FT, each number's 95% interval from its
+    outcomes, and the recovered share's interval."""
     metric, hib = record["metric"], record["higher_is_better"]
-    out = {"paired": pairs_of(outcomes, metric, hib)}
+    out = {"paired": pairs_of(outcomes, metric, hib), "intervals": intervals_of(outcomes, metric)}
     if record.get("recovered") is not None and all(k in outcomes for k in ("zero_shot", "plugin", "full_finetuned")):
         out["recovered_ci95"] = recovered_interval(outcomes["zero_shot"], outcomes["plugin"],
                                                    outcomes["full_finetuned"], metric)
@@ -51,7 +53,8 @@ def write(out: Path, record: dict, outcomes: dict | None = None, rows: list[dict
         record = {**record, "numbers": {k: v for k, v in record["numbers"].items() if k not in not_finite},
                   "not_finite": not_finite}
     record = {**record, "conditions": conditions(record["numbers"], record["higher_is_better"]),
-              "recovered": recovered(record["numbers"], record["higher_is_better"]), "versions": versions()}
+              "recovered": recovered(record["numbers"], record["higher_is_better"]),
+              "versions": record.get("versions") or versions()}  # a re-rendered run keeps the versions it ran with
     if outcomes:
         write_outcomes(out / "outcomes.json", outcomes)
         record.update(paired(record, outcomes))
@@ -62,3 +65,23 @@ def write(out: Path, record: dict, outcomes: dict | None = None, rows: list[dict
     run_page(out, record, text, rows)
     print(text)
     return record
+
+
+DERIVED = ("conditions", "recovered", "paired", "recovered_ci95", "intervals")  # what write() computes
+
+
+def render(out: Path) -> dict:
+    """A finished run's results written again by this fedot from what it stored (results.json, outcomes.json,
+    rounds.jsonl): the same numbers, the current tables, tests and intervals (``fedot render RUN_DIR``)."""
+    import json
+
+    from ..evaluation.outcomes import read_outcomes
+
+    out = Path(out)
+    if not (out / "results.json").exists():
+        raise FileNotFoundError(f"{out / 'results.json'} does not exist: render a finished run's directory")
+    record = json.loads((out / "results.json").read_text())
+    outcomes = read_outcomes(out / "outcomes.json") if (out / "outcomes.json").exists() else None
+    rounds = out / "rounds.jsonl"
+    rows = [json.loads(line) for line in rounds.read_text().splitlines()] if rounds.exists() else None
+    return write(out, {k: v for k, v in record.items() if k not in DERIVED}, outcomes, rows)
