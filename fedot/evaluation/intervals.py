@@ -17,6 +17,7 @@ import numpy as np
 
 from ..registry import Registry
 from .outcomes import metric_value, size
+from .paired import resample_indices
 
 RESAMPLES = 2000
 INTERVALS: Registry = Registry("outcomes kind")
@@ -52,8 +53,7 @@ def _generation(outcomes: dict, metric: str) -> list[float]:
 
 @INTERVALS.register("perplexity", help="bootstrap over documents of the perplexity itself")
 def _corpus(outcomes: dict, metric: str) -> list[float]:
-    idx = np.random.default_rng(0).integers(0, size(outcomes), size=(RESAMPLES, size(outcomes)))
-    values = metric_value(outcomes, metric, idx)
+    values = metric_value(outcomes, metric, resample_indices(size(outcomes), RESAMPLES))
     return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))]
 
 
