@@ -37,7 +37,7 @@ def bootstrap_interval(values, resamples: int = RESAMPLES, seed: int = 0) -> lis
     v = np.asarray(values, dtype=np.float64)
     if len(v) == 0:
         return [0.0, 0.0]
-    means = v[np.random.default_rng(seed).integers(0, len(v), size=(resamples, len(v)))].mean(1)
+    means = v[resample_indices(len(v), resamples, seed)].mean(1)
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
