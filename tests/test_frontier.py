@@ -59,6 +59,21 @@ def test_frontier_recommends_the_smallest_emulator_meeting_both_conditions():
     assert rows[2]["recovered"] == pytest.approx(0.4)
 
 
+@pytest.mark.parametrize("hib,zs,ft,plug,emu,meets", [
+    (True, 0.50, 0.60, 0.56, 0.50, True),  # 60% of the gain, the tuned emulator 6 points below plug-in
+    (True, 0.50, 0.60, 0.56, 0.52, False),  # 4 points: the owner's gap is too small
+    (True, 0.50, 0.60, 0.54, 0.40, False),  # 40% of the gain
+    (False, 30.0, 25.0, 27.0, 60.0, True),  # 60%, the tuned emulator 2.2x plug-in's perplexity
+    (False, 30.0, 25.0, 27.0, 50.0, False),  # 1.85x
+    (False, 30.0, 25.0, 28.0, 90.0, False)])  # 40%
+def test_the_aim_needs_half_the_gain_and_a_clear_owners_gap_in_the_metrics_own_unit(hib, zs, ft, plug, emu, meets):
+    record = {"numbers": {"zero_shot": zs, "emulator_zero_shot": emu, "emulator_finetuned": emu, "plugin": plug},
+              "higher_is_better": hib, "chosen_lr": 1e-4, "emulator": {"method": "distill",
+                                                                        "emulator_blocks": list(range(12))}}
+    assert FrontierConfig().meets_aim(summarise("p", record, ft, 0.05), hib) is meets
+    assert not FrontierConfig().meets_aim(summarise("lossless", record, ft, 0.05), hib)  # the ceiling is no candidate
+
+
 @pytest.mark.parametrize("flat,match", [({"methods": "scaleot"}, "not emulator-blocks"),
                                         ({"methods": "magic"}, "unknown methods"),
                                         ({"blocks": "6,x"}, "comma-separated integers")])

@@ -9,8 +9,10 @@ emulator as the ceiling, which also trains the FT baseline once — and reports 
 privacy gap (OT emulator vs plug-in) and the share of the zero-shot -> FT gain plug-in recovers
 ((plug-in - ZS) / (FT - ZS); the paper recovers 88% on its task average with OPT-1.3B). The recommendation is the
 smallest emulator whose plug-in beats zero-shot while the tuned emulator stays worse than plug-in by at least
-``privacy-margin``. Each point is a run directory: a finished one is reused, never recomputed, so an interrupted
-frontier continues where it stopped.
+``privacy-margin``; separately, each point is checked against an aim the owner sets (``aim-recovered`` of the
+gain with the tuned emulator clearly worse: ``aim-gap-points`` of accuracy or ``aim-gap-ratio`` times the
+perplexity), and the smallest emulator meeting it is named. Each point is a run directory: a finished one is reused,
+never recomputed, so an interrupted frontier continues where it stopped.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ class FrontierConfig:
                           "emulator-method=\"scaleot\" emulator-scaleot-alpha=0.1'); the lossless ceiling is added")
     privacy_margin: float = setting(0.05, "how much worse than plug-in (relative) the tuned emulator must stay for the "
                                     "owner to accept an emulator", ge=0)
+    aim_recovered: float = setting(0.5, "the aim a point is checked against: the share of the zero-shot -> FT gain its "
+                                   "plug-in recovers (point estimate; its 95% interval is shown beside it)", ge=0)
+    aim_gap_points: float = setting(0.05, "the aim, for accuracies: points the tuned emulator must stay below plug-in "
+                                    "(the owner's gap)", ge=0)
+    aim_gap_ratio: float = setting(2.0, "the aim, for perplexities: how many times plug-in's perplexity the tuned "
+                                   "emulator must stay at or above (the owner's gap)", ge=1)
 
     @property
     def method_list(self) -> list[str]:
@@ -66,6 +74,22 @@ class FrontierConfig:
                              "give it explicit points (--points 'NAME: emulator-method=...')")
         if not self.block_list or min(self.block_list) < 1:
             raise ValueError(f"blocks must be at least 1; got {self.blocks!r}")
+
+    def meets_aim(self, row: dict, higher_is_better: bool) -> bool:
+        """Plug-in recovers at least aim-recovered of the gain while the tuned emulator stays clearly worse: by
+        aim-gap-points of accuracy, or aim-gap-ratio times the perplexity."""
+        n = row["numbers"]
+        if row["lossless"] or row["recovered"] is None or row["recovered"] < self.aim_recovered:
+            return False
+        if higher_is_better:
+            return n["plugin"] - n["emulator_finetuned"] >= self.aim_gap_points
+        return n["emulator_finetuned"] >= self.aim_gap_ratio * n["plugin"]
+
+    def aim_text(self, higher_is_better: bool) -> str:
+        gap = (f"at least {100 * self.aim_gap_points:g} points below plug-in" if higher_is_better
+               else f"at least {self.aim_gap_ratio:g}x plug-in's perplexity")
+        return (f"plug-in recovers at least {100 * self.aim_recovered:g}% of the zero-shot → FT gain, tuned "
+                f"emulator {gap}")
 
     def point_overrides(self) -> list[tuple[str, dict]]:
         """(name, settings over the shared ones) of every point, then the lossless ceiling (which trains FT)."""
@@ -161,12 +185,17 @@ def run_frontier(cfg: FrontierConfig, out: str | Path, command: str = "") -> dic
     ft_outcomes = point_outcomes(out / LOSSLESS).get("full_finetuned")
     rows = [summarise(name, r, ft, cfg.privacy_margin, point_outcomes(out / name), ft_outcomes)
             for name, r in records.items()]
+    hib = ceiling["higher_is_better"]
+    for row in rows:
+        row["meets_aim"] = cfg.meets_aim(row, hib)
     acceptable = [r for r in rows if r["acceptable"]]
     pick = min(acceptable, key=lambda r: r["kept_blocks"]) if acceptable else None
+    aimed = [r for r in rows if r["meets_aim"]]
     result = {"title": "Privacy-utility frontier", "model": cfg.offsite.emulator.model, "task": cfg.offsite.task,
-              "metric": ceiling["metric"], "higher_is_better": ceiling["higher_is_better"], "rows": rows,
-              "recommended": pick and pick["point"], "privacy_margin": cfg.privacy_margin, "command": command,
-              "config": to_flat(cfg)}
+              "metric": ceiling["metric"], "higher_is_better": hib, "rows": rows,
+              "recommended": pick and pick["point"], "privacy_margin": cfg.privacy_margin,
+              "aim": cfg.aim_text(hib), "smallest_meeting_aim": min(aimed, key=lambda r: r["kept_blocks"])["point"]
+              if aimed else None, "command": command, "config": to_flat(cfg)}
     write_json(out / "frontier.json", result)
     write_text(out / "frontier.md", markdown(result))
     plot(result, out / "frontier.png")
@@ -182,8 +211,8 @@ def markdown(result: dict) -> str:
                                                         ("zero_shot", "emulator_zero_shot", "emulator_finetuned",
                                                          "plugin", "full_finetuned"))
              + " | privacy gap | recovered (95% interval) | plug-in vs ZS: p | plug-in > ZS | emulator < plug-in "
-             "| ≈ FT |",
-             "|" + "---|" * 13]
+             "| ≈ FT | meets aim |",
+             "|" + "---|" * 14]
     for r in result["rows"]:
         n = r["numbers"]
         cells = [fmt(n.get(k), metric) for k in ("zero_shot", "emulator_zero_shot", "emulator_finetuned", "plugin",
@@ -194,12 +223,17 @@ def markdown(result: dict) -> str:
         test = r.get("plugin_vs_zero_shot")
         p = "—" if test is None else f"{test['p']:.3g}"
         marks = ["—" if v is None else ("yes" if v else "no") for v in r["conditions"].values()]
+        aim = "—" if "meets_aim" not in r else ("yes" if r["meets_aim"] else "no")
         lines.append(f"| {r['point']} | {r['kept_blocks']} | " + " | ".join(cells)
-                     + f" | {fmt(r['privacy_gap'], metric)} | {rec} | {p} | " + " | ".join(marks) + " |")
+                     + f" | {fmt(r['privacy_gap'], metric)} | {rec} | {p} | " + " | ".join(marks) + f" | {aim} |")
     pick = result["recommended"]
     lines += ["", "Recommended (smallest emulator whose plug-in beats zero-shot while the tuned emulator stays at "
                   f"least {100 * result['privacy_margin']:.0f}% worse than plug-in): "
                   + (f"**{pick}**" if pick else "**none** — no lossy emulator meets both conditions at this budget")]
+    if result.get("aim"):
+        lines += ["", f"Aim ({result['aim']}): " + (f"**{result['smallest_meeting_aim']}** is the smallest emulator "
+                                                      "meeting it" if result["smallest_meeting_aim"] else
+                                                      "**no** lossy emulator meets it at this budget")]
     if result.get("command"):
         lines += ["", f"Command: `{result['command']}`"]
     return "\n".join(lines) + "\n"
