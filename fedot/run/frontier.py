@@ -191,11 +191,11 @@ def run_frontier(cfg: FrontierConfig, out: str | Path, command: str = "") -> dic
     acceptable = [r for r in rows if r["acceptable"]]
     pick = min(acceptable, key=lambda r: r["kept_blocks"]) if acceptable else None
     aimed = [r for r in rows if r["meets_aim"]]
+    smallest = min(aimed, key=lambda r: r["kept_blocks"])["point"] if aimed else None
     result = {"title": "Privacy-utility frontier", "model": cfg.offsite.emulator.model, "task": cfg.offsite.task,
               "metric": ceiling["metric"], "higher_is_better": hib, "rows": rows,
               "recommended": pick and pick["point"], "privacy_margin": cfg.privacy_margin,
-              "aim": cfg.aim_text(hib), "smallest_meeting_aim": min(aimed, key=lambda r: r["kept_blocks"])["point"]
-              if aimed else None, "command": command, "config": to_flat(cfg)}
+              "aim": cfg.aim_text(hib), "smallest_meeting_aim": smallest, "command": command, "config": to_flat(cfg)}
     write_json(out / "frontier.json", result)
     write_text(out / "frontier.md", markdown(result))
     plot(result, out / "frontier.png")
@@ -231,9 +231,9 @@ def markdown(result: dict) -> str:
                   f"least {100 * result['privacy_margin']:.0f}% worse than plug-in): "
                   + (f"**{pick}**" if pick else "**none** — no lossy emulator meets both conditions at this budget")]
     if result.get("aim"):
-        lines += ["", f"Aim ({result['aim']}): " + (f"**{result['smallest_meeting_aim']}** is the smallest emulator "
-                                                      "meeting it" if result["smallest_meeting_aim"] else
-                                                      "**no** lossy emulator meets it at this budget")]
+        smallest = result["smallest_meeting_aim"]
+        lines += ["", f"Aim ({result['aim']}): " + (f"**{smallest}** is the smallest emulator meeting it" if smallest
+                                                      else "**no** lossy emulator meets it at this budget")]
     if result.get("command"):
         lines += ["", f"Command: `{result['command']}`"]
     return "\n".join(lines) + "\n"
