@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -148,3 +149,68 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     study.settings["eval-every"] = 1
     with pytest.raises(StudyError, match="other settings"):
         run_study(study, out, Launcher())
+
+
+def test_the_learning_rate_is_chosen_on_validation_before_the_arms(tiny_models, tmp_path, data, monkeypatch):
+    import fedot.model_owner.evaluator as evaluator
+
+    scored, evaluate = [], evaluator.evaluate
+
+    def spy(model, tokenizer, task, split, *args, **kwargs):
+        scored.append(split)
+        return evaluate(model, tokenizer, task, split, *args, **kwargs)
+
+    monkeypatch.setattr(evaluator, "evaluate", spy)
+    path = write_study(tmp_path, tiny_models["llama"], arms=("federated",))
+    path.write_text(path.read_text().replace("seeds = [0, 1]", "seeds = [1]\nlrs = [1e-4, 3e-3]\n"
+                                             "lr-validation-limit = 6"))
+    study = load_study(path)
+    out = tmp_path / "out"
+    assert "wait" in plan_text(study, _planned(study, out), out)
+    launcher = Launcher()
+    record = run_study(study, out, launcher)
+    keys = [Path(c[0]).relative_to(out / "runs").as_posix() for c in launcher.calls]
+    assert keys == ["arc_easy/lr-select/centralized/lr0.0001", "arc_easy/lr-select/centralized/lr0.003",
+                    "arc_easy/iid/federated/seed1"]
+    picks = []
+    for lr in ("0.0001", "0.003"):
+        r = json.loads((out / f"runs/arc_easy/lr-select/centralized/lr{lr}/results.json").read_text())
+        assert r["run_config"]["eval-split"] == "validation" and r["run_config"]["eval-limit"] == 6
+        assert r["run_config"]["seed"] == 1 and r["run_config"]["num-clients"] == 1 and not r["run_config"]["full-ft"]
+        picks.append((r["numbers"]["plugin"], float(lr)))
+    best = max(picks, key=lambda p: (p[0], -picks.index(p)))[1]
+    choice = record["lr_selection"]["arc_easy"]
+    assert choice["rate"] == best and choice["scores"] == {"0.0001": picks[0][0], "0.003": picks[1][0]}
+    fed = json.loads((out / "runs/arc_easy/iid/federated/seed1/results.json").read_text())
+    assert fed["run_config"]["lr"] == best and fed["run_config"]["eval-split"] == "test"
+    assert "validation" in scored and scored[-1] == "test"  # selection scored validation, the study test
+    assert f"Learning rate for arc_easy: {best:g}" in (out / "study.md").read_text()
+    # a study file that also sets lr itself is refused
+    path.write_text(path.read_text().replace("eval-every = 2", "eval-every = 2\nlr = 1e-3"))
+    with pytest.raises(SettingError, match="'lr' is set by the study.*chosen from"):
+        load_study(path)
+
+
+def _planned(study, out):
+    from fedot.run.study.runner import study_runs
+
+    selection, runs = study_runs(study, out)
+    return selection + runs
+
+
+def test_the_rate_choice_reads_each_selection_run(tmp_path):
+    from fedot.run.study.rates import chosen
+    from fedot.run.study.runs import StudyRun
+
+    study = SimpleNamespace(tasks={"wikitext2": {}}, config=SimpleNamespace(lr_validation_limit=0))
+    runs = [StudyRun("wikitext2", "lr-select", "centralized", 0, None, {}, SimpleNamespace(lr=lr), label=f"lr{lr:g}")
+            for lr in (1e-4, 3e-4, 1e-3)]
+    for run, ppl in zip(runs, (31.0, 30.5, 30.5)):  # lower is better; a tie goes to the first of the grid
+        run.folder(tmp_path).mkdir(parents=True)
+        (run.folder(tmp_path) / "results.json").write_text(json.dumps(
+            {"numbers": {"plugin": ppl}, "higher_is_better": False, "metric": "word_perplexity"}))
+    record = chosen(study, runs, tmp_path)["wikitext2"]
+    assert record["rate"] == 3e-4 and record["scores"] == {"0.0001": 31.0, "0.0003": 30.5, "0.001": 30.5}
+    assert record["examples"] == "all"
+    (runs[2].folder(tmp_path) / "results.json").unlink()  # not finished: no choice yet
+    assert chosen(study, runs, tmp_path) == {}

@@ -11,7 +11,9 @@ from .generation import Decoding
 @dataclass
 class EvalConfig:
     every: int = setting(1, "rounds between evaluations of the aggregated adapter (the last round always is)", ge=1)
-    limit: int = setting(0, "test examples scored (documents for corpora); 0: the whole test split", ge=0)
+    split: str = setting("test", "the split the model owner scores: test for results; validation to choose settings "
+                         "(learning rates) without looking at test data", choices=("validation", "test"))
+    limit: int = setting(0, "examples scored (documents for corpora); 0: the whole split", ge=0)
     decoding: Decoding = group(Decoding)
     cache: bool = setting(True, "reuse deterministic results (zero-shot scores, the FT baseline) from "
                           "$FEDOT_CACHE/evaluations; each entry is verified, a corrupt one recomputed")

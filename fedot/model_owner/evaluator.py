@@ -1,4 +1,5 @@
-"""The model owner's scores on a task's test split, for the paper's five numbers.
+"""The model owner's scores on a task's test split (or its validation split, to choose settings), for the paper's
+five numbers.
 
 The full model and an untuned emulator are deterministic, so their scores are cached
 (:class:`fedot.evaluation.EvalCache`, keyed by the model's content or the artifact's id); an adapter is scored plugged
@@ -22,8 +23,9 @@ class Evaluator:
 
     def __init__(self, full, model_id: str, tokenizer, meta: dict, task: str, limit: int | None = None,
                  data_dir=None, cache: EvalCache | None = None, progress: bool = False,
-                 base: dict[str, torch.Tensor] | None = None, max_new_tokens: int | None = None):
+                 base: dict[str, torch.Tensor] | None = None, max_new_tokens: int | None = None, split: str = "test"):
         self.full, self.model_id, self.tokenizer, self.meta, self.task = full, model_id, tokenizer, meta, task
+        self.split = split
         self.limit, self.data_dir, self.progress, self.max_new_tokens = limit, data_dir, progress, max_new_tokens
         self.cache = cache or EvalCache(enabled=False)
         params = adapter_parameters(full, meta["adapter_blocks"])
@@ -32,11 +34,11 @@ class Evaluator:
             raise ValueError("the original adapter weights do not name the model's adapter parameters")
 
     def score(self, model) -> dict:
-        return evaluate(model, self.tokenizer, self.task, "test", self.limit, self.data_dir, self.progress,
+        return evaluate(model, self.tokenizer, self.task, self.split, self.limit, self.data_dir, self.progress,
                         self.max_new_tokens)
 
     def cached(self, label: str, model, model_id: str) -> dict:
-        return self.cache.evaluate(label, model, self.tokenizer, model_id, self.task, "test", self.limit,
+        return self.cache.evaluate(label, model, self.tokenizer, model_id, self.task, self.split, self.limit,
                                    self.data_dir, self.progress, self.max_new_tokens)
 
     def zero_shot(self) -> dict:

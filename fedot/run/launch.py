@@ -67,7 +67,7 @@ def preflight(sim: Sim, overrides: dict) -> FederatedConfig:
     for spec in tier_specs(cfg.emulator, cfg.tiers.levels):  # every tier: a valid split, and not the full model
         spec.split(num_blocks(config))
         cfg.refuse_lossless(spec.lossless(config))
-    check_data(cfg.data_owner.task, cfg.data_owner.data_dir or None)
+    check_data(cfg.data_owner.task, cfg.data_owner.data_dir or None, cfg.evaluation.split)
     gpus = float(sim.resources().get("client-resources-num-gpus", 0) or 0)
     if gpus > 0 and not torch.cuda.is_available():
         raise SimError(f"{sim.name} gives each client {gpus:g} GPU but no CUDA GPU is visible here; "
@@ -113,12 +113,12 @@ def claim_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         shutil.rmtree(run_dir)
 
 
-def check_data(task_name: str, root) -> None:
-    """The data owners' train split and the owner's test split must be readable before anything starts."""
+def check_data(task_name: str, root, scored: str = "test") -> None:
+    """The data owners' train split and the split the owner scores must be readable before anything starts."""
     from ..tasks import get_task
 
     task = get_task(task_name)
-    for split, who in (("train", "the data owners' data"), ("test", "the five numbers' test set")):
+    for split, who in (("train", "the data owners' data"), (scored, "the split the five numbers are scored on")):
         try:
             n = len(task.docs(split, root=root))
         except Exception as e:

@@ -1,6 +1,7 @@
 """The model owner in a federated run: holds the full model (never sent), builds the emulators, evaluates adapters.
 
-It evaluates what the paper's five numbers need on the task's test split (:class:`fedot.model_owner.Evaluator`):
+It evaluates what the paper's five numbers need on the task's test split (``eval-split = "validation"`` when a
+study chooses a learning rate; :class:`fedot.model_owner.Evaluator`):
 the full model and the emulator zero-shot (before any round), and after a round the aggregated adapter through the
 emulator (OT emulator) and plugged into the full model (OT plug-in). The FT baseline fine-tunes the full model
 centrally on the union of the data owners' data (:func:`fedot.model_owner.train_full`): a reference that needs the
@@ -39,7 +40,7 @@ class ModelOwner:
         self.cfg = cfg
         self.task = cfg.data_owner.task
         self.data_dir = cfg.data_owner.data_dir or None
-        get_task(self.task).docs("test", self.data_dir)  # missing data fails before the model is loaded
+        get_task(self.task).docs(cfg.evaluation.split, self.data_dir)  # missing data fails before the model loads
         cfg.emulator.data_dir = self.data_dir
         self.model_dir = cfg.emulator.preflight()
         self.device = device or cfg.owner.device or default_device()
@@ -57,7 +58,7 @@ class ModelOwner:
                                    self.tokenizer, self.meta, self.task, cfg.evaluation.examples, self.data_dir,
                                    EvalCache(enabled=cfg.evaluation.cache, report=report), cfg.data_owner.verbose,
                                    original_adapter(self.model_dir, self.manifest["adapter_blocks"]),
-                                   cfg.evaluation.decoding.override)
+                                   cfg.evaluation.decoding.override, cfg.evaluation.split)
         self.aligner = cfg.alignment.build(self.tokenizer, self.data_dir) if cfg.alignment.enabled else None
         if self.aligner:
             self.aligner.check(self.manifest)
@@ -182,7 +183,8 @@ class ModelOwner:
         train = {k: v for k, v in to_flat(cfg.train).items() if k not in ("steps", "epochs")}  # steps are given
         parts = {"baseline": "full fine-tuning", "model": content_hash(self.model_dir), "train": train,
                  "examples": docs_hash(examples), "steps": steps, "lr": self.cfg.lr, "seed": cfg.seed,
-                 "task": self.task, "test": docs_hash(docs_of(self.task, "test", self.cfg.evaluation.examples,
+                 "task": self.task, "test": docs_hash(docs_of(self.task, self.cfg.evaluation.split,
+                                                              self.cfg.evaluation.examples,
                                                               self.data_dir)),
                  "dtype": str(self.dtype)}
         return self.evaluator.cache.cached("FT baseline", parts, compute)

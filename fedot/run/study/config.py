@@ -12,7 +12,7 @@
     num-rounds = 4
 
     [tasks.arc_easy]                # each task and its own settings (and, optionally, its own partitionings)
-    lr = 1e-4
+    lr = 1e-4                       # or [study] lrs = [...]: chosen on the validation split first (.rates)
     [tasks.wikitext2]
     partitionings = ["iid", "document"]
 
@@ -45,6 +45,10 @@ class StudyConfig:
     local_only_owners: int = setting(3, "data owners trained alone per seed and partitioning (a seeded random "
                                      "subset; 0: all of them)", ge=0)
     resamples: int = setting(2000, "bootstrap resamples of the paired intervals", ge=100)
+    lrs: list[float] = setting([], "learning rates tried first, per task, by the centralized arm (first seed) scored "
+                               "on the validation split; the best is every arm's rate (empty: the sim's lr)", gt=0)
+    lr_validation_limit: int = setting(500, "validation examples (documents for corpora) the rates are chosen on "
+                                       "(0: the whole validation split)", ge=0)
 
 
 @dataclass
@@ -101,9 +105,11 @@ def load_study(path: str | Path) -> Study:
             raise SettingError(f"{path.name} [tasks.{task}]: partitionings {parts!r}; choose among "
                                f"{', '.join(SCHEMES.names())}")
         tasks[task], partitionings[task] = table, list(parts)
-    for key in ("task", "seed", "partitioning", "run-dir", "resume"):
+    chosen = ("lr",) if config.lrs else ()
+    for key in ("task", "seed", "partitioning", "run-dir", "resume", "eval-split", *chosen):
         if key in doc.get("settings", {}) or any(key in t for t in tasks.values()):
-            raise SettingError(f"{path.name}: {key!r} is set by the study for each run; remove it from the settings")
+            raise SettingError(f"{path.name}: {key!r} is set by the study for each run"
+                              f"{' (chosen from [study] lrs)' if key == 'lr' else ''}; remove it from the settings")
     study = Study(path.resolve(), config, dict(doc.get("settings", {})), tasks, partitionings)
     if not (study.sim_path / "pyproject.toml").exists():
         raise SettingError(f"{path.name} [study]: sim = {config.sim!r} is not a sim folder ({study.sim_path} has no "

@@ -81,6 +81,7 @@ def markdown(record: dict) -> str:
              f"Sim `{st['sim']}`, seeds {st['seeds']} (n = {len(st['seeds'])}), arms {', '.join(st['arms'])}; "
              f"{record['finished']} of {record['planned']} runs finished. Every number is from study.json, each "
              "run's own results.json is in runs/<task>/<partitioning>/<arm>/seed<s>/.", ""]
+    lines += rate_lines(record.get("lr_selection", {}))
     for s in record["summary"]["sections"].values():
         lines += section_lines(s)
     for c in record["summary"]["partitioning_cost"]:
@@ -121,15 +122,28 @@ def plot(section_list: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def render(study: Study, runs: list[StudyRun], out: Path, command: str = "") -> dict:
-    """Read every finished run, write study.json, study.md and study-<task>.png; return the record."""
+def rate_lines(selection: dict[str, dict]) -> list[str]:
+    lines = []
+    for task, s in selection.items():
+        scores = ", ".join(f"{'**' if float(lr) == s['rate'] else ''}{lr}: {fmt(v, s['metric'])}"
+                           f"{'**' if float(lr) == s['rate'] else ''}" for lr, v in s["scores"].items())
+        lines += [f"Learning rate for {task}: {s['rate']:g}, chosen by the {s['arm']} arm (seed {s['seed']}) on "
+                  f"{s['examples']} {s['split']} examples (OT plug-in after the last round: {scores}); every arm uses "
+                  "it. The test split was not looked at.", ""]
+    return lines
+
+
+def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
+           lr_selection: dict[str, dict] | None = None) -> dict:
+    """Read every finished run, write study.json, study.md and study-<task>.png; return the record.
+    ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`)."""
     loaded = [r for r in (load(run, out) for run in runs) if r is not None]
     summary = summarise(loaded, study.config.seeds, study.config.resamples)
     record = {"name": study.name, "study_file": str(study.path), "study": {
         "sim": str(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
         "tasks": study.tasks, "settings": study.settings, "partitionings": study.partitionings,
         "local_only_owners": study.config.local_only_owners}, "planned": len(runs), "finished": len(loaded),
-        "summary": summary, "command": command,
+        "summary": summary, "command": command, "lr_selection": lr_selection or {},
         "runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in loaded]}
     out.mkdir(parents=True, exist_ok=True)
     for task in dict.fromkeys(s["task"] for s in summary["sections"].values()):

@@ -5,7 +5,8 @@ default; tests pass the in-process grid) with its settings as run-config overrid
 it is, then how long it took and the study's ETA: the mean measured time of the arm's finished runs (this
 session's or earlier ones', from their results.json) for the arm's remaining runs, the arithmetic estimate of
 :mod:`.estimate` for arms not measured yet. ``--plan`` prints the runs and the estimate and stops; a finished
-study only re-renders.
+study only re-renders. With ``[study] lrs`` the learning-rate selection runs (:mod:`.rates`) come first and the
+study's runs are planned again with the chosen rates once they have finished.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 from .config import Study
 from .estimate import run_seconds
+from .rates import SELECTION, chosen, rates_of, selection_runs
 from .report import render
-from .runs import StudyRun, plan_runs
+from .runs import StudyError, StudyRun, plan_runs
 
 Launch = Callable[[Path, dict, bool], None]  # (sim folder, run-config overrides, start afresh over leftovers)
 
@@ -35,8 +37,9 @@ def estimates(runs: list[StudyRun]) -> list[float]:
     zs_done, ft_done, out = set(), set(), []
     for run in runs:
         ft_key = (run.task, run.seed, run.config.baseline.steps)
-        out.append(run_seconds(run.config, run.task not in zs_done, ft_key not in ft_done))
-        zs_done.add(run.task)
+        zs_key = (run.task, run.config.evaluation.split)
+        out.append(run_seconds(run.config, zs_key not in zs_done, ft_key not in ft_done))
+        zs_done.add(zs_key)
         if run.config.baseline.enabled:
             ft_done.add(ft_key)
     return out
@@ -54,6 +57,9 @@ def plan_text(study: Study, runs: list[StudyRun], out: Path) -> str:
     todo = sum(s for s, st in zip(est, states) if st != "done")
     lines += ["", f"estimated CPU time of what is left: {duration(todo)} (arithmetic estimate, see "
                   "fedot/run/study/estimate.py; the ETA corrects it from measured runs)"]
+    if any(st == "waits" for st in states):
+        lines.append(f"runs that wait: their learning rate is chosen from {study.config.lrs} on the validation split "
+                     "by the lr-select runs first (estimated at the first rate)")
     return "\n".join(lines)
 
 
@@ -64,32 +70,46 @@ def measured(run: StudyRun, out: Path) -> float | None:
 
 def eta(runs: list[StudyRun], est: list[float], out: Path, start: int) -> float:
     """Seconds left for ``runs[start:]``: per arm, the mean measured time of its finished runs, else the estimate."""
-    by_arm: dict[str, list[float]] = {}
+    by_arm: dict[tuple, list[float]] = {}
     for r in runs:
         t = measured(r, out)
         if t is not None:
-            by_arm.setdefault(r.arm, []).append(t)
+            by_arm.setdefault((r.arm, r.label), []).append(t)
     left = 0.0
     for run, e in zip(runs[start:], est[start:]):
         if measured(run, out) is None:
-            times = by_arm.get(run.arm)
+            times = by_arm.get((run.arm, run.label))
             left += sum(times) / len(times) if times else e
     return left
+
+
+def study_runs(study: Study, out: Path) -> tuple[list[StudyRun], list[StudyRun]]:
+    """(the learning-rate selection runs, the study's runs at the rates chosen so far)."""
+    selection = selection_runs(study)
+    return selection, plan_runs(study, rates_of(chosen(study, selection, out)))
 
 
 def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, report=print,
               command: str = "") -> dict | None:
     """Run what is left of the study into ``out``; write study.json, study.md and plots; return study.json's record
     (None with ``plan_only``)."""
-    runs = plan_runs(study)
+    selection, planned = study_runs(study, out)
+    runs = selection + planned
     if plan_only:
         report(plan_text(study, runs, out))
         return None
     est = estimates(runs)
-    for i, run in enumerate(runs):
+    for i in range(len(runs)):
+        if i == len(selection) and selection:  # the rates are chosen: plan the study's runs with them
+            runs[i:] = plan_runs(study, rates_of(chosen(study, selection, out)))
+        run = runs[i]
         state = run.state(out)
         if state == "done":
             continue
+        if state == "waits":
+            raise StudyError(f"{run.key}: the learning-rate selection of {run.task} has not finished (its lr-select "
+                             f"runs under {out / 'runs' / run.task / SELECTION} hold no results.json); run the study "
+                             "again to resume it")
         report(f"[{i + 1}/{len(runs)}] {run.key}: {'resuming' if state == 'resume' else 'starting'} "
                f"(study ETA {duration(eta(runs, est, out, i))})")
         t0 = time.perf_counter()
@@ -97,4 +117,4 @@ def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, 
                                 "resume": state == "resume"}, state == "new")
         report(f"[{i + 1}/{len(runs)}] {run.key}: done in {duration(time.perf_counter() - t0)} "
                f"(study ETA {duration(eta(runs, est, out, i + 1))})")
-    return render(study, runs, out, command)
+    return render(study, runs[len(selection):], out, command, chosen(study, selection, out))

@@ -35,17 +35,22 @@ class StudyRun:
     owner: int | None
     overrides: dict  # over the sim's own settings
     config: FederatedConfig
+    label: str = ""  # the run's last folder when not seed<s>[/owner<i>] (a learning-rate selection run: lr<rate>)
+    waits: bool = False  # its learning rate is chosen by selection runs that have not finished (:mod:`.rates`)
 
     @property
     def key(self) -> str:
         owner = "" if self.owner is None else f"/owner{self.owner}"
-        return f"{self.task}/{self.partitioning}/{self.arm}/seed{self.seed}{owner}"
+        return f"{self.task}/{self.partitioning}/{self.arm}/{self.label or f'seed{self.seed}'}{owner}"
 
     def folder(self, out: Path) -> Path:
         return out / "runs" / self.key
 
     def state(self, out: Path) -> str:
-        """``done``, ``resume`` or ``new`` (see the module docstring); a finished run with other settings raises."""
+        """``done``, ``resume``, ``new`` (see the module docstring) or ``waits`` (for its learning rate); a finished
+        run with other settings raises."""
+        if self.waits:
+            return "waits"
         folder = self.folder(out)
         results = folder / "results.json"
         if results.exists():
@@ -72,8 +77,11 @@ def arm_context(study: Study, task: str, partitioning: str, seed: int) -> ArmCon
                       train.steps, study.config.local_only_owners)
 
 
-def plan_runs(study: Study) -> list[StudyRun]:
-    """Every run of the study, its settings checked (a bad one fails here, before any run starts)."""
+def plan_runs(study: Study, rates: dict[str, float] | None = None) -> list[StudyRun]:
+    """Every run of the study, its settings checked (a bad one fails here, before any run starts). With ``[study]
+    lrs``, ``rates`` holds each task's chosen rate (:mod:`.rates`); a task without one is planned at the first rate
+    of the grid, its runs marked as waiting for the choice."""
+    rates = rates or {}
     sim, runs, seen = Sim(study.sim_path), [], set()
     for task in study.tasks:
         for partitioning in study.partitionings[task]:
@@ -87,8 +95,11 @@ def plan_runs(study: Study) -> list[StudyRun]:
                     where = partitioning if entry.limit("partitioned") else UNPARTITIONED
                     for r in entry.value(ctx):
                         overrides = {**study.task_settings(task), "seed": seed, **r.overrides}
+                        if study.config.lrs:
+                            overrides["lr"] = rates.get(task, study.config.lrs[0])
                         overrides["partitioning"] = partitioning if entry.limit("partitioned") else "iid"
-                        run = StudyRun(task, where, arm, seed, r.owner, overrides, None)
+                        run = StudyRun(task, where, arm, seed, r.owner, overrides, None,
+                                       waits=bool(study.config.lrs) and task not in rates)
                         if run.key in seen:  # the centralized arm: one run per seed, shared by the partitionings
                             continue
                         seen.add(run.key)
