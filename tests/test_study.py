@@ -214,3 +214,15 @@ def test_the_rate_choice_reads_each_selection_run(tmp_path):
     assert record["examples"] == "all"
     (runs[2].folder(tmp_path) / "results.json").unlink()  # not finished: no choice yet
     assert chosen(study, runs, tmp_path) == {}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "studies").glob("*.toml")), ids=lambda p: p.name)
+def test_every_committed_study_file_plans(path, tmp_path):
+    from fedot.run.study.runner import study_runs
+
+    study = load_study(path)
+    selection, runs = study_runs(study, tmp_path)
+    assert len(selection) == len(study.config.lrs) * len(study.tasks)
+    assert runs and all(r.state(tmp_path) == ("waits" if study.config.lrs else "new") for r in runs)
+    assert all(r.config.evaluation.split == "test" for r in runs)
+    assert all(r.config.evaluation.split == "validation" for r in selection)

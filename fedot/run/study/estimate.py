@@ -7,7 +7,8 @@ training (``4 x emulator matmul parameters`` FLOPs per trained token: forward, a
 whole emulator, weight gradients of the adapter) and its evaluations (``2 x parameters`` per scored token, the
 full model for plug-in and the emulator for the OT emulator; the zero-shot scores are cached, so counted once per
 task). FLOPs become seconds at this machine's fp32 matmul rate, measured for a fraction of a second, times
-:data:`EFFICIENCY` (what small-model training and scoring sustained of it in the main job on 2 cores).
+:data:`TRAIN_EFFICIENCY` (what small-model training sustained of it in the main job on 2 cores) or
+:data:`SCORE_EFFICIENCY` (what lm-eval's scoring sustained).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import time
 from functools import lru_cache
 
 START_S = 60.0
-EFFICIENCY = 0.35
+TRAIN_EFFICIENCY = 0.35
+SCORE_EFFICIENCY = 0.35
 
 
 @lru_cache(maxsize=1)
@@ -51,8 +53,8 @@ def matmul_params(model: str) -> tuple[int, int, int]:
 
 
 @lru_cache(maxsize=16)
-def tokens(task: str, max_length: int, limit: int, data_dir: str) -> tuple[float, int]:
-    """(mean tokens of a training example, tokens scored by one evaluation of the test split)."""
+def tokens(task: str, max_length: int, limit: int, data_dir: str, split: str = "test") -> tuple[float, int]:
+    """(mean tokens of a training example, tokens scored by one evaluation of ``split``)."""
     from ...evaluation import docs_of
     from ...models import DEFAULT_MODEL, load_tokenizer, resolve
     from ...tasks import get_task
@@ -61,25 +63,26 @@ def tokens(task: str, max_length: int, limit: int, data_dir: str) -> tuple[float
     tok = load_tokenizer(resolve(DEFAULT_MODEL))
     examples = task_examples(task, tok, max_length, root=data_dir or None)[:200]
     mean = sum(len(ids) for ids, _ in examples) / max(len(examples), 1)
-    return mean, get_task(task).eval_tokens(tok, docs_of(task, "test", limit or None, data_dir or None))
+    return mean, get_task(task).eval_tokens(tok, docs_of(task, split, limit or None, data_dir or None))
 
 
 def run_seconds(cfg, zero_shot: bool, ft: bool, rate: float | None = None) -> float:
     """Estimated wall seconds of one federated run with settings ``cfg`` (a FederatedConfig); ``zero_shot`` and
     ``ft``: whether this run is the first to compute those (later runs reuse them from the evaluation cache)."""
-    rate = (rate or matmul_flops_per_s()) * EFFICIENCY
+    rate = rate or matmul_flops_per_s()
     outside, per_block, blocks = matmul_params(cfg.emulator.model)
     spec = cfg.emulator
     kept = blocks if spec.emulator_blocks < 0 else min(blocks, spec.bottom + spec.top + spec.emulator_blocks)
     full, emulator = outside + blocks * per_block, outside + kept * per_block
     train = cfg.data_owner.train
-    mean, scored = tokens(cfg.data_owner.task, train.max_length, cfg.evaluation.limit, cfg.data_owner.data_dir)
+    mean, scored = tokens(cfg.data_owner.task, train.max_length, cfg.evaluation.limit, cfg.data_owner.data_dir,
+                          cfg.evaluation.split)
     trained = cfg.num_rounds * cfg.sampled_per_round * train.steps * train.batch_size * mean
     evaluations = sum(cfg.evaluation.due(r, cfg.num_rounds) for r in range(1, cfg.num_rounds + 1))
-    flops = 4 * emulator * trained + evaluations * 2 * (full + emulator) * scored
-    if zero_shot:
-        flops += 2 * (full + emulator) * scored
+    training = 4 * emulator * trained
+    scoring = (evaluations + zero_shot) * 2 * (full + emulator) * scored
     if ft and cfg.baseline.enabled:
         steps = cfg.baseline.steps or cfg.num_rounds * cfg.sampled_per_round * train.steps
-        flops += 6 * full * steps * train.batch_size * mean + 2 * full * scored
-    return START_S + flops / rate
+        training += 6 * full * steps * train.batch_size * mean
+        scoring += 2 * full * scored
+    return START_S + training / (rate * TRAIN_EFFICIENCY) + scoring / (rate * SCORE_EFFICIENCY)
