@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...settings import SettingError
 from ..sim_folder import Sim
 from .arms import ARMS
 from .config import Study
-from .runs import StudyError, StudyRun, arm_context
+from .runs import StudyRun, arm_context
 
 SELECTION = "lr-select"
 
@@ -39,12 +38,8 @@ def selection_runs(study: Study) -> list[StudyRun]:
             overrides = {**study.task_settings(task), "seed": seed, **central.overrides, "partitioning": "iid",
                          "lr": lr, "full-ft": False, "eval-split": "validation",
                          "eval-limit": study.config.lr_validation_limit, "eval-every": ctx.num_rounds}
-            run = StudyRun(task, SELECTION, "centralized", seed, None, overrides, None, label=f"lr{lr:g}")
-            try:
-                run.config = sim.config(overrides)
-            except (SettingError, ValueError) as e:
-                raise StudyError(f"study run {run.key}: {e}") from e
-            runs.append(run)
+            runs.append(StudyRun(task, SELECTION, "centralized", seed, None, overrides, None,
+                                 label=f"lr{lr:g}").check(sim))
     return runs
 
 

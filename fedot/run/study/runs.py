@@ -43,6 +43,14 @@ class StudyRun:
         owner = "" if self.owner is None else f"/owner{self.owner}"
         return f"{self.task}/{self.partitioning}/{self.arm}/{self.label or f'seed{self.seed}'}{owner}"
 
+    def check(self, sim: Sim) -> StudyRun:
+        """Its settings through the sim's checks (a bad one fails here, before any run starts)."""
+        try:
+            self.config = sim.config(self.overrides)
+        except (SettingError, ValueError) as e:
+            raise StudyError(f"study run {self.key}: {e}") from e
+        return self
+
     def folder(self, out: Path) -> Path:
         return out / "runs" / self.key
 
@@ -103,9 +111,5 @@ def plan_runs(study: Study, rates: dict[str, float] | None = None) -> list[Study
                         if run.key in seen:  # the centralized arm: one run per seed, shared by the partitionings
                             continue
                         seen.add(run.key)
-                        try:
-                            run.config = sim.config(overrides)
-                        except (SettingError, ValueError) as e:
-                            raise StudyError(f"study run {run.key}: {e}") from e
-                        runs.append(run)
+                        runs.append(run.check(sim))
     return runs
