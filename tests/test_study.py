@@ -142,6 +142,12 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     assert (out / "study-arc_easy.png").stat().st_size > 0
     # an interrupted run (its checkpoint there, no results) is resumed, the others skipped; rendering only re-renders
     (out / "runs/arc_easy/iid/federated/seed1/results.json").unlink()
+    from fedot.run.study.report import render
+
+    partial = render(study, runs, out)["summary"]["sections"]["arc_easy/iid"]  # a seed short: pooled over the rest
+    assert partial["comparisons"] and all(c["pooled"]["seeds"] == [0] for c in partial["comparisons"])
+    assert partial["arms"]["federated"]["plugin"]["n"] == 1 and partial["arms"]["federated"]["plugin"]["std"] is None
+    assert "(n=1)" in (out / "study.md").read_text() and "seeds [0]" in (out / "study.md").read_text()
     again = Launcher()
     run_study(study, out, again)
     assert [(Path(c[0]).name, c[1]) for c in again.calls] == [("seed1", True)]
@@ -216,7 +222,10 @@ def test_the_rate_choice_reads_each_selection_run(tmp_path):
     assert chosen(study, runs, tmp_path) == {}
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "studies").glob("*.toml")), ids=lambda p: p.name)
+STUDIES = sorted((Path(__file__).parent.parent / "studies").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
 def test_every_committed_study_file_plans(path, tmp_path):
     from fedot.run.study.runner import study_runs
 

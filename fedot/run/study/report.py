@@ -23,7 +23,8 @@ CLAIMS = {("federated", "zero-shot"): "federated plug-in above zero-shot",
 def _ms(stat: dict, metric: str) -> str:
     if not stat or stat.get("mean") is None:
         return "—"
-    return f"{fmt(stat['mean'], metric)} ± {fmt(stat['std'], metric)} (n={stat['n']})"
+    spread = "" if stat.get("std") is None else f" ± {fmt(stat['std'], metric)}"
+    return f"{fmt(stat['mean'], metric)}{spread} (n={stat['n']})"
 
 
 def _count(value: float) -> str:
@@ -37,27 +38,27 @@ def section_lines(s: dict) -> list[str]:
              f"{fmt(s['emulator_zero_shot'], metric)}; FT (central, all data, not private) "
              f"{_ms(s['full_finetuned'], metric)}.", "",
              "| Arm | OT plug-in (mean ± std over seeds) | OT emulator | owner's gap | worst / best owner | runs | "
-             "optimizer steps | tokens | bytes moved |", "|---|---|---|---|---|---|---|---|---|"]
+             "optimizer steps | tokens | adapter bytes moved |", "|---|---|---|---|---|---|---|---|---|"]
     for arm, row in s["arms"].items():
         extremes = f"{fmt(row['worst'], metric)} / {fmt(row['best'], metric)}" if "worst" in row else "—"
         b = row["budget"]
         lines.append(f"| {arm} | {_ms(row['plugin'], metric)} | {_ms(row['emulator_finetuned'], metric)} | "
                      f"{_ms(row['gap'], metric)} | {extremes} | {row['runs']} | {_count(b['optimizer_steps'])} | "
-                     f"{_count(b['tokens'])} | {_count(b['bytes'])} |")
+                     f"{_count(b['tokens'])} | {_count(b['adapter_bytes'])} |")
     lines += comparison_lines(s["comparisons"], metric)
     kept = s.get("kept_of_centralized")
     if kept and kept.get("share") is not None:
         ci = kept["ci95"]
         interval = f" (95% interval {100 * ci[0]:.0f}% to {100 * ci[1]:.0f}%)" if ci else ""
         lines += ["", f"Federation keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's gain "
-                      f"over zero-shot (pooled over seeds; the aim is at least 90%: "
+                      f"over zero-shot (pooled over seeds {kept.get('seeds', '')}; the aim is at least 90%: "
                       f"{'met' if kept['share'] >= 0.9 else 'not met'})."]
-    lines += ["", "What this shows (pooled over seeds, p < 0.05):"]
+    lines += ["", "What this shows (pooled over the seeds finished on both sides, p < 0.05):"]
     for c in s["comparisons"]:
         p = c["pooled"]
         claim = CLAIMS.get((c["a"], c["b"]), f"{c['a']} above {c['b']}")
         lines.append(f"- {claim}: **{'yes' if p['a_better'] else 'no'}** (difference "
-                     f"{difference_text(p['difference'], metric)}, p = {p['p']:.3g})")
+                     f"{difference_text(p['difference'], metric)}, p = {p['p']:.3g}; seeds {p.get('seeds', '')})")
     return lines + [""]
 
 
@@ -109,7 +110,7 @@ def plot(section_list: list[dict], path: Path) -> None:
         for i, (arm, row) in enumerate(s["arms"].items()):
             rounds = sorted(row["per_round"], key=int)
             means = [row["per_round"][r]["mean"] for r in rounds]
-            stds = [row["per_round"][r]["std"] for r in rounds]
+            stds = [row["per_round"][r]["std"] or 0.0 for r in rounds]
             ax.errorbar([int(r) for r in rounds], means, yerr=stds, marker="o", capsize=3, color=f"C{i}",
                         label=f"{arm} plug-in")
         ax.set(xlabel="round", ylabel=f"{s['metric']} ({'↑' if s['higher_is_better'] else '↓'})",

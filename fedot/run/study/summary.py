@@ -3,10 +3,13 @@
 Per task and partitioning, each arm's plug-in and OT-emulator scores are reported as mean ± sample standard
 deviation over the seeds (n = seeds; the local-only arm first averages its owners within a seed, and also reports
 the worst and best owner). Budgets are what the runs' logs counted: optimizer steps and tokens of all data owners
-together, and bytes moved (emulator and adapters, both directions). The comparisons are paired
+together, and the adapter bytes moved (both directions; the emulator each data owner downloads once is the same in
+every arm, and what a run measured of it depends on what the owners held from earlier runs, so it is not a budget
+column). The comparisons are paired
 (:func:`fedot.evaluation.paired.compare`: exact McNemar for multiple choice, paired bootstrap over documents for
 perplexity; against the local-only mean, a paired bootstrap of the mean of the owners), per seed and pooled over the
-seeds (each seed's examples counted once, :func:`fedot.evaluation.outcomes.concat`).
+seeds that have finished on both sides (each seed's examples counted once, :func:`fedot.evaluation.outcomes.concat`;
+the seeds pooled are named, so a study still running reports what it has).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def load(run: StudyRun, out: Path) -> dict | None:
             "gap": gap(results["numbers"], results["higher_is_better"]),
             "budget": {"optimizer_steps": results.get("client_steps", 0),
                        "tokens": sum(r.get("client_tokens", 0) for r in rows),
-                       "bytes": sum(comm.values())},
+                       "adapter_bytes": comm.get("adapter_bytes_down", 0) + comm.get("adapter_bytes_up", 0)},
             "per_round": {int(r): e["plugin"] for r, e in results.get("per_round", {}).items() if "plugin" in e},
             "wall_seconds": results.get("wall_seconds"), "outcomes": outcomes}
 
@@ -51,8 +54,8 @@ def mean_std(values: list[float]) -> dict:
     values = [v for v in values if v is not None]
     if not values:
         return {"mean": None, "std": None, "n": 0}
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "n": len(values)}
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+            "n": len(values)}  # one seed has no spread to report
 
 
 def _seed_values(runs: list[dict], key) -> dict[int, float]:
@@ -102,10 +105,11 @@ def comparison(a_runs: list[dict], b_runs: list[dict] | None, names: tuple[str, 
         a, b = _outcomes(a_runs, s), _outcomes(b_runs, s, b_name)
         if a and b:
             out["per_seed"][str(s)] = compare(a[0], b if len(b) > 1 else b[0], metric, hib, names, resamples, s)
-    a, b = _pooled(a_runs, seeds), _pooled(b_runs, seeds, b_name)
-    if not out["per_seed"] or not a or not b:
+    done = [s for s in seeds if str(s) in out["per_seed"]]
+    a, b = _pooled(a_runs, done), _pooled(b_runs, done, b_name)
+    if not done or not a or not b:
         return None
-    out["pooled"] = compare(a[0], b if len(b) > 1 else b[0], metric, hib, names, resamples)
+    out["pooled"] = {**compare(a[0], b if len(b) > 1 else b[0], metric, hib, names, resamples), "seeds": done}
     return out
 
 
@@ -150,10 +154,11 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int) -> dict:
 def kept_share(fed: list[dict], central: list[dict], seeds: list[int], metric: str) -> dict | None:
     """The share of centralized offsite-tuning's gain over zero-shot that federation keeps, pooled over seeds,
     with its 95% paired-bootstrap interval: (federated - ZS) / (centralized - ZS)."""
+    seeds = [s for s in seeds if _outcomes(fed, s) and _outcomes(central, s)]
     zs, f, c = _pooled(fed, seeds, "zero_shot"), _pooled(fed, seeds), _pooled(central, seeds)
-    if not (zs and f and c):
+    if not (seeds and zs and f and c):
         return None
     z, fv, cv = (float(metric_value(o[0], metric)) for o in (zs, f, c))
     if abs(cv - z) < 1e-12:
         return {"share": None, "ci95": None}
-    return {"share": (fv - z) / (cv - z), "ci95": recovered_interval(zs[0], f[0], c[0], metric)}
+    return {"share": (fv - z) / (cv - z), "ci95": recovered_interval(zs[0], f[0], c[0], metric), "seeds": seeds}
