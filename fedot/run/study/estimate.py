@@ -2,13 +2,17 @@
 
 An estimate from arithmetic, corrected by measurement as the study goes (the ETA of :mod:`.runner` uses the
 measured times of finished runs of the same arm). A run costs a fixed start (Flower, Ray, loading and delivering
-the emulator: :data:`START_S`, the main job's measured start-up + model + delivery + tear-down, rounded up), its
+the emulator: :data:`START_S`, measured as below, rounded up), its
 training (``4 x emulator matmul parameters`` FLOPs per trained token: forward, activation gradients through the
 whole emulator, weight gradients of the adapter) and its evaluations (``2 x parameters`` per scored token, the
 full model for plug-in and the emulator for the OT emulator; the zero-shot scores are cached, so counted once per
 task). FLOPs become seconds at this machine's fp32 matmul rate, measured for a fraction of a second, times
-:data:`TRAIN_EFFICIENCY` (what small-model training sustained of it in the main job on 2 cores) or
-:data:`SCORE_EFFICIENCY` (what lm-eval's scoring sustained).
+:data:`TRAIN_EFFICIENCY` or :data:`SCORE_EFFICIENCY`: what training (batches of 2 x ~32 tokens, Flower rounds
+included) and lm-eval's scoring sustained of it in the headline study's first runs on 2 idle cores
+(docs/results/study-headline: 1,000 ARC-Easy questions through the full model and the 2-18-2 emulator,
+6.27e13 FLOPs, in 428.6 s; a round of 40 steps, 1.08e12 FLOPs, in 23-30 s; matmul rate 170.6 GFLOP/s). The
+first estimate (one efficiency of 0.35 for both, from the main job) made that evaluation ~17 minutes at this rate
+where it took 7.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from __future__ import annotations
 import time
 from functools import lru_cache
 
-START_S = 60.0
-TRAIN_EFFICIENCY = 0.35
-SCORE_EFFICIENCY = 0.35
+START_S = 30.0
+TRAIN_EFFICIENCY = 0.25
+SCORE_EFFICIENCY = 0.85
 
 
 @lru_cache(maxsize=1)
