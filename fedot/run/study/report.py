@@ -113,6 +113,10 @@ def plot(section_list: list[dict], path: Path) -> None:
             stds = [row["per_round"][r]["std"] or 0.0 for r in rounds]
             ax.errorbar([int(r) for r in rounds], means, yerr=stds, marker="o", capsize=3, color=f"C{i}",
                         label=f"{arm} plug-in")
+        evaluated = sorted({int(r) for row in s["arms"].values() for r in row["per_round"]})
+        if evaluated:  # ticks at the evaluated rounds (one round alone would get fractional ones)
+            ax.set_xticks(evaluated)
+            ax.set_xlim(min(evaluated) - 0.5, max(evaluated) + 0.5)
         ax.set(xlabel="round", ylabel=f"{s['metric']} ({'↑' if s['higher_is_better'] else '↓'})",
                title=f"{s['task']} / {s['partitioning']}")
         style_metric_axis(ax, s["metric"])
