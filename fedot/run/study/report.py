@@ -130,8 +130,8 @@ def plot(section_list: list[dict], path: Path) -> None:
 def rate_lines(selection: dict[str, dict]) -> list[str]:
     lines = []
     for task, s in selection.items():
-        scores = ", ".join(f"{'**' if float(lr) == s['rate'] else ''}{lr}: {fmt(v, s['metric'])}"
-                           f"{'**' if float(lr) == s['rate'] else ''}" for lr, v in s["scores"].items())
+        marks = {lr: "**" if float(lr) == s["rate"] else "" for lr in s["scores"]}  # the chosen rate in bold
+        scores = ", ".join(f"{marks[lr]}{lr}: {fmt(v, s['metric'])}{marks[lr]}" for lr, v in s["scores"].items())
         lines += [f"Learning rate for {task}: {s['rate']:g}, chosen by the {s['arm']} arm (seed {s['seed']}) on "
                   f"{s['examples']} {s['split']} examples (OT plug-in after the last round: {scores}); every arm uses "
                   "it. The test split was not looked at.", ""]

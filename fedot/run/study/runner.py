@@ -83,10 +83,15 @@ def eta(runs: list[StudyRun], est: list[float], out: Path, start: int) -> float:
     return left
 
 
+def at_chosen_rates(study: Study, selection: list[StudyRun], out: Path) -> list[StudyRun]:
+    """The study's runs at the learning rates its finished selection runs chose (waiting where none is chosen)."""
+    return plan_runs(study, rates_of(chosen(study, selection, out)))
+
+
 def study_runs(study: Study, out: Path) -> tuple[list[StudyRun], list[StudyRun]]:
     """(the learning-rate selection runs, the study's runs at the rates chosen so far)."""
     selection = selection_runs(study)
-    return selection, plan_runs(study, rates_of(chosen(study, selection, out)))
+    return selection, at_chosen_rates(study, selection, out)
 
 
 def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, report=print,
@@ -101,7 +106,7 @@ def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, 
     est = estimates(runs)
     for i in range(len(runs)):
         if i == len(selection) and selection:  # the rates are chosen: plan the study's runs with them
-            runs[i:] = plan_runs(study, rates_of(chosen(study, selection, out)))
+            runs[i:] = at_chosen_rates(study, selection, out)
         run = runs[i]
         state = run.state(out)
         if state == "done":
