@@ -197,7 +197,7 @@ def parser() -> argparse.ArgumentParser:
     from .run.single_site import OffsiteConfig
 
     p = argparse.ArgumentParser(prog="fedot", description="Federated offsite-tuning.")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="subcommand", required=True)
 
     emu = sub.add_parser("emulator", help="build emulators").add_subparsers(dest="action", required=True)
     b = emu.add_parser("build", help="split a model and write the emulator artifact a data owner receives")

@@ -271,6 +271,23 @@ def given(cls, args: argparse.Namespace) -> dict[str, Any]:
     return {d.key: getattr(args, d.key) for d in declarations(cls) if hasattr(args, d.key)}
 
 
+def flags(cls, flat: dict[str, Any]) -> list[str]:
+    """The command-line flags (see :func:`add_arguments`) that give the settings of ``cls`` in ``flat``: what a
+    user types to reproduce them; keys that are not settings of ``cls`` are left out."""
+    out: list[str] = []
+    for d in declarations(cls):
+        if d.key not in flat:
+            continue
+        value = flat[d.key]
+        if d.type is bool:
+            out.append(d.flag if value else "--no-" + d.key)
+        elif typing.get_origin(d.type) is list:
+            out += [d.flag, *map(str, value)]
+        else:
+            out += [d.flag, str(value)]
+    return out
+
+
 def from_args(cls, args: argparse.Namespace):
     """An instance of ``cls`` from the flags given on the command line (see :func:`add_arguments`)."""
     return from_flat(cls, given(cls, args), where="command-line")

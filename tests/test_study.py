@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -130,6 +131,13 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     assert local["run_config"]["data-shard"] == owner and local["run_config"]["num-clients"] == 1
     fed = json.loads((out / "runs/arc_easy/iid/federated/seed0/results.json").read_text())
     assert local["client_steps"] * 3 == fed["client_steps"] == 2 * 3 * 2
+    # each run records the `fedot sim` command that makes it alone: its flags parse back to the run's settings
+    from fedot.cli import _run_overrides, parser
+
+    args = parser().parse_args(shlex.split(local["run_config"]["command"])[1:])
+    run = next(r for r in runs if r.key == f"arc_easy/iid/local-only/seed0/owner{owner}")
+    assert Path(args.app) == study.sim_path
+    assert _run_overrides(args) == {**run.overrides, "run-dir": str(run.folder(out).resolve())}
     section = record["summary"]["sections"]["arc_easy/iid"]
     assert section["arms"]["federated"]["plugin"]["n"] == 2 and section["arms"]["local-only"]["runs"] == 2
     assert section["arms"]["federated"]["budget"]["optimizer_steps"] == 12

@@ -154,7 +154,9 @@ def prepare(app: str | Path, overrides: dict | None = None, overwrite: bool = Fa
     run_dir = Path(overrides.get("run-dir") or Path("runs") / f"{sim.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = run_dir.expanduser().resolve()
     argv = sys.argv[1:] if sys.argv[1:2] in (["sim"], ["deploy"]) else []
-    overrides.update({"run-dir": str(run_dir), "command": "fedot " + " ".join(shlex.quote(a) for a in argv)})
+    if argv or not overrides.get("command"):  # a caller (``fedot study``) may say what reproduces the run
+        overrides["command"] = "fedot " + " ".join(shlex.quote(a) for a in argv)
+    overrides["run-dir"] = str(run_dir)
     cfg = preflight(sim, overrides)
     if not print_config:
         claim_run_dir(run_dir, resume=resume, overwrite=overwrite)

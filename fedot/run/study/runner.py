@@ -12,10 +12,13 @@ study's runs are planned again with the chosen rates once they have finished.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ...settings import flags
+from ..config import FederatedConfig
 from .config import Study
 from .estimate import run_seconds
 from .rates import SELECTION, chosen, rates_of, selection_runs
@@ -23,6 +26,11 @@ from .report import render
 from .runs import StudyError, StudyRun, plan_runs
 
 Launch = Callable[[Path, dict, bool], None]  # (sim folder, run-config overrides, start afresh over leftovers)
+
+
+def sim_command(study: Study, settings: dict) -> str:
+    """The ``fedot sim`` command line that makes one of the study's runs on its own (recorded in its results)."""
+    return shlex.join(["fedot", "sim", str(study.sim_path), *flags(FederatedConfig, settings)])
 
 
 def duration(seconds: float) -> str:
@@ -118,8 +126,9 @@ def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, 
         report(f"[{i + 1}/{len(runs)}] {run.key}: {'resuming' if state == 'resume' else 'starting'} "
                f"(study ETA {duration(eta(runs, est, out, i))})")
         t0 = time.perf_counter()
-        launch(study.sim_path, {**run.overrides, "run-dir": str(run.folder(out).resolve()),
-                                "resume": state == "resume"}, state == "new")
+        settings = {**run.overrides, "run-dir": str(run.folder(out).resolve())}
+        launch(study.sim_path, {**settings, "resume": state == "resume", "command": sim_command(study, settings)},
+               state == "new")
         report(f"[{i + 1}/{len(runs)}] {run.key}: done in {duration(time.perf_counter() - t0)} "
                f"(study ETA {duration(eta(runs, est, out, i + 1))})")
     return render(study, runs[len(selection):], out, command, chosen(study, selection, out))
