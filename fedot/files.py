@@ -45,3 +45,10 @@ def link_or_copy(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+def shown(path: str | Path) -> str:
+    """``path`` as a reader should see it in a report or a command: relative to the working directory when it lies
+    below it (a repository's results stay valid on another machine), absolute otherwise."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)

@@ -136,7 +136,7 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
 
     args = parser().parse_args(shlex.split(local["run_config"]["command"])[1:])
     run = next(r for r in runs if r.key == f"arc_easy/iid/local-only/seed0/owner{owner}")
-    assert Path(args.app) == study.sim_path
+    assert Path(args.app).resolve() == study.sim_path
     assert _run_overrides(args) == {**run.overrides, "run-dir": str(run.folder(out).resolve())}
     section = record["summary"]["sections"]["arc_easy/iid"]
     assert section["arms"]["federated"]["plugin"]["n"] == 2 and section["arms"]["local-only"]["runs"] == 2

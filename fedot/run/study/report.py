@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...evaluation.five import fmt
-from ...files import atomic_path, write_json, write_text
+from ...files import atomic_path, shown, write_json, write_text
 from ..markdown import difference_text
 from ..page import markdown_page
 from ..plots import style_metric_axis
@@ -144,8 +144,8 @@ def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
     ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`)."""
     loaded = [r for r in (load(run, out) for run in runs) if r is not None]
     summary = summarise(loaded, study.config.seeds, study.config.resamples)
-    record = {"name": study.name, "study_file": str(study.path), "study": {
-        "sim": str(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
+    record = {"name": study.name, "study_file": shown(study.path), "study": {
+        "sim": shown(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
         "tasks": study.tasks, "settings": study.settings, "partitionings": study.partitionings,
         "local_only_owners": study.config.local_only_owners}, "planned": len(runs), "finished": len(loaded),
         "summary": summary, "command": command, "lr_selection": lr_selection or {},

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ...files import shown
 from ...settings import flags
 from ..config import FederatedConfig
 from .config import Study
@@ -30,7 +31,7 @@ Launch = Callable[[Path, dict, bool], None]  # (sim folder, run-config overrides
 
 def sim_command(study: Study, settings: dict) -> str:
     """The ``fedot sim`` command line that makes one of the study's runs on its own (recorded in its results)."""
-    return shlex.join(["fedot", "sim", str(study.sim_path), *flags(FederatedConfig, settings)])
+    return shlex.join(["fedot", "sim", shown(study.sim_path), *flags(FederatedConfig, settings)])
 
 
 def duration(seconds: float) -> str:
