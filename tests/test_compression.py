@@ -95,7 +95,22 @@ def test_bad_compression_parameters(kwargs, match, tmp_path):
         build_emulator("/never/loaded", tmp_path / "emu", **kwargs)
 
 
-def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_models, tmp_path, monkeypatch):
+def test_the_token_distance_is_not_dominated_by_one_massive_position():
+    """Hand-worked: position 0 carries a massive activation (100) and is matched exactly, position 1 (energy 1) is
+    entirely wrong. Eq. 1's global RMS makes that look perfect; the per-position distance does not."""
+    from fedot.emulator.middle import normalised_mse, token_normalised_mse
+
+    target = torch.tensor([[[100.0, 0.0], [1.0, 0.0]]])
+    hidden = torch.tensor([[[100.0, 0.0], [0.0, 0.0]]])
+    # global: mean squared error 1/4 over the target's mean square (100^2 + 1) / 4
+    assert normalised_mse(target, hidden).item() == pytest.approx((1 / 4) / (10001 / 4))
+    # per position: 0 / 100^2 at the first, 1 / 1 at the second, averaged
+    assert token_normalised_mse(target, hidden).item() == pytest.approx(0.5)
+    assert token_normalised_mse(target, target).item() == 0.0
+
+
+@pytest.mark.parametrize("distance", ["global", "token"])
+def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_models, tmp_path, monkeypatch, distance):
     from transformers import AutoModelForCausalLM
 
     from support import datafix
@@ -104,13 +119,19 @@ def test_distillation_lowers_held_out_mse_and_keeps_the_artifact_format(tiny_mod
     out = build_emulator(str(tiny_models["llama"]), tmp_path / "emu", bottom=1, top=1, emulator_blocks=2,
                          emulator_method="distill", emulator_distill_corpus="pydocs", emulator_distill_tokens=1920,
                          emulator_distill_lr=3e-3, emulator_distill_batch_size=2, emulator_distill_max_length=32,
-                         emulator_distill_eval_every=10)
+                         emulator_distill_eval_every=10, emulator_distill_kd_distance=distance)
     manifest = read_manifest(out, verify=True)
     result = manifest["params"]["distill_result"]
     assert manifest["method"] == "distill" and manifest["params"]["tokens"] == 1920 and result["steps"] == 30
     assert [p["tokens"] for p in result["history"]] == [0, 640, 1280, 1920]
     assert not (tmp_path / "emu.stage").exists()  # the undistilled stage is gone once the artifact is final
     assert result["held_out_mse_after"] < result["held_out_mse_before"]
+    # both distances are recorded at every check, the trained one is the selection's; the official one keeps the
+    # artifact key it had before the setting existed
+    first, best = result["history"][0], next(p for p in result["history"] if p["step"] == result["best_step"])
+    assert best[f"held_out_{distance}_distance"] == result["held_out_mse_after"]
+    assert best[f"held_out_{distance}_distance"] < first[f"held_out_{distance}_distance"]
+    assert ("kd_distance" in manifest["params"]) == (distance != "global")
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 4
     # only the middle (emulator) blocks changed; adapter blocks and embeddings are the full model's

@@ -27,7 +27,7 @@ from ....corpora.generated import GenerationSettings, generated_stream
 from ....models import cache_dir, content_hash, default_device, load_model, load_tokenizer
 from ....precision import AUTOCAST, resolve_autocast
 from ....settings import group, setting
-from ...middle import middle_indices
+from ...middle import KD_DISTANCES, middle_indices
 from ...writer import resave
 from .. import METHODS, Method
 from .loop import distill
@@ -45,6 +45,10 @@ class DistillSettings:
     warmup: float = setting(0.05, "distill: fraction of steps of linear warm-up before the cosine decay", ge=0, lt=1)
     kd_weight: float = setting(30.0, "distill: weight of the normalised hidden-state MSE of Eq. 1 (official code: 30)",
                                ge=0)
+    kd_distance: str = setting("global", "distill: Eq. 1's distance; global: the official code's (one RMS over the "
+                               "whole batch), token: each position's error in units of its own energy (not dominated "
+                               "by the attention sink's massive activation; fedot.emulator.middle)",
+                               choices=tuple(KD_DISTANCES))
     lm_weight: float = setting(1.0, "distill: weight of the emulator's next-token loss (official code: 1)", ge=0)
     batch_size: int = setting(4, "distill: sequences per step", ge=1)
     max_length: int = setting(256, "distill: tokens per sequence", ge=2)
@@ -72,6 +76,8 @@ class DistillSettings:
     def identity(self, device) -> dict:
         """The settings that decide the result (what the manifest and a checkpoint record)."""
         out = {k: v for k, v in asdict(self).items() if k not in ("teacher_cache", "generated")}
+        if self.kd_distance == "global":  # the only distance before the setting existed: earlier artifacts stay valid
+            del out["kd_distance"]
         out["precision"] = resolve_autocast(self.precision, device)
         if self.uses_generated():
             out["generated"] = asdict(self.generated)

@@ -3,7 +3,9 @@
     L = lm_weight * CE(emulator's next tokens) + kd_weight * mean(((h_teacher - h_student) / rms(h_teacher))^2)
 
 h is the hidden state leaving the middle (Eq. 1's normalised MSE, as ``run_clm.py`` computes it with
-``--kd_weight 30 --lm_weight 1``); only the emulator's middle blocks train. The batch of step s is drawn by (seed, s)
+``--kd_weight 30 --lm_weight 1``; ``kd-distance = token`` takes the RMS per position instead,
+:func:`fedot.emulator.middle.token_normalised_mse`); only the emulator's middle blocks train. Every held-out check
+records both distances, whichever one trains. The batch of step s is drawn by (seed, s)
 from the owner's text (:class:`fedot.corpora.OwnerText`), so a run continued from its checkpoint (every
 ``eval-every`` steps and on Ctrl-C) sees exactly the batches of an uninterrupted one. Forward passes run under the
 configured autocast (:mod:`fedot.precision`); the teacher's targets of training blocks come from a
@@ -23,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from ....bars import bar as progress_bar
 from ....precision import autocast
-from ...middle import middle_indices, middle_parameters, normalised_mse
+from ...middle import KD_DISTANCES, middle_indices, middle_parameters
 
 CHECKPOINT_STATE, CHECKPOINT_TENSORS = "state.json", "tensors.safetensors"
 HELD_OUT_BATCHES = 8
@@ -52,9 +54,9 @@ class Objective:
         with torch.no_grad(), self.autocast():
             return self.teacher.base_model(input_ids=ids, output_hidden_states=True).hidden_states[self.t_idx].float()
 
-    def __call__(self, batch: list[list[int]], target: torch.Tensor | None = None):
+    def student_terms(self, batch: list[list[int]]):
+        """The student's hidden state leaving the middle, and its next-token loss (0 without an LM weight)."""
         ids = torch.tensor(batch, device=self.device)
-        target = self.target(batch) if target is None else target.to(self.device)
         with self.autocast():
             if self.cfg.lm_weight > 0:
                 out = self.student(input_ids=ids, labels=ids, output_hidden_states=True)
@@ -62,7 +64,12 @@ class Objective:
             else:
                 out = self.student.base_model(input_ids=ids, output_hidden_states=True)
                 lm = torch.zeros((), device=ids.device)
-        return normalised_mse(target, out.hidden_states[self.s_idx]), lm
+        return out.hidden_states[self.s_idx], lm
+
+    def __call__(self, batch: list[list[int]], target: torch.Tensor | None = None):
+        target = self.target(batch) if target is None else target.to(self.device)
+        hidden, lm = self.student_terms(batch)
+        return KD_DISTANCES[self.cfg.kd_distance](target, hidden), lm
 
     def total(self, kd, lm):
         return self.cfg.kd_weight * kd + self.cfg.lm_weight * lm
@@ -89,12 +96,18 @@ def distill(student, teacher, text, manifest: dict, cfg, identity: dict, precisi
 
     def held_out(step: int) -> dict:
         student.eval()
+        terms = {name: 0.0 for name in [*KD_DISTANCES, "lm"]}
         with torch.no_grad():
-            terms = [objective(c, t) for c, t in zip(chunks, held_targets)]
+            for c, t in zip(chunks, held_targets):
+                hidden, lm = objective.student_terms(c)
+                terms["lm"] += lm.item() / len(chunks)
+                for name, distance in KD_DISTANCES.items():
+                    terms[name] += distance(t.to(hidden.device), hidden).item() / len(chunks)
         student.train()
-        kd, lm = (sum(t[k].item() for t in terms) / len(terms) for k in (0, 1))
+        kd, lm = terms[cfg.kd_distance], terms["lm"]
         point = {"step": step, "tokens": step * cfg.batch_size * cfg.max_length, "held_out_mse": kd,
-                 "held_out_objective": objective.total(kd, lm)}
+                 "held_out_objective": objective.total(kd, lm),
+                 **{f"held_out_{name}_distance": terms[name] for name in KD_DISTANCES}}
         if cfg.lm_weight > 0:
             point["held_out_perplexity"] = math.exp(lm)
         if monitor is not None:
