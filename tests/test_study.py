@@ -159,6 +159,12 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     again = Launcher()
     run_study(study, out, again)
     assert [(Path(c[0]).name, c[1]) for c in again.calls] == [("seed1", True)]
+    # a finished run made before fedot gained a setting counts as made with its default
+    results = out / "runs/arc_easy/iid/federated/seed0/results.json"
+    record = json.loads(results.read_text())
+    del record["run_config"]["emulator-distill-kd-distance"]
+    results.write_text(json.dumps(record))
+    assert runs[0].state(out) == "done"
     # a finished run made with other settings is refused, never overwritten
     study.settings["eval-every"] = 1
     with pytest.raises(StudyError, match="other settings"):

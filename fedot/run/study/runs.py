@@ -2,8 +2,9 @@
 
 A run's folder is ``<out>/runs/<task>/<partitioning>/<arm>/seed<s>[/owner<i>]`` (``all`` for the centralized arm,
 whose data does not depend on the partitioning). What a folder holds decides what happens to it: a finished run
-(``results.json``) is reused when it was made with the same settings and refused otherwise (nothing is
-overwritten); an interrupted one (a checkpoint or ``rounds.jsonl``) is resumed; anything else starts.
+(``results.json``) is reused when it was made with the same settings (a setting fedot gained since the run was
+made counts as its default) and refused otherwise (nothing is overwritten); an interrupted one (a checkpoint or
+``rounds.jsonl``) is resumed; anything else starts.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class StudyRun:
         if results.exists():
             saved = json.loads(results.read_text()).get("run_config", {})
             wanted = {k: v for k, v in json.loads(json.dumps(to_flat(self.config))).items() if k not in VOLATILE}
-            differ = sorted(k for k, v in wanted.items() if saved.get(k) != v)
+            added = json.loads(json.dumps(to_flat(FederatedConfig())))  # a setting added since holds its default
+            differ = sorted(k for k, v in wanted.items() if saved.get(k, added.get(k)) != v)
             if differ:
                 raise StudyError(f"{folder} holds a finished run with other settings ({', '.join(differ[:6])}); the "
                                  "study file changed since: use another --out (nothing there is overwritten)")
