@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv=None):
     from fedot.emulator import EmulatorSpec, read_manifest
+    from fedot.evaluation.cache import EvalCache
     from fedot.evaluation.scoring import evaluate
-    from fedot.models import load_model, load_tokenizer
+    from fedot.models import content_hash, load_model, load_tokenizer
     from fedot.run.tracking import TrackingConfig
     from fedot.settings import add_arguments, from_args
 
@@ -48,7 +49,8 @@ def main(argv=None):
     def zero_shot(model) -> float:
         return evaluate(model, tok, args.eval_task, limit=args.limit or None)["primary"]
 
-    full = zero_shot(load_model(model_dir))
+    full = EvalCache().evaluate("full model zero-shot", load_model(model_dir), tok, content_hash(model_dir),
+                                args.eval_task, limit=args.limit or None)["primary"]
     print(f"full model zero-shot ({args.eval_task}, {args.limit or 'all'} test docs): {full:.2f}", flush=True)
     calls = []
 
@@ -97,9 +99,14 @@ def plot(result: dict, path: Path) -> None:
 
     h = result["history"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot([x["tokens"] / 1e3 for x in h], [x["held_out_mse"] for x in h], marker="o")
-    a.set(xlabel="distillation tokens (thousands)", ylabel="held-out normalised MSE (Eq. 1)", yscale="log",
-          title="imitation of the full middle (owner's validation split)")
+    for key, label in (("held_out_global_distance", "global RMS (Eq. 1)"), ("held_out_token_distance", "per token")):
+        if all(key in x for x in h):  # curves made before both distances were recorded have held_out_mse only
+            a.plot([x["tokens"] / 1e3 for x in h], [x[key] for x in h], marker="o", label=label)
+    if not all("held_out_global_distance" in x for x in h):
+        a.plot([x["tokens"] / 1e3 for x in h], [x["held_out_mse"] for x in h], marker="o", label="global RMS (Eq. 1)")
+    a.set(xlabel="distillation tokens (thousands)", ylabel="held-out normalised MSE", yscale="log",
+          title=f"imitation of the full middle (trained: {result['settings'].get('kd_distance', 'global')})")
+    a.legend()
     scored = [x for x in h if "emulator_zero_shot" in x]
     b.plot([x["tokens"] / 1e3 for x in scored], [x["emulator_zero_shot"] for x in scored], marker="o",
            label="emulator zero-shot")
