@@ -31,7 +31,8 @@ def moved_adapter(emulator, manifest) -> dict:
     return {k: v + 0.05 * torch.randn_like(v) for k, v in trainable_state(emulator, to_original(manifest)).items()}
 
 
-def test_alignment_lowers_the_distance_it_optimises_and_trains_only_the_middle(tiny_models):
+@pytest.mark.parametrize("distance", ["global", "token"])
+def test_alignment_lowers_the_distance_it_optimises_and_trains_only_the_middle(tiny_models, distance):
     model_dir = tiny_models["llama"]
     path = Path(build_emulator(str(model_dir), emulator_blocks=2, bottom=1, top=1))
     emulator, manifest = load_emulator(path)
@@ -40,7 +41,8 @@ def test_alignment_lowers_the_distance_it_optimises_and_trains_only_the_middle(t
     load_trainable_state(emulator, adapter, to_local=to_local(manifest))
     full = plug_in(load_model(model_dir), adapter, {"mode": "full", "adapter_blocks": manifest["adapter_blocks"]})
     before = {n: p.detach().clone() for n, p in emulator.named_parameters()}
-    cfg = AlignmentConfig(method="fedbiot", corpus="pydocs", steps=8, lr=3e-3, max_length=32, batch_size=2)
+    cfg = AlignmentConfig(method="fedbiot", corpus="pydocs", steps=8, lr=3e-3, max_length=32, batch_size=2,
+                          distance=distance)
     record = cfg.build(load_tokenizer(path)).align(emulator, full, manifest, server_round=1)
     assert record["distance_after"]["objective"] < record["distance_before"]["objective"]
     assert record["distance_after"]["mse"] < record["distance_before"]["mse"]

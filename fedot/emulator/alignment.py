@@ -11,7 +11,8 @@ plugged into both the full model and the emulator,
            + kl_weight * KL(p_full(.|x; A_t) || p_emu(.|x; E, A_t))
 
 where h is the hidden state leaving the middle (FedBiOT's ``l2_norm`` between the emulator's output and its full
-counterpart, the normalised MSE of offsite-tuning's Eq. 1) and p the next-token distributions (FedBiOT's KL term,
+counterpart, the normalised MSE of offsite-tuning's Eq. 1; ``distance = token`` normalises each position by its own
+energy, :func:`fedot.emulator.middle.token_normalised_mse`) and p the next-token distributions (FedBiOT's KL term,
 ``kd_loss_weight``; KL summed over the vocabulary, averaged over tokens, as its ``get_kd_kl_divergence``). The
 corpus is the owner's public data (never the task's test split); each round draws new batches, seeded by
 (seed, round, step). Only the emulator's middle blocks train (FedBiOT trains LoRA factors on them; fedot trains the
@@ -33,7 +34,7 @@ from ..corpora import OwnerText, parse_mixture, text_corpora
 from ..precision import model_autocast
 from ..registry import Registry
 from ..settings import selector, setting
-from .middle import middle_indices, middle_parameters, normalised_mse
+from .middle import KD_DISTANCES, middle_indices, middle_parameters
 
 
 class Alignment:
@@ -67,7 +68,7 @@ class FedBiOT(Alignment):
             target = teacher(input_ids=ids, output_hidden_states=True)
         with model_autocast(student):
             out = student(input_ids=ids, output_hidden_states=True)
-        mse = normalised_mse(target.hidden_states[indices[1]], out.hidden_states[indices[0]])
+        mse = KD_DISTANCES[self.cfg.distance](target.hidden_states[indices[1]], out.hidden_states[indices[0]])
         log_t = F.log_softmax(target.logits.float(), dim=-1)
         kl = (log_t.exp() * (log_t - F.log_softmax(out.logits.float(), dim=-1))).sum(-1).mean()
         return mse, kl
@@ -147,6 +148,9 @@ class AlignmentConfig:
                           "never the evaluated task's test split")
     kl_weight: float = setting(1.0, "alignment: weight of the KL of the next-token distributions beside the "
                                "normalised hidden-state MSE (FedBiOT's kd_loss_weight)", ge=0)
+    distance: str = setting("global", "alignment: the hidden-state distance; global: Eq. 1's (one RMS over the "
+                            "batch), token: each position in units of its own energy (as emulator-distill-kd-distance)",
+                            choices=tuple(KD_DISTANCES))
     batch_size: int = setting(4, "alignment: sequences per step", ge=1)
     max_length: int = setting(128, "alignment: tokens per sequence", ge=2)
     held_out_batches: int = setting(2, "alignment: validation batches the distance before and after is measured on",
