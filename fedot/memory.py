@@ -66,7 +66,8 @@ def config_for_plan(spec: str):
     try:
         return config_of(spec)
     except Exception as e:
-        raise ValueError(f"cannot plan for {spec!r}: its config is neither reachable ({type(e).__name__}) nor kept "
+        raise ValueError(f"cannot plan for {spec!r}: its config is neither reachable ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''}) nor kept "
                          f"offline in {BUNDLED_CONFIGS}; pass a local model directory or download its "
                          "config.json") from e
 

@@ -207,3 +207,22 @@ def test_every_file_of_the_artifact_is_verified(tamper, match, tiny_models, tmp_
             f.write(b" ")
     with pytest.raises(ArtifactError, match=match):
         read_manifest(out, verify=True, expected_id=identity)
+
+
+def test_a_converted_model_published_twice_keeps_the_first(tmp_path):
+    """Two processes converting the embedded model at once: the second to finish keeps the first's directory."""
+    from fedot.models import publish
+    out = tmp_path / "model"
+    for i in (1, 2):
+        tmp = tmp_path / f"model.partial-{i}"
+        tmp.mkdir()
+        (tmp / "config.json").write_text(str(i))
+        assert publish(tmp, out) == out
+        assert not tmp.exists()
+    assert (out / "config.json").read_text() == "1"
+    lonely = tmp_path / "other.partial"
+    lonely.mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").write_text("not a model")
+    with pytest.raises(OSError):  # a non-model directory in the way is not silently replaced
+        publish(lonely, tmp_path / "other")
