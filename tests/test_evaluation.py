@@ -76,6 +76,32 @@ def test_fedot_eval_full_model_adapter_and_emulator(tiny_models, tmp_path, capsy
     assert main(["eval", "--model", model, "--adapter", str(tmp_path / "none.safetensors")]) == 2
 
 
+def test_fedot_eval_paired_with_an_earlier_result(tiny_models, tmp_path, capsys, monkeypatch):
+    from fedot.evaluation.paired import mcnemar_exact
+
+    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+    a, b = str(tiny_models["opt"]), str(tiny_models["gpt2"])
+    common = ["--task", "arc_easy", "--limit", "6", "--no-eval-cache"]
+    assert main(["eval", "--model", a, *common, "--json", str(tmp_path / "a.json")]) == 0
+    assert main(["eval", "--model", b, *common, "--paired-with", str(tmp_path / "a.json"),
+                 "--json", str(tmp_path / "b.json")]) == 0
+    assert "exact McNemar" in capsys.readouterr().out
+    ra, rb = (json.loads((tmp_path / f"{x}.json").read_text()) for x in "ab")
+    paired = rb["paired"]
+    expected = mcnemar_exact(rb["metrics"]["outcomes"]["acc"], ra["metrics"]["outcomes"]["acc"])
+    assert (paired["p"], paired["a_only"], paired["b_only"]) == (expected["p"], expected["a_only"], expected["b_only"])
+    assert paired["difference"] == pytest.approx(rb["metrics"]["acc"] - ra["metrics"]["acc"])
+    # not comparable: another task, other examples, no such file; each refused before scoring
+    assert main(["eval", "--model", b, "--task", "pydocs", "--limit", "1", "--paired-with",
+                 str(tmp_path / "a.json")]) == 2
+    assert "same examples" in capsys.readouterr().err
+    assert main(["eval", "--model", b, "--task", "arc_easy", "--limit", "4", "--no-eval-cache", "--paired-with",
+                 str(tmp_path / "a.json")]) == 2
+    assert "same --limit" in capsys.readouterr().err
+    assert main(["eval", "--model", b, *common, "--paired-with", str(tmp_path / "none.json")]) == 2
+    assert "fedot eval ... --json" in capsys.readouterr().err
+
+
 def test_a_run_with_the_wrong_number_of_data_owners_stops_with_the_command(tiny_models, tmp_path):
     from fedot_apps.federation import FederationError
 

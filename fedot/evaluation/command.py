@@ -2,11 +2,15 @@
 
 The model may be the embedded default, a hub id, a directory (such as one written by ``fedot plugin``), a ``.gguf``
 file, or an emulator artifact; ``adapter`` plugs an adapter file into a full model on the fly (nothing is written).
-The result names what was scored, every metric, and for accuracies the 95% Wilson interval.
+The result names what was scored, every metric, and for accuracies the 95% Wilson interval. ``paired-with`` names
+an earlier ``fedot eval --json`` result on the same task, split and examples: the two models are then compared with
+the paired test of :mod:`fedot.evaluation.paired` (exact McNemar for choices, paired bootstrap over documents for
+corpora), which is how two emulators or two adapters are told apart on one evaluation set, not by two intervals.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,8 @@ class EvalCommand:
     split: str = setting("test", "the split scored", choices=SPLITS)
     limit: int = setting(0, "examples scored (documents for corpora); 0: the whole split", ge=0)
     device: str = setting("", "torch device (cpu, cuda, cuda:1); empty: cuda when available")
+    paired_with: str = setting("", "an earlier `fedot eval --json` result of another model on the same task, split "
+                               "and limit: compare the two with a paired test (McNemar / paired bootstrap)")
     eval_cache: bool = setting(True, "reuse (and store) the result in $FEDOT_CACHE/evaluations")
     verbose: bool = setting(False, "a progress bar per scored window")
     precision: Precision = group(Precision)
@@ -60,10 +66,45 @@ def load_scored(cmd: EvalCommand, dtype, device):
     return model, load_tokenizer(model_dir), identity
 
 
+def read_reference(cmd: EvalCommand) -> dict | None:
+    """The ``paired-with`` result, checked to be comparable before anything is scored."""
+    if not cmd.paired_with:
+        return None
+    path = Path(cmd.paired_with).expanduser()
+    try:
+        ref = json.loads(path.read_text())
+        ref["metrics"]["outcomes"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"paired-with {path}: not a `fedot eval --json` result with per-example outcomes "
+                         f"({type(e).__name__}); write one with `fedot eval ... --json {path}`") from e
+    wanted = {"task": cmd.task, "split": cmd.split}
+    if any(ref.get(k) != v for k, v in wanted.items()):
+        raise ValueError(f"paired-with {path} scored {ref.get('task')}/{ref.get('split')}, this scores "
+                         f"{cmd.task}/{cmd.split}: a paired test needs the same examples")
+    from .scoring import docs_of
+
+    examples = len(docs_of(cmd.task, cmd.split, cmd.limit or None))  # reading the split is cheap; scoring is not
+    if ref.get("examples") != examples:
+        raise ValueError(f"paired-with {path} scored {ref.get('examples')} examples, this would score {examples}: "
+                         "give the same --limit (a paired test needs the same examples)")
+    return ref
+
+
+def paired_comparison(result: dict, ref: dict) -> dict:
+    """This result against the reference on the task's primary metric (the same examples, checked)."""
+    from ..tasks import get_task
+    from .paired import compare
+
+    task = get_task(result["task"])
+    return compare(result["metrics"]["outcomes"], ref["metrics"]["outcomes"], task.primary, task.higher_is_better,
+                   (result["model"], ref["model"]))
+
+
 def run_eval(cmd: EvalCommand) -> dict:
     from ..models import default_device
     from .cache import EvalCache
 
+    ref = read_reference(cmd)
     start = time.perf_counter()
     device = cmd.device or default_device()
     model, tokenizer, identity = load_scored(cmd, cmd.precision.torch_dtype(device), device)
@@ -71,9 +112,12 @@ def run_eval(cmd: EvalCommand) -> dict:
     metrics = EvalCache(enabled=cmd.eval_cache).evaluate(label, model, tokenizer, identity, cmd.task, cmd.split,
                                                          cmd.limit or None, progress=cmd.verbose,
                                                          max_new_tokens=cmd.decoding.override)
-    return {"model": cmd.model, "adapter": cmd.adapter or None, "identity": identity, "task": cmd.task,
-            "split": cmd.split, "examples": metrics["examples"], "metrics": metrics,
-            "seconds": time.perf_counter() - start}
+    result = {"model": cmd.model, "adapter": cmd.adapter or None, "identity": identity, "task": cmd.task,
+              "split": cmd.split, "examples": metrics["examples"], "metrics": metrics,
+              "seconds": time.perf_counter() - start}
+    if ref is not None:
+        result["paired"] = paired_comparison(result, ref)
+    return result
 
 
 def result_text(result: dict) -> str:
@@ -88,4 +132,9 @@ def result_text(result: dict) -> str:
         if interval:
             shown += f"  (95% interval {100 * interval[0]:.1f}-{100 * interval[1]:.1f}%)"
         lines.append(f"  {name:<16}{shown}")
+    if "paired" in result:
+        c = result["paired"]
+        lines.append(f"  against {c['b']} ({c['metric']} {c['value_b']:.4g}): difference {c['difference']:+.4g}, "
+                     f"95% interval {c['ci95'][0]:+.4g} to {c['ci95'][1]:+.4g}, {c['test']}, p = {c['p']:.3g} "
+                     f"({'better' if c['a_better'] else 'not better'} at p < 0.05; n = {c['n']})")
     return "\n".join(lines)
