@@ -10,7 +10,9 @@ and both distances distillation can train (``fedot.emulator.middle``). Writes on
 JSON with the command.
 
     FEDOT_DATA_DIR=../shared/data .venv/bin/python bench/sink.py \\
-        --emulators ~/.cache/fedot/emulators/3a3cd799e62ea3e0 --out bench/results/sink.json
+        --emulators UNIFORM_ARTIFACT DISTILLED_ARTIFACT ... --out bench/results/sink.json
+
+(bench/results/sink.json: layer-drop 18 and the two 200K-token Gutenberg emulators of docs/results/distillation.md.)
 """
 
 from __future__ import annotations

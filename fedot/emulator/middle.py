@@ -43,11 +43,10 @@ def token_normalised_mse(target: torch.Tensor, hidden: torch.Tensor) -> torch.Te
     """Each position's squared error in units of that position's own target energy, averaged over positions.
 
     Why: Llama-family models put a massive activation on the first position (the attention sink): in SmolLM2-135M the
-    hidden state leaving the middle has an RMS of ~930 there against ~27 elsewhere, 82% of a 256-token sequence's
-    energy. Eq. 1's single global RMS then weighs that one position like all the others together, and distillation
-    fits it almost exactly while the rest stays far off (the 2M-token Gutenberg 2-18-2 emulator: relative error 0.26%
-    at the sink, 29% at the other positions of WikiText-2 text, global distance 0.053). A pre-norm top block sees each
-    position through its own RMSNorm, so each position's relative error is what reaches it.
+    hidden state leaving the middle has an RMS of ~991 there against a median of ~28 elsewhere, 0.834 of a 256-token
+    sequence's energy (bench/results/sink.json). Eq. 1's single global RMS then weighs that one position more than
+    all the others together. A pre-norm top block sees each position through its own RMSNorm, so each position's
+    relative error is what reaches it. What this changes at an equal budget: docs/results/distillation.md.
     """
     target, hidden = target.float(), hidden.float()
     return ((target - hidden).pow(2).sum(-1) / target.pow(2).sum(-1).clamp_min(1e-12)).mean()
