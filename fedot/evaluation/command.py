@@ -97,7 +97,12 @@ def paired_comparison(result: dict, ref: dict) -> dict:
 
     task = get_task(result["task"])
     return compare(result["metrics"]["outcomes"], ref["metrics"]["outcomes"], task.primary, task.higher_is_better,
-                   (result["model"], ref["model"]))
+                   (scored(result), scored(ref)))
+
+
+def scored(result: dict) -> str:
+    """What a result scored: the model, and the adapter plugged into it if any."""
+    return f"{result['model']}{' + ' + result['adapter'] if result.get('adapter') else ''}"
 
 
 def run_eval(cmd: EvalCommand) -> dict:
@@ -108,7 +113,7 @@ def run_eval(cmd: EvalCommand) -> dict:
     start = time.perf_counter()
     device = cmd.device or default_device()
     model, tokenizer, identity = load_scored(cmd, cmd.precision.torch_dtype(device), device)
-    label = f"{cmd.model}{' + ' + cmd.adapter if cmd.adapter else ''} on {cmd.task}/{cmd.split}"
+    label = f"{scored({'model': cmd.model, 'adapter': cmd.adapter})} on {cmd.task}/{cmd.split}"
     metrics = EvalCache(enabled=cmd.eval_cache).evaluate(label, model, tokenizer, identity, cmd.task, cmd.split,
                                                          cmd.limit or None, progress=cmd.verbose,
                                                          max_new_tokens=cmd.decoding.override)
@@ -121,8 +126,7 @@ def run_eval(cmd: EvalCommand) -> dict:
 
 
 def result_text(result: dict) -> str:
-    lines = [f"{result['model']}{' + ' + result['adapter'] if result['adapter'] else ''}: {result['task']}/"
-             f"{result['split']}, {result['examples']} examples"]
+    lines = [f"{scored(result)}: {result['task']}/{result['split']}, {result['examples']} examples"]
     metrics = result["metrics"]
     for name, value in metrics.items():
         if name in ("primary", "examples", "tokens", "outcomes") or name.endswith("_ci95"):
