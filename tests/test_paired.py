@@ -136,3 +136,24 @@ def test_scorers_store_outcomes_that_reproduce_their_metrics(tiny_models, tmp_pa
     assert intervals_of({"arc": o}, "acc")["arc"] == list(arc["acc_ci95"])
     low, high = intervals_of({"ppl": ppl["outcomes"]}, "word_perplexity")["ppl"]
     assert low <= ppl["word_perplexity"] <= high and low < high
+
+
+def test_pooled_seeds_resample_questions_not_pairs():
+    """Two seeds that answer alike are one seed's evidence, not twice it: the pooled test resamples each question with
+    both its seeds, so duplicating a seed changes neither the interval nor p (a test over (seed, question) pairs
+    would halve p's evidence threshold)."""
+    from fedot.evaluation.paired import clusters_of
+
+    rng = np.random.default_rng(3)
+    a = choice(rng.integers(0, 2, size=60).tolist())
+    b = choice([x if i % 5 else 1 - x for i, x in enumerate(a["acc"])])  # differ on every 5th question
+    single = compare(a, b, "acc", True)
+    pooled = compare(concat([a, a]), concat([b, b]), "acc", True)
+    assert pooled["test"].startswith("paired bootstrap over examples, seeds pooled")
+    assert pooled["difference"] == pytest.approx(single["difference"])
+    assert pooled["ci95"] == pytest.approx(compare(a, b, "acc", True)["ci95"])
+    assert pooled["p"] > mcnemar_exact(concat([a, a])["acc"], concat([b, b])["acc"])["p"]
+    assert clusters_of(["0:0", "0:1", "1:0", "1:1"]).tolist() == [[0, 2], [1, 3]]
+    assert clusters_of([0, 1, 2]) is None  # nothing pooled: the examples' own test (McNemar here)
+    with pytest.raises(ValueError, match="same examples"):
+        clusters_of(["0:0", "0:1", "1:0"])

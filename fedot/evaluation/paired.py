@@ -14,8 +14,11 @@ Two accuracies measured on the same questions are correlated (most questions are
 
 Every comparison also carries the difference's 95% paired-bootstrap interval (choices too), and
 :func:`recovered_interval` the interval of the share of the zero-shot -> FT gain that plug-in recovers, from one
-shared resample of the three models' outcomes. Seeds pool by concatenation (:func:`fedot.evaluation.outcomes.concat`):
-each (seed, example) pair counts once.
+shared resample of the three models' outcomes. Seeds pool by concatenation (:func:`fedot.evaluation.outcomes.concat`,
+ids ``<seed part>:<example>``), and a pooled comparison resamples *examples*, each with all its seeds' outcomes
+(a cluster bootstrap): the same question answered under two seeds is not two independent observations (the
+zero-shot side is even identical), so neither McNemar nor a bootstrap over (seed, example) pairs would be valid
+there; its p is the cluster bootstrap's.
 """
 
 from __future__ import annotations
@@ -42,6 +45,35 @@ def mcnemar_exact(a_correct, b_correct) -> dict:
 
 def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def clusters_of(ids) -> np.ndarray | None:
+    """The positions of each example's outcomes in pooled ids (``<part>:<example>``), one row per example; None when
+    every example occurs once (nothing was pooled). Every example must occur in every part."""
+    groups: dict[str, list[int]] = {}
+    for pos, i in enumerate(ids):
+        groups.setdefault(str(i).split(":", 1)[-1], []).append(pos)
+    sizes = {len(g) for g in groups.values()}
+    if sizes == {1}:
+        return None
+    if len(sizes) != 1:
+        raise ValueError(f"pooled outcomes hold their examples {sorted(sizes)} times: every seed must score the same "
+                         "examples")
+    return np.array(list(groups.values()))
+
+
+def cluster_resample_indices(clusters: np.ndarray, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """Resamples of whole examples (rows of :func:`clusters_of`), flattened to the pooled positions they hold."""
+    draws = np.random.default_rng(seed).integers(0, len(clusters), size=(resamples, len(clusters)))
+    return clusters[draws].reshape(resamples, -1)
+
+
+def _indices(ids, resamples: int, seed: int) -> tuple[np.ndarray, bool]:
+    """(resample indices, whether they are clustered) for outcomes with these ids."""
+    clusters = clusters_of(ids)
+    if clusters is None:
+        return resample_indices(len(ids), resamples, seed), False
+    return cluster_resample_indices(clusters, resamples, seed), True
 
 
 def bootstrap_p(differences: np.ndarray) -> float:
@@ -84,13 +116,16 @@ def compare(a: dict, b: dict | list[dict], metric: str, higher_is_better: bool, 
         raise ValueError(f"nothing to compare {names[0]} with: {names[1]} has no outcomes")
     for g in group:
         check_paired(a, g, names)
-    idx = resample_indices(size(a), resamples, seed)
+    idx, clustered = _indices(a["ids"], resamples, seed)
     mean_b = np.mean([metric_value(g, metric, idx) for g in group], axis=0)
     differences = metric_value(a, metric, idx) - mean_b
     va, vb = float(metric_value(a, metric)), float(np.mean([metric_value(g, metric) for g in group]))
     out = {"a": names[0], "b": names[1], "metric": metric, "value_a": va, "value_b": vb, "difference": va - vb,
            "ci95": _interval(differences), "n": size(a)}
-    if len(group) == 1:
+    if clustered:
+        out.update({"test": f"paired bootstrap over examples, seeds pooled within each ({len(differences)} "
+                            "resamples)", "p": bootstrap_p(differences)})
+    elif len(group) == 1:
         out.update(TESTS[a["kind"]](a, group[0], metric, differences))
     else:
         out.update({"test": f"paired bootstrap over examples, mean of {len(group)} ({len(differences)} resamples)",
@@ -106,7 +141,7 @@ def recovered_interval(zero_shot: dict, plugin: dict, finetuned: dict, metric: s
     were not scored on the same examples. Resamples where FT gains nothing are dropped (the share is undefined)."""
     check_paired(zero_shot, plugin, ("zero-shot", "plug-in"))
     check_paired(zero_shot, finetuned, ("zero-shot", "FT"))
-    idx = resample_indices(size(zero_shot), resamples, seed)
+    idx = _indices(zero_shot["ids"], resamples, seed)[0]
     zs, plug, ft = (metric_value(o, metric, idx) for o in (zero_shot, plugin, finetuned))
     gain = ft - zs
     keep = np.abs(gain) > 1e-12

@@ -8,8 +8,9 @@ every arm, and what a run measured of it depends on what the owners held from ea
 column). The comparisons are paired
 (:func:`fedot.evaluation.paired.compare`: exact McNemar for multiple choice, paired bootstrap over documents for
 perplexity; against the local-only mean, a paired bootstrap of the mean of the owners), per seed and pooled over the
-seeds that have finished on both sides (each seed's examples counted once, :func:`fedot.evaluation.outcomes.concat`;
-the seeds pooled are named, so a study still running reports what it has).
+seeds that have finished on both sides (:func:`fedot.evaluation.outcomes.concat`; the pooled test resamples examples
+with all their seeds' outcomes, a cluster bootstrap, :mod:`fedot.evaluation.paired`; the seeds pooled are named,
+so a study still running reports what it has).
 """
 
 from __future__ import annotations
