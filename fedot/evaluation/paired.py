@@ -123,7 +123,8 @@ def compare(a: dict, b: dict | list[dict], metric: str, higher_is_better: bool, 
     out = {"a": names[0], "b": names[1], "metric": metric, "value_a": va, "value_b": vb, "difference": va - vb,
            "ci95": _interval(differences), "n": size(a)}
     if clustered:
-        out.update({"test": f"paired bootstrap over examples, seeds pooled within each ({len(differences)} "
+        of = f", mean of {len(group)}" if len(group) > 1 else ""
+        out.update({"test": f"paired bootstrap over examples{of}, seeds pooled within each ({len(differences)} "
                             "resamples)", "p": bootstrap_p(differences)})
     elif len(group) == 1:
         out.update(TESTS[a["kind"]](a, group[0], metric, differences))
