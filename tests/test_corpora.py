@@ -103,6 +103,7 @@ def test_generated_text_is_sampled_once_reproducibly_and_keyed_by_its_settings(t
 
 def test_cached_and_uncached_teacher_targets_give_the_same_training_loss(data, tiny_models, tmp_path):
     from fedot.emulator import build_emulator, load_emulator
+    from fedot.emulator.methods.distill import DistillSettings
     from fedot.emulator.methods.distill.loop import Objective
     from fedot.emulator.methods.distill.teacher import TeacherCache
     from fedot.models import load_model
@@ -112,7 +113,7 @@ def test_cached_and_uncached_teacher_targets_give_the_same_training_loss(data, t
     teacher = load_model(tiny_models["llama"]).eval()
     tok = load_tokenizer(emu)
     text = OwnerText("gutenberg", tok, 16, data)
-    objective = Objective(student, teacher, manifest, type("C", (), {"lm_weight": 1.0})(), "float32")
+    objective = Objective(student, teacher, manifest, DistillSettings(), "float32")
     cache = TeacherCache(tmp_path / "teacher", text.train[0].num_blocks(16), 16, 32)
     for step in range(3):
         picks = text.draw(f"0:{step}", 4)

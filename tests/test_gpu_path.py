@@ -186,6 +186,7 @@ def test_the_owner_can_spread_its_full_model_with_accelerate(tiny_models, tmp_pa
 
 def test_distillation_trains_an_fp32_middle_between_bf16_frozen_weights(tiny_models, tmp_path):
     from fedot.emulator import build_emulator, load_emulator
+    from fedot.emulator.methods.distill import DistillSettings
     from fedot.emulator.methods.distill.loop import Objective
     from fedot.emulator.middle import middle_parameters
     from fedot.models import load_model
@@ -198,8 +199,7 @@ def test_distillation_trains_an_fp32_middle_between_bf16_frozen_weights(tiny_mod
     for p in middle.values():
         p.data = p.data.float()
         p.requires_grad_(True)
-    objective = Objective(student, teacher, manifest, type("C", (), {"lm_weight": 1.0, "kd_weight": 30.0})(),
-                          "bfloat16")
+    objective = Objective(student, teacher, manifest, DistillSettings(), "bfloat16")
     kd, lm = objective([list(range(5, 21)), list(range(30, 46))])
     objective.total(kd, lm).backward()
     assert torch.isfinite(kd) and torch.isfinite(lm)
