@@ -99,13 +99,14 @@ def plot(result: dict, path: Path) -> None:
 
     h = result["history"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, label in (("held_out_global_distance", "global RMS (Eq. 1)"), ("held_out_token_distance", "per token")):
-        if all(key in x for x in h):  # curves made before both distances were recorded have held_out_mse only
-            a.plot([x["tokens"] / 1e3 for x in h], [x[key] for x in h], marker="o", label=label)
-    if not all("held_out_global_distance" in x for x in h):
-        a.plot([x["tokens"] / 1e3 for x in h], [x["held_out_mse"] for x in h], marker="o", label="global RMS (Eq. 1)")
+    tokens = [x["tokens"] / 1e3 for x in h]
+    # curves made before both distances were recorded trained the global one and hold it as held_out_mse only
+    a.plot(tokens, [x.get("held_out_global_distance", x["held_out_mse"]) for x in h], marker="o",
+           label="global RMS (Eq. 1)")
+    if all("held_out_token_distance" in x for x in h):
+        a.plot(tokens, [x["held_out_token_distance"] for x in h], marker="o", label="per token")
     a.set(xlabel="distillation tokens (thousands)", ylabel="held-out normalised MSE", yscale="log",
-          title=f"imitation of the full middle (trained: {result['settings'].get('kd_distance', 'global')})")
+          title=f"imitation of the full middle (trained: {result.get('settings', {}).get('kd_distance', 'global')})")
     a.legend()
     scored = [x for x in h if "emulator_zero_shot" in x]
     b.plot([x["tokens"] / 1e3 for x in scored], [x["emulator_zero_shot"] for x in scored], marker="o",

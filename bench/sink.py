@@ -91,7 +91,9 @@ def main(argv=None):
         with torch.no_grad():
             hidden = emulator.eval()(input_ids=batch, output_hidden_states=True).hidden_states[s_idx]
         target = full_states[t_idx].float()
-        record.setdefault("full_model_at_cut", {})[str(t_idx)] = position_stats(target)
+        cuts = record.setdefault("full_model_at_cut", {})
+        if str(t_idx) not in cuts:  # emulators cut at the same place share the full model's numbers
+            cuts[str(t_idx)] = position_stats(target)
         params = manifest["params"]
         record["emulators"][Path(path).name] = {
             "method": manifest["method"], "emulator_blocks": len(manifest["emulator_blocks"]), "cut": t_idx,
