@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import platform
 import time
-from pathlib import Path
 
 import torch
+from record import command_of, machine, save
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
@@ -128,19 +126,15 @@ def main() -> None:
     rates = {"float32": matmul_rate(torch.float32), "bfloat16": matmul_rate(torch.bfloat16)}
     plain = next(iter(seconds.values()))
     result = {
-        "command": "python bench/distill.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                         if v not in ("", None)),
+        "command": command_of("distill.py", args),
         "tokens_per_step": tokens, "precision": precision,
         "arms": {name: {"seconds_per_step": s, "tokens_per_s": tokens / s, "speedup_vs_plain": plain / s}
                  for name, s in seconds.items()},
         "limit_tokens_per_s": {f"{kind}, {dtype} matmul peak": tokens * rate / flops[kind]
                                for kind in flops for dtype, rate in rates.items()},
         "matmul_flops_per_s": rates, "parameters": {"student": p_student, "middle": p_middle, "teacher": p_teacher},
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine()}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        **machine()}
+    save(result, args.out)
 
 
 if __name__ == "__main__":

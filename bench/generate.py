@@ -10,12 +10,10 @@ tokens per second of each and the ratio, measured in one run.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
-from pathlib import Path
 
 import torch
+from record import command_of, machine, save
 
 
 def main() -> None:
@@ -60,17 +58,13 @@ def main() -> None:
 
     generated = sum(len(tok.encode(t, add_special_tokens=False)) for t in plain)
     differ = [i for i, (a, b) in enumerate(zip(batched, plain)) if a != b]
-    result = {"command": "python bench/generate.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in
-                                                                 vars(args).items() if v not in ("", None)),
+    result = {"command": command_of("generate.py", args),
               "model": args.model, "task": args.task, "prompts": len(prompts), "max_new_tokens": new,
               "batch_size": args.batch_size, "generated_tokens": generated, "fedot_seconds": fedot_s,
               "plain_seconds": plain_s, "fedot_tokens_per_s": generated / fedot_s,
               "plain_tokens_per_s": generated / plain_s, "speedup": plain_s / fedot_s, "identical": not differ,
-              "differing_prompts": differ, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "machine": platform.processor() or platform.machine()}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+              "differing_prompts": differ, **machine()}
+    save(result, args.out)
 
 
 if __name__ == "__main__":

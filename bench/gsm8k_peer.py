@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import tempfile
 from pathlib import Path
 
 import torch
+from record import machine
 
 
 def lm_eval_gsm8k(model, tok, records: list[dict], batch_size: int) -> list[dict]:
@@ -89,8 +89,7 @@ def main() -> None:
               "fedot": {"exact_match": ours["exact_match"], "exact_match_strict": ours["exact_match_strict"]},
               "lm_eval": {"exact_match": mean["flexible-extract"], "exact_match_strict": mean["strict-match"]},
               "outputs_differ": text_differs, "scores_differ": score_differs, "differences": rows,
-              "torch": torch.__version__, "lm_eval_version": __import__("lm_eval").__version__,
-              "machine": platform.processor() or platform.machine()}
+              "lm_eval_version": __import__("lm_eval").__version__, **machine()}
     print(json.dumps({k: v for k, v in result.items() if k != "differences"}, indent=1))
     for r in rows[:5]:
         print(json.dumps(r)[:600])
