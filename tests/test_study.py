@@ -142,11 +142,15 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     assert section["arms"]["federated"]["plugin"]["n"] == 2 and section["arms"]["local-only"]["runs"] == 2
     assert section["arms"]["federated"]["budget"]["optimizer_steps"] == 12
     pairs = {(c["a"], c["b"]) for c in section["comparisons"]}
-    assert pairs == {("federated", "zero-shot"), ("federated", "local-only")}
+    assert pairs == {("FT", "zero-shot"), ("federated", "zero-shot"), ("federated", "local-only")}
+    ft = next(c for c in section["comparisons"] if c["a"] == "FT")["pooled"]  # FT and zero-shot of the same seeds
+    assert ft["value_a"] == pytest.approx(section["full_finetuned"]["mean"])
+    assert ft["value_b"] == pytest.approx(section["zero_shot"])
     for c in section["comparisons"]:
         assert set(c["per_seed"]) == {"0", "1"} and c["pooled"]["n"] == 2 * 4  # 2 seeds x 4 questions
     md = (out / "study.md").read_text()
     assert "| federated |" in md and "| local-only |" in md and "federated plug-in above zero-shot" in md
+    assert "| FT vs zero-shot | **pooled** |" in md and "FT above zero-shot" in md
     assert (out / "study-arc_easy.png").stat().st_size > 0
     # an interrupted run (its checkpoint there, no results) is resumed, the others skipped; rendering only re-renders
     (out / "runs/arc_easy/iid/federated/seed1/results.json").unlink()

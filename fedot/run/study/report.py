@@ -13,7 +13,8 @@ from .config import Study
 from .runs import StudyRun
 from .summary import load, summarise
 
-CLAIMS = {("federated", "zero-shot"): "federated plug-in above zero-shot",
+CLAIMS = {("FT", "zero-shot"): "FT above zero-shot (the runs are long enough for tuning to gain)",
+          ("federated", "zero-shot"): "federated plug-in above zero-shot",
           ("federated", "local-only"): "federated plug-in above the local-only mean",
           ("federated", "centralized"): "federated plug-in above centralized offsite-tuning",
           ("federated-median", "federated"): "median above FedAvg",
@@ -65,7 +66,7 @@ def section_lines(s: dict) -> list[str]:
 def comparison_lines(comparisons: list[dict], metric: str) -> list[str]:
     if not comparisons:
         return []
-    lines = ["", "| Paired comparison of plug-in | seed | difference | 95% interval | test | p |",
+    lines = ["", "| Paired comparison (OT plug-in unless named) | seed | difference | 95% interval | test | p |",
              "|---|---|---|---|---|---|"]
     for c in comparisons:
         for seed, t in [*c["per_seed"].items(), ("pooled", c["pooled"])]:

@@ -10,7 +10,9 @@ column). The comparisons are paired
 perplexity; against the local-only mean, a paired bootstrap of the mean of the owners), per seed and pooled over the
 seeds that have finished on both sides (:func:`fedot.evaluation.outcomes.concat`; the pooled test resamples examples
 with all their seeds' outcomes, a cluster bootstrap, :mod:`fedot.evaluation.paired`; the seeds pooled are named,
-so a study still running reports what it has).
+so a study still running reports what it has). FT against zero-shot comes first: whether the runs were long enough
+for tuning to gain at all (FT is the same model in every arm of a seed; it is taken from the first arm that trained
+it).
 """
 
 from __future__ import annotations
@@ -99,15 +101,16 @@ def _pooled(runs: list[dict], seeds: list[int], name: str = "plugin") -> list[di
 
 
 def comparison(a_runs: list[dict], b_runs: list[dict] | None, names: tuple[str, str], seeds: list[int],
-               metric: str, hib: bool, resamples: int, b_name: str = "plugin") -> dict | None:
-    """``a``'s plug-in against ``b``'s (or the zero-shot) per seed and pooled; None without outcomes on both."""
+               metric: str, hib: bool, resamples: int, b_name: str = "plugin", a_name: str = "plugin") -> dict | None:
+    """``a``'s plug-in (or ``a_name``) against ``b``'s (or the zero-shot) per seed and pooled; None without outcomes
+    on both."""
     out = {"a": names[0], "b": names[1], "per_seed": {}}
     for s in seeds:
-        a, b = _outcomes(a_runs, s), _outcomes(b_runs, s, b_name)
+        a, b = _outcomes(a_runs, s, a_name), _outcomes(b_runs, s, b_name)
         if a and b:
             out["per_seed"][str(s)] = compare(a[0], b if len(b) > 1 else b[0], metric, hib, names, resamples, s)
     done = [s for s in seeds if str(s) in out["per_seed"]]
-    a, b = _pooled(a_runs, done), _pooled(b_runs, done, b_name)
+    a, b = _pooled(a_runs, done, a_name), _pooled(b_runs, done, b_name)
     if not done or not a or not b:
         return None
     out["pooled"] = {**compare(a[0], b if len(b) > 1 else b[0], metric, hib, names, resamples), "seeds": done}
@@ -133,6 +136,12 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int) -> dict:
                        "full_finetuned": mean_std(list(_seed_values(ft, lambda r: r["numbers"]["full_finetuned"])
                                                        .values())),
                        "arms": {a: arm_row(rs) for a, rs in arms.items()}, "comparisons": []}
+            ft_arm = next((rs for rs in arms.values() if all(r["owner"] is None for r in rs)
+                           and any("full_finetuned" in r["outcomes"] for r in rs)), None)
+            if ft_arm:  # were the runs long enough for tuning to gain? FT and zero-shot of the same seeds
+                c = comparison(ft_arm, ft_arm, ("FT", "zero-shot"), seeds, metric, hib, resamples, "zero_shot",
+                               "full_finetuned")
+                section["comparisons"] += [c] if c else []
             for a, b in PAIRS:
                 if a not in arms or (b != "zero-shot" and b not in arms):
                     continue
