@@ -74,6 +74,7 @@ def test_compare_identical_models_finds_nothing():
     o = corpus([-10.0, -30.0, -12.0, -8.0], [4, 6, 5, 3])
     out = compare(o, o, "word_perplexity", higher_is_better=False)
     assert out["difference"] == 0 and out["ci95"] == [0.0, 0.0] and out["p"] == 1.0 and not out["a_better"]
+    assert not out["b_better"]
 
 
 def test_compare_finds_a_consistently_better_model():
@@ -83,6 +84,9 @@ def test_compare_finds_a_consistently_better_model():
     better = [ll + 0.3 * w for ll, w in zip(base, words)]  # lower perplexity on every document
     out = compare(corpus(better, words), corpus(base, words), "word_perplexity", higher_is_better=False)
     assert out["difference"] < 0 and out["ci95"][1] < 0 and out["p"] < 0.01 and out["a_better"]
+    assert not out["b_better"]
+    worse = compare(corpus(base, words), corpus(better, words), "word_perplexity", higher_is_better=False)
+    assert worse["b_better"] and not worse["a_better"]
     assert out["test"].startswith("paired bootstrap")
     a, b = choice([1] * 30 + [0] * 10), choice([0] * 12 + [1] * 18 + [0] * 10)
     mc = compare(a, b, "acc", higher_is_better=True)

@@ -138,7 +138,8 @@ def result_text(result: dict) -> str:
         lines.append(f"  {name:<16}{shown}")
     if "paired" in result:
         c = result["paired"]
+        verdict = "better" if c["a_better"] else "worse" if c.get("b_better") else "neither better"
         lines.append(f"  against {c['b']} ({c['metric']} {c['value_b']:.4g}): difference {c['difference']:+.4g}, "
                      f"95% interval {c['ci95'][0]:+.4g} to {c['ci95'][1]:+.4g}, {c['test']}, p = {c['p']:.3g} "
-                     f"({'better' if c['a_better'] else 'not better'} at p < 0.05; n = {c['n']})")
+                     f"({verdict} at p < 0.05; n = {c['n']})")
     return "\n".join(lines)

@@ -133,6 +133,7 @@ def compare(a: dict, b: dict | list[dict], metric: str, higher_is_better: bool, 
                     "p": bootstrap_p(differences)})
     direction = (va > vb) if higher_is_better else (va < vb)
     out["a_better"] = bool(direction and out["p"] < 0.05)
+    out["b_better"] = bool(va != vb and not direction and out["p"] < 0.05)  # "not above" may be "clearly below"
     return out
 
 

@@ -58,7 +58,8 @@ def section_lines(s: dict) -> list[str]:
     for c in s["comparisons"]:
         p = c["pooled"]
         claim = CLAIMS.get((c["a"], c["b"]), f"{c['a']} above {c['b']}")
-        lines.append(f"- {claim}: **{'yes' if p['a_better'] else 'no'}** (difference "
+        verdict = "yes" if p["a_better"] else f"no: {c['b']} is better" if p.get("b_better") else "no"
+        lines.append(f"- {claim}: **{verdict}** (difference "
                      f"{difference_text(p['difference'], metric)}, p = {p['p']:.3g}; seeds {p.get('seeds', '')})")
     return lines + [""]
 
