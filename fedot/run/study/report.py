@@ -105,15 +105,18 @@ def plot(section_list: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(section_list), figsize=(6 * len(section_list), 4.5), squeeze=False)
+    order = list(dict.fromkeys(a for s in section_list for a in s["arms"]))  # one colour per arm in every panel
     for ax, s in zip(axes[0], section_list):
         ax.axhline(s["zero_shot"], color="k", ls="--", label="zero-shot")
         if s["full_finetuned"].get("mean") is not None:
-            ax.axhline(s["full_finetuned"]["mean"], color="green", ls=":", label="FT")
-        for i, (arm, row) in enumerate(s["arms"].items()):
+            ax.axhline(s["full_finetuned"]["mean"], color="0.45", ls=":", label="FT")
+        for arm in sorted(s["arms"], key=order.index):
+            row, i = s["arms"][arm], order.index(arm)
             rounds = sorted(row["per_round"], key=int)
             means = [row["per_round"][r]["mean"] for r in rounds]
             stds = [row["per_round"][r]["std"] or 0.0 for r in rounds]
-            ax.errorbar([int(r) for r in rounds], means, yerr=stds, marker="o", capsize=3, color=f"C{i}",
+            dodge = 0.06 * (i - (len(order) - 1) / 2)  # arms side by side, so equal means do not hide each other
+            ax.errorbar([int(r) + dodge for r in rounds], means, yerr=stds, marker="o", capsize=3, color=f"C{i}",
                         label=f"{arm} plug-in")
         evaluated = sorted({int(r) for row in s["arms"].values() for r in row["per_round"]})
         if evaluated:  # ticks at the evaluated rounds (one round alone would get fractional ones)
