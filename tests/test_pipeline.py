@@ -190,6 +190,7 @@ def test_compare_tests_each_runs_tuned_models_against_the_first_runs_on_the_same
     assert "| federated | OT Plug-in | 0.4 | 0.2 | +0.2 | " in section
     assert "paired bootstrap over examples (2000 resamples) | 0.0005 |" in section  # no resample at or below zero
     assert "| federated | FT | the same evaluation (identical outcomes) |" in section
+    assert not (tmp_path / "cmp" / "comparison.png").exists()  # single-site runs have no rounds: no empty figure
     assert "| other-split | OT Plug-in | not paired: " in section and "different examples" in section
     (record,) = json.loads((tmp_path / "cmp" / "paired.json").read_text())
     assert record["a"] == "federated plugin" and record["a_better"] and record["difference"] == pytest.approx(0.2)

@@ -208,13 +208,16 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
             cum.append((row["round"], total / 2**20))
         if cum:
             b.plot(*zip(*cum), marker="o", label=_name(g))
-    a.set_xlabel("round"), a.set_ylabel(f"OT plug-in {metric}"), a.legend()
-    for ax in (a, b):
+    a.set_xlabel("round"), a.set_ylabel(f"OT plug-in {metric}")
+    b.set_xlabel("round"), b.set_ylabel("cumulative MiB communicated")
+    drawn = [ax for ax in (a, b) if ax.get_legend_handles_labels()[0]]
+    for ax in drawn:
+        ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)
-    b.set_xlabel("round"), b.set_ylabel("cumulative MiB communicated"), b.legend()
-    fig.tight_layout()
-    fig.savefig(out / "comparison.png", dpi=120)
+    if drawn:  # single-site runs have no rounds: no empty figure
+        fig.tight_layout()
+        fig.savefig(out / "comparison.png", dpi=120)
     plt.close(fig)
-    markdown_page(out, lines[0].removeprefix("# "), text, [out / "comparison.png"])
+    markdown_page(out, lines[0].removeprefix("# "), text, [out / "comparison.png"] if drawn else [])
     print(text)
     return text
