@@ -122,14 +122,12 @@ def compare(a: dict, b: dict | list[dict], metric: str, higher_is_better: bool, 
     va, vb = float(metric_value(a, metric)), float(np.mean([metric_value(g, metric) for g in group]))
     out = {"a": names[0], "b": names[1], "metric": metric, "value_a": va, "value_b": vb, "difference": va - vb,
            "ci95": _interval(differences), "n": size(a)}
-    if clustered:
-        of = f", mean of {len(group)}" if len(group) > 1 else ""
-        out.update({"test": f"paired bootstrap over examples{of}, seeds pooled within each ({len(differences)} "
-                            "resamples)", "p": bootstrap_p(differences)})
-    elif len(group) == 1:
+    if len(group) == 1 and not clustered:
         out.update(TESTS[a["kind"]](a, group[0], metric, differences))
-    else:
-        out.update({"test": f"paired bootstrap over examples, mean of {len(group)} ({len(differences)} resamples)",
+    else:  # several models' mean, or seeds pooled: McNemar does not apply, the bootstrap does
+        of = f", mean of {len(group)}" if len(group) > 1 else ""
+        pooled = ", seeds pooled within each" if clustered else ""
+        out.update({"test": f"paired bootstrap over examples{of}{pooled} ({len(differences)} resamples)",
                     "p": bootstrap_p(differences)})
     direction = (va > vb) if higher_is_better else (va < vb)
     out["a_better"] = bool(direction and out["p"] < 0.05)
