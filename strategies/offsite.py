@@ -5,7 +5,7 @@ Sampling and the train messages come from Flower's FedAvg. Each reply is validat
 and far updates rejected or clipped), bounded relative to the round's other replies by default
 (``fedot.aggregation.influence``: one reply cannot dominate or blow up the round), then aggregated by the configured
 rule (``fedot.aggregation.rules``: Flower's FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan, FedProx or
-FedAdam). With the relative bounds off, FedAvg and FedProx fold replies into a running sum as they arrive, so with a
+FedAdam, FedAvgM). With the relative bounds off, FedAvg and FedProx fold replies into a running sum as they arrive, so with a
 streaming grid the server never holds a round's replies at once; otherwise the round's replies are held until it
 ends. A round aggregates only with at least ``min_replies`` accepted replies and only if the result
 is finite; otherwise the adapter stays as it was and the row says why. Sampled nodes that never replied within the
@@ -94,8 +94,9 @@ class OffsiteStrategy(FedAvg):
         first_contact = [n for n in sampled if n not in self.seen]
         self.seen.update(sampled)
         reference = arrays.to_torch_state_dict()
-        if hasattr(self.flower_rule, "current_arrays"):  # FedOpt family: the server optimiser's reference point
-            self.flower_rule.current_arrays = {k: a.numpy() for k, a in arrays.items()}
+        current = None if self.privacy else self.aggregation.reference(arrays)
+        if current is not None:  # FedOpt family, FedAvgM: the server optimiser's reference point
+            self.flower_rule.current_arrays = current
         self._pushed = []
         self._sent = {"round": server_round, "lr": lr, "sampled": sampled, "reference": reference,
                       "emulator_bytes_down": sum(self.emulator_bytes.get(n, 0) if isinstance(self.emulator_bytes, dict)

@@ -11,7 +11,15 @@ score or a trimmed mean is not a running quantity), so the server holds the roun
 
 Rules that act on the clients: FedProx sends ``proximal-mu`` in the train config and each data owner adds
 (mu / 2) * ||w - w_global||^2 to its loss (Li et al. 2020, Eq. 2). FedAdam keeps Adam moments of the server update
-across rounds (Reddi et al. 2021, Algorithm 2); its state is part of the checkpoint.
+across rounds (Reddi et al. 2021, Algorithm 2); its state is part of the checkpoint. FedAvgM here is FedAvg with a
+server learning rate and no momentum (Reddi et al. 2021's FedOpt with server SGD): the round's mean update times
+``fedavgm-server-lr``. N data owners taking k Adam steps each move the mean about k steps' worth, where one owner
+holding all the data moves N x k in the same optimizer steps; a server rate of N is the equal-compute way to give the
+federation centralized's sequential progress (docs/results/study-headline). Momentum is not offered: over a handful
+of rounds it barely builds up, and it is state a resumed run would have to carry.
+
+Each rule names the reference point its server optimiser reads (``reference``): Flower's FedOpt family keeps the
+round's global adapter as a dict of arrays, FedAvgM as an ArrayRecord; the strategy sets it every round.
 """
 
 from __future__ import annotations
@@ -58,6 +66,16 @@ class FedAdamSettings:
     tau: float = setting(1e-3, "fedadam: adaptivity", gt=0)
 
 
+@dataclass
+class FedAvgMSettings:
+    server_lr: float = setting(1.0, "fedavgm: server learning rate the round's mean update is multiplied by (1: "
+                               "FedAvg; the number of data owners per round: one owner's sequential progress)", gt=0)
+
+
+def _as_dicts(arrays) -> dict:
+    return {k: a.numpy() for k, a in arrays.items()}
+
+
 RULES.register("fedavg", lambda o: _flower("FedAvg")(**_COMMON), streaming=True,
                help="example-weighted mean (McMahan et al. 2017), folded in as replies arrive")
 RULES.register("median", lambda o: _flower("FedMedian")(**_COMMON), help="coordinate-wise median (Yin et al. 2018)")
@@ -77,7 +95,11 @@ RULES.register("fedprox", lambda o: _flower("FedProx")(**_COMMON, proximal_mu=o.
                streaming=True, client_config=lambda o: {"proximal-mu": float(o.mu)},
                help="FedAvg with a proximal term in each data owner's loss (Li et al. 2020)")
 RULES.register("fedadam", lambda o: _flower("FedAdam")(**_COMMON, eta=o.eta, tau=o.tau), settings=FedAdamSettings,
-               help="FedAvg's update applied with server-side Adam (Reddi et al. 2021)")
+               reference=_as_dicts, help="FedAvg's update applied with server-side Adam (Reddi et al. 2021)")
+RULES.register("fedavgm", lambda o: _flower("FedAvgM")(**_COMMON, server_learning_rate=o.server_lr),
+               settings=FedAvgMSettings, reference=lambda arrays: arrays,
+               help="FedAvg's update times fedavgm-server-lr (FedOpt with server SGD, Reddi et al. 2021; Flower's "
+                    "FedAvgM without momentum)")
 
 
 @dataclass
@@ -127,6 +149,11 @@ class AggregationConfig(Choice):
     def client_config(self) -> dict:
         """Extra train-config entries the data owners need (FedProx's mu)."""
         return RULES.entry(self.rule).limit("client_config", lambda o: {})(self.settings)
+
+    def reference(self, arrays):
+        """The round's global adapter as the rule's server optimiser keeps it (None: the rule keeps none)."""
+        convert = RULES.entry(self.rule).limit("reference", None)
+        return convert(arrays) if convert else None
 
     def min_replies(self) -> int:
         return RULES.entry(self.rule).limit("min_replies", lambda o: 1)(self.settings)

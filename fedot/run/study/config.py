@@ -16,8 +16,15 @@
     [tasks.wikitext2]
     partitionings = ["iid", "document"]
 
-Every run's settings are ``sim's [tool.fedot.sim] < [settings] < [tasks.<task>] < the arm's < seed and
-partitioning``, checked through :class:`fedot.run.config.FederatedConfig` before the first run starts.
+    [arms.federated-server-lr-10]   # a variant: a registered arm (.arms) with settings of its own, listed in arms
+    arm = "federated"
+    aggregation = "fedavgm"
+    fedavgm-server-lr = 10
+
+Every run's settings are ``sim's [tool.fedot.sim] < [settings] < [tasks.<task>] < the arm's < the variant's < seed
+and partitioning``, checked through :class:`fedot.run.config.FederatedConfig` before the first run starts. A variant
+keeps its arm's budget rules (its FT, its local-only owners are the federation's of the study's settings, not of the
+variant's) and is compared with what its arm is compared with, and with the arm itself (:mod:`.summary`).
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ class StudyConfig:
                                ge=0)
     partitionings: list[str] = setting(["iid"], "partitionings of the train split among the data owners (a task may "
                                        "name its own)", choices=SCHEMES.names)
-    arms: list[str] = setting(["federated", "local-only", "centralized"], "the arms; zero-shot, the emulator's "
-                              "zero-shot and FT come with every run", choices=ARMS.names)
+    arms: list[str] = setting(["federated", "local-only", "centralized"], "the arms (registered ones, or variants "
+                              "declared as [arms.<name>] tables); zero-shot, the emulator's zero-shot and FT come with "
+                              "every run")
     local_only_owners: int = setting(3, "data owners trained alone per seed and partitioning (a seeded random "
                                      "subset; 0: all of them)", ge=0)
     resamples: int = setting(2000, "bootstrap resamples of the paired intervals", ge=100)
@@ -58,6 +66,7 @@ class Study:
     settings: dict
     tasks: dict[str, dict] = field(default_factory=dict)  # task -> its settings (without 'partitionings')
     partitionings: dict[str, list[str]] = field(default_factory=dict)  # task -> its partitionings
+    variants: dict[str, dict] = field(default_factory=dict)  # [arms.<name>]: {"arm": registered arm, settings...}
 
     @property
     def name(self) -> str:
@@ -66,6 +75,14 @@ class Study:
     @property
     def sim_path(self) -> Path:
         return (self.path.parent / self.config.sim).resolve()
+
+    def base(self, arm: str) -> str:
+        """The registered arm an arm of the study is (a variant's ``arm``)."""
+        return self.variants[arm]["arm"] if arm in self.variants else arm
+
+    def arm_settings(self, arm: str) -> dict:
+        """A variant's own settings (over its arm's); none for a registered arm."""
+        return {k: v for k, v in self.variants.get(arm, {}).items() if k != "arm"}
 
     def task_settings(self, task: str) -> dict:
         """The settings every run of ``task`` shares, before the arm's, seed and partitioning."""
@@ -83,10 +100,10 @@ def load_study(path: str | Path) -> Study:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SettingError(f"{path} is not valid TOML: {e}") from e
-    unknown = set(doc) - {"study", "settings", "tasks"}
+    unknown = set(doc) - {"study", "settings", "tasks", "arms"}
     if unknown:
-        raise SettingError(f"{path}: unknown table(s) {sorted(unknown)}; a study file has [study], [settings] and "
-                           "[tasks.<name>]")
+        raise SettingError(f"{path}: unknown table(s) {sorted(unknown)}; a study file has [study], [settings], "
+                           "[tasks.<name>] and [arms.<variant>]")
     config = from_flat(StudyConfig, doc.get("study", {}), where=f"{path.name} [study]")
     if not config.sim:
         raise SettingError(f"{path.name} [study]: name the sim every run starts from, e.g. sim = "
@@ -105,13 +122,38 @@ def load_study(path: str | Path) -> Study:
             raise SettingError(f"{path.name} [tasks.{task}]: partitionings {parts!r}; choose among "
                                f"{', '.join(SCHEMES.names())}")
         tasks[task], partitionings[task] = table, list(parts)
+    variants = _variants(path, doc.get("arms") or {}, config.arms)
     chosen = ("lr",) if config.lrs else ()
     for key in ("task", "seed", "partitioning", "run-dir", "resume", "eval-split", *chosen):
-        if key in doc.get("settings", {}) or any(key in t for t in tasks.values()):
+        if key in doc.get("settings", {}) or any(key in t for t in [*tasks.values(), *variants.values()]):
             raise SettingError(f"{path.name}: {key!r} is set by the study for each run"
                               f"{' (chosen from [study] lrs)' if key == 'lr' else ''}; remove it from the settings")
-    study = Study(path.resolve(), config, dict(doc.get("settings", {})), tasks, partitionings)
+    study = Study(path.resolve(), config, dict(doc.get("settings", {})), tasks, partitionings, variants)
     if not (study.sim_path / "pyproject.toml").exists():
         raise SettingError(f"{path.name} [study]: sim = {config.sim!r} is not a sim folder ({study.sim_path} has no "
                            "pyproject.toml)")
     return study
+
+
+def _variants(path: Path, tables: dict, arms: list[str]) -> dict[str, dict]:
+    """The [arms.<name>] tables, checked: each names a registered arm and is one of [study] arms; every arm listed is
+    registered or declared."""
+    registered = ", ".join(ARMS.names())
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise SettingError(f"{path.name}: arms.{name} must be a table ([arms.{name}] with arm = \"federated\" and "
+                               "the settings it changes)")
+        if name in ARMS:
+            raise SettingError(f"{path.name} [arms.{name}]: {name!r} is a registered arm; give the variant a name "
+                               "of its own")
+        if table.get("arm") not in ARMS:
+            raise SettingError(f"{path.name} [arms.{name}]: arm = {table.get('arm')!r}; a variant names the "
+                               f"registered arm it changes, one of {registered}")
+        if name not in arms:
+            raise SettingError(f"{path.name} [arms.{name}] is declared but not in [study] arms; add it there or "
+                               "remove the table")
+    unknown = [a for a in arms if a not in ARMS and a not in tables]
+    if unknown:
+        raise SettingError(f"{path.name} [study] arms: {unknown} are neither registered arms ({registered}) nor "
+                           "declared as [arms.<name>] tables")
+    return {name: dict(table) for name, table in tables.items()}

@@ -14,11 +14,16 @@ from .runs import StudyRun
 from .summary import load, summarise
 
 CLAIMS = {("FT", "zero-shot"): "FT above zero-shot (the runs are long enough for tuning to gain)",
-          ("federated", "zero-shot"): "federated plug-in above zero-shot",
-          ("federated", "local-only"): "federated plug-in above the local-only mean",
-          ("federated", "centralized"): "federated plug-in above centralized offsite-tuning",
-          ("federated-median", "federated"): "median above FedAvg",
+          ("federated", "zero-shot"): "{a} plug-in above zero-shot",
+          ("federated", "local-only"): "{a} plug-in above the local-only mean",
+          ("federated", "centralized"): "{a} plug-in above centralized offsite-tuning",
+          ("federated-median", "federated"): "{a} (median) above FedAvg",
           ("lossless", "federated"): "the lossless-emulator federation above the real one"}
+
+
+def claim(a: str, b: str, bases: dict[str, str]) -> str:
+    """What a comparison claims, in words (a variant's as its arm's, under its own name)."""
+    return CLAIMS.get((bases.get(a, a), b), "{a} above {b}").format(a=a, b=b)
 
 
 def _ms(stat: dict, metric: str) -> str:
@@ -32,7 +37,7 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def section_lines(s: dict) -> list[str]:
+def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
     metric, arrow = s["metric"], "↑" if s["higher_is_better"] else "↓"
     lines = [f"## {s['task']} / {s['partitioning']} ({metric} {arrow})", "",
              f"Zero-shot (full model) {fmt(s['zero_shot'], metric)}; emulator zero-shot "
@@ -47,19 +52,19 @@ def section_lines(s: dict) -> list[str]:
                      f"{_ms(row['gap'], metric)} | {extremes} | {row['runs']} | {_count(b['optimizer_steps'])} | "
                      f"{_count(b['tokens'])} | {_count(b['adapter_bytes'])} |")
     lines += comparison_lines(s["comparisons"], metric)
-    kept = s.get("kept_of_centralized")
-    if kept and kept.get("share") is not None:
+    for arm, kept in s.get("kept_of_centralized", {}).items():
+        if kept.get("share") is None:
+            continue
         ci = kept["ci95"]
         interval = f" (95% interval {100 * ci[0]:.0f}% to {100 * ci[1]:.0f}%)" if ci else ""
-        lines += ["", f"Federation keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's gain "
-                      f"over zero-shot (pooled over seeds {kept.get('seeds', '')}; the aim is at least 90%: "
+        lines += ["", f"The {arm} arm keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's "
+                      f"gain over zero-shot (pooled over seeds {kept.get('seeds', '')}; the aim is at least 90%: "
                       f"{'met' if kept['share'] >= 0.9 else 'not met'})."]
     lines += ["", "What this shows (pooled over the seeds finished on both sides, p < 0.05):"]
     for c in s["comparisons"]:
         p = c["pooled"]
-        claim = CLAIMS.get((c["a"], c["b"]), f"{c['a']} above {c['b']}")
         verdict = "yes" if p["a_better"] else f"no: {c['b']} is better" if p.get("b_better") else "no"
-        lines.append(f"- {claim}: **{verdict}** (difference "
+        lines.append(f"- {claim(c['a'], c['b'], bases)}: **{verdict}** (difference "
                      f"{difference_text(p['difference'], metric)}, p = {p['p']:.3g}; seeds {p.get('seeds', '')})")
     return lines + [""]
 
@@ -84,9 +89,15 @@ def markdown(record: dict) -> str:
              f"Sim `{st['sim']}`, seeds {st['seeds']} (n = {len(st['seeds'])}), arms {', '.join(st['arms'])}; "
              f"{record['finished']} of {record['planned']} runs finished. Every number is from study.json, each "
              "run's own results.json is in runs/<task>/<partitioning>/<arm>/seed<s>/.", ""]
+    variants = st.get("variants", {})
+    for name, v in variants.items():
+        changed = ", ".join(f"{k} = {val}" for k, val in v.items() if k != "arm")
+        lines += [f"Arm {name}: the {v['arm']} arm with {changed}."]
+    lines += [""] if variants else []
     lines += rate_lines(record.get("lr_selection", {}))
+    bases = {name: v["arm"] for name, v in variants.items()}
     for s in record["summary"]["sections"].values():
-        lines += section_lines(s)
+        lines += section_lines(s, bases)
     for c in record["summary"]["partitioning_cost"]:
         p = c["pooled"]
         lo, diff, hi = (difference_text(v, p["metric"]) for v in (p["ci95"][0], p["difference"], p["ci95"][1]))
@@ -148,9 +159,11 @@ def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
     """Read every finished run, write study.json, study.md and study-<task>.png; return the record.
     ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`)."""
     loaded = [r for r in (load(run, out) for run in runs) if r is not None]
-    summary = summarise(loaded, study.config.seeds, study.config.resamples)
+    summary = summarise(loaded, study.config.seeds, study.config.resamples,
+                        {name: v["arm"] for name, v in study.variants.items()})
     record = {"name": study.name, "study_file": shown(study.path), "study": {
         "sim": shown(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
+        "variants": study.variants,
         "tasks": study.tasks, "settings": study.settings, "partitionings": study.partitionings,
         "local_only_owners": study.config.local_only_owners}, "planned": len(runs), "finished": len(loaded),
         "summary": summary, "command": command, "lr_selection": lr_selection or {},

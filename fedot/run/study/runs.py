@@ -101,10 +101,11 @@ def plan_runs(study: Study, rates: dict[str, float] | None = None) -> list[Study
                 except (SettingError, ValueError) as e:
                     raise StudyError(f"study task {task}, partitioning {partitioning}: {e}") from e
                 for arm in study.config.arms:
-                    entry = ARMS.entry(arm)
+                    entry = ARMS.entry(study.base(arm))
                     where = partitioning if entry.limit("partitioned") else UNPARTITIONED
                     for r in entry.value(ctx):
-                        overrides = {**study.task_settings(task), "seed": seed, **r.overrides}
+                        overrides = {**study.task_settings(task), "seed": seed, **r.overrides,
+                                     **study.arm_settings(arm)}
                         if study.config.lrs:
                             overrides["lr"] = rates.get(task, study.config.lrs[0])
                         overrides["partitioning"] = partitioning if entry.limit("partitioned") else "iid"

@@ -28,6 +28,18 @@ from .runs import UNPARTITIONED, StudyRun
 
 PAIRS = (("federated", "zero-shot"), ("federated", "local-only"), ("federated", "centralized"),
          ("federated-median", "federated"), ("lossless", "federated"))
+KEPT = ("federated",)  # arms (and their variants) whose share of centralized's gain is reported
+
+
+def pairs(arms: list[str], bases: dict[str, str]) -> list[tuple[str, str]]:
+    """The comparisons of a section with these arms: :data:`PAIRS` of the registered arms, each variant (``bases``:
+    variant -> its registered arm) in its arm's place, then each variant against its arm."""
+    out = []
+    for a in arms:
+        base = bases.get(a, a)
+        out += [(a, b) for x, b in PAIRS if x == base and (b == "zero-shot" or b in arms)]
+        out += [(a, base)] if base != a and base in arms else []
+    return out
 
 
 def load(run: StudyRun, out: Path) -> dict | None:
@@ -117,10 +129,12 @@ def comparison(a_runs: list[dict], b_runs: list[dict] | None, names: tuple[str, 
     return out
 
 
-def summarise(loaded: list[dict], seeds: list[int], resamples: int) -> dict:
-    """Per task and partitioning (``sections``): the zero-shot numbers, each arm's row and the paired comparisons;
-    per task with several partitionings (``partitioning_cost``): the federated plug-in of the first against each
-    other (same test examples, so paired)."""
+def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[str, str] | None = None) -> dict:
+    """Per task and partitioning (``sections``): the zero-shot numbers, each arm's row, the paired comparisons
+    (:func:`pairs`; ``bases``: each variant's registered arm) and the share of centralized's gain each federated arm
+    keeps; per task with several partitionings (``partitioning_cost``): the federated plug-in of the first against
+    each other (same test examples, so paired)."""
+    bases = bases or {}
     out: dict = {"sections": {}, "partitioning_cost": []}
     for task in dict.fromkeys(r["task"] for r in loaded):
         task_runs = [r for r in loaded if r["task"] == task]
@@ -142,15 +156,14 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int) -> dict:
                 c = comparison(ft_arm, ft_arm, ("FT", "zero-shot"), seeds, metric, hib, resamples, "zero_shot",
                                "full_finetuned")
                 section["comparisons"] += [c] if c else []
-            for a, b in PAIRS:
-                if a not in arms or (b != "zero-shot" and b not in arms):
-                    continue
+            for a, b in pairs(list(arms), bases):
                 b_runs, b_name = (arms[a], "zero_shot") if b == "zero-shot" else (arms[b], "plugin")
                 c = comparison(arms[a], b_runs, (a, b), seeds, metric, hib, resamples, b_name)
                 if c:
                     section["comparisons"].append(c)
-            if "federated" in arms and "centralized" in arms:
-                section["kept_of_centralized"] = kept_share(arms["federated"], arms["centralized"], seeds, metric)
+            kept = {a: kept_share(rs, arms["centralized"], seeds, metric) for a, rs in arms.items()
+                    if bases.get(a, a) in KEPT and "centralized" in arms}
+            section["kept_of_centralized"] = {a: k for a, k in kept.items() if k}
             out["sections"][f"{task}/{part}"] = section
         fed = {p: [r for r in task_runs if r["arm"] == "federated" and r["partitioning"] == p] for p in parts}
         for other in [p for p in parts[1:] if fed[p] and fed[parts[0]]]:  # the cost of the other partitionings
