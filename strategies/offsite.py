@@ -4,12 +4,12 @@ Sampling and the train messages come from Flower's FedAvg. Each reply is validat
 (``fedot.aggregation.validate``: a bad, failed or hostile one is dropped with its reason; example weights are capped
 and far updates rejected or clipped), bounded relative to the round's other replies by default
 (``fedot.aggregation.influence``: one reply cannot dominate or blow up the round), then aggregated by the configured
-rule (``fedot.aggregation.rules``: Flower's FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan, FedProx or
-FedAdam, FedAvgM). With the relative bounds off, FedAvg and FedProx fold replies into a running sum as they arrive, so with a
-streaming grid the server never holds a round's replies at once; otherwise the round's replies are held until it
-ends. A round aggregates only with at least ``min_replies`` accepted replies and only if the result
-is finite; otherwise the adapter stays as it was and the row says why. Sampled nodes that never replied within the
-round timeout are logged as timed out. The strategy returns what happened as data (:class:`RoundOutcome`); the
+rule (``fedot.aggregation.rules``: Flower's FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum, Bulyan, FedProx,
+FedAdam or FedAvgM). With the relative bounds off, FedAvg and FedProx fold replies into a running sum as they arrive,
+so with a streaming grid the server never holds a round's replies at once; otherwise the round's replies are held
+until it ends. A round aggregates only with at least ``min_replies`` accepted replies and only if the result is
+finite; otherwise the adapter stays as it was and the row says why. Sampled nodes that never replied within the round
+timeout are logged as timed out. The strategy returns what happened as data (:class:`RoundOutcome`); the
 ServerApp owns the run log.
 """
 

@@ -120,6 +120,19 @@ def test_every_rule_is_flowers_and_survives_one_attacker(rule):
         assert w.mean().item() > 7  # plain averaging is pulled far off: why the others exist
 
 
+def test_fedavgm_multiplies_the_mean_update_from_each_rounds_global_adapter():
+    from support.replies import Nodes
+
+    s, sent = strategy_for(2, rule="fedavgm", server_lr=3.0, max_norm_ratio=0, max_weight_ratio=0)
+    first = s.aggregate_round(1, [reply(sent[0], good(*honest(1.0))), reply(sent[1], good(*honest(2.0)))])
+    assert first.arrays.to_torch_state_dict()["w"].mean().item() == pytest.approx(3.0 * 1.5)  # 0 + 3 x mean delta
+    sent = list(s.configure_train(2, first.arrays, ConfigRecord({}), Nodes(2)))
+    for i, m in enumerate(sent):
+        m.metadata.__dict__["_message_id"] = f"r2m{i}"
+    second = s.aggregate_round(2, [reply(m, good(*honest(5.5))) for m in sent])
+    assert second.arrays.to_torch_state_dict()["b"].mean().item() == pytest.approx(4.5 + 3.0 * 1.0)
+
+
 def test_a_rule_that_cannot_aggregate_keeps_the_adapter():
     s, sent = strategy_for(3, rule="bulyan", malicious=0)
     s.flower_rule.num_malicious_nodes = 1  # more assumed attackers than replies allow (pre-flight refuses this)

@@ -215,6 +215,63 @@ def test_the_learning_rate_is_chosen_on_validation_before_the_arms(tiny_models, 
         load_study(path)
 
 
+VARIANT = """
+[arms.fedx]
+arm = "federated"
+aggregation = "fedavgm"
+fedavgm-server-lr = 3.0
+steps = 3
+"""
+
+
+def test_a_variant_is_its_arm_with_settings_of_its_own_and_is_compared_with_it(tiny_models, tmp_path, data):
+    from fedot.run.study.summary import pairs
+
+    path = write_study(tmp_path, tiny_models["llama"], arms=("federated", "centralized", "fedx"), extra=VARIANT)
+    path.write_text(path.read_text().replace("seeds = [0, 1]", "seeds = [0]"))
+    study = load_study(path)
+    runs = {r.key: r for r in plan_runs(study)}
+    assert list(runs) == ["arc_easy/iid/federated/seed0", "arc_easy/all/centralized/seed0", "arc_easy/iid/fedx/seed0"]
+    fedx, fed = runs["arc_easy/iid/fedx/seed0"], runs["arc_easy/iid/federated/seed0"]
+    assert fedx.config.aggregation.rule == "fedavgm" and fedx.config.aggregation.settings.server_lr == 3.0
+    assert fedx.config.data_owner.train.steps == 3 and fed.config.data_owner.train.steps == 2
+    assert fedx.config.baseline.steps == fed.config.baseline.steps == 2 * 3 * 2  # its arm's FT: one cache entry
+    assert pairs(["federated", "centralized", "fedx"], {"fedx": "federated"}) == [
+        ("federated", "zero-shot"), ("federated", "centralized"), ("fedx", "zero-shot"), ("fedx", "centralized"),
+        ("fedx", "federated")]
+    record = run_study(study, tmp_path / "out", Launcher())
+    section = record["summary"]["sections"]["arc_easy/iid"]
+    assert {(c["a"], c["b"]) for c in section["comparisons"]} >= {("fedx", "federated"), ("fedx", "zero-shot")}
+    assert set(section["kept_of_centralized"]) == {"federated", "fedx"}
+    rows = (tmp_path / "out/runs/arc_easy/iid/fedx/seed0/rounds.jsonl").read_text().splitlines()
+    rows = [json.loads(x) for x in rows]
+    assert [(r["aggregation"], r["client_steps"]) for r in rows if "aggregation" in r] == [("fedavgm", 3 * 3)] * 2
+    md = (tmp_path / "out/study.md").read_text()
+    assert "Arm fedx: the federated arm with aggregation = fedavgm, fedavgm-server-lr = 3.0, steps = 3." in md
+    assert "fedx plug-in above zero-shot" in md and "| fedx vs federated |" in md
+
+
+@pytest.mark.parametrize("change, error", [
+    (("arm = \"federated\"", "arm = \"federatd\""), "arm = 'federatd'; a variant names the registered arm"),
+    (("[arms.fedx]", "[arms.local-only]"), "'local-only' is a registered arm"),
+    (("steps = 3", "steps = 3\nseed = 4"), "'seed' is set by the study"),
+    (("fedavgm-server-lr = 3.0", "fedavgm-server-lr = -1.0"), "fedavgm-server-lr"),
+])
+def test_bad_variants_fail_before_any_run(tiny_models, tmp_path, data, change, error):
+    path = write_study(tmp_path, tiny_models["llama"], arms=("federated", "fedx"), extra=VARIANT.replace(*change))
+    with pytest.raises((SettingError, StudyError), match=error):
+        plan_runs(load_study(path))
+
+
+def test_variants_and_arms_must_name_each_other(tiny_models, tmp_path, data):
+    path = write_study(tmp_path, tiny_models["llama"], arms=("federated",), extra=VARIANT)
+    with pytest.raises(SettingError, match=r"\[arms.fedx\] is declared but not in \[study\] arms"):
+        load_study(path)
+    path = write_study(tmp_path, tiny_models["llama"], arms=("federated", "fedx", "fedy"), extra=VARIANT)
+    with pytest.raises(SettingError, match=r"\['fedy'\] are neither registered arms"):
+        load_study(path)
+
+
 def _planned(study, out):
     from fedot.run.study.runner import study_runs
 
