@@ -14,9 +14,10 @@ Rules that act on the clients: FedProx sends ``proximal-mu`` in the train config
 across rounds (Reddi et al. 2021, Algorithm 2); its state is part of the checkpoint. FedAvgM here is FedAvg with a
 server learning rate and no momentum (Reddi et al. 2021's FedOpt with server SGD): the round's mean update times
 ``fedavgm-server-lr``. N data owners taking k Adam steps each move the mean about k steps' worth, where one owner
-holding all the data moves N x k in the same optimizer steps; a server rate of N is the equal-compute way to give the
-federation centralized's sequential progress (docs/results/study-headline). Momentum is not offered: over a handful
-of rounds it barely builds up, and it is state a resumed run would have to carry.
+holding all the data moves N x k in the same optimizer steps; a server rate above 1 is the equal-compute way to give
+the federation more of centralized's sequential progress. Too large diverges (N = 10 did in the headline study; 4 was
+chosen on validation questions: docs/results/study-headline/server-lr-selection). Momentum is not offered: over a
+handful of rounds it barely builds up, and it is state a resumed run would have to carry.
 
 Each rule names the reference point its server optimiser reads (``reference``): Flower's FedOpt family keeps the
 round's global adapter as a dict of arrays, FedAvgM as an ArrayRecord; the strategy sets it every round.
@@ -69,7 +70,8 @@ class FedAdamSettings:
 @dataclass
 class FedAvgMSettings:
     server_lr: float = setting(1.0, "fedavgm: server learning rate the round's mean update is multiplied by (1: "
-                               "FedAvg; the number of data owners per round: one owner's sequential progress)", gt=0)
+                               "FedAvg; above 1 moves further per round at the same compute; choose it on validation "
+                               "data, too large diverges)", gt=0)
 
 
 def _as_dicts(arrays) -> dict:

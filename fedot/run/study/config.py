@@ -16,10 +16,10 @@
     [tasks.wikitext2]
     partitionings = ["iid", "document"]
 
-    [arms.federated-server-lr-10]   # a variant: a registered arm (.arms) with settings of its own, listed in arms
+    [arms.federated-server-lr-4]    # a variant: a registered arm (.arms) with settings of its own, listed in arms
     arm = "federated"
     aggregation = "fedavgm"
-    fedavgm-server-lr = 10
+    fedavgm-server-lr = 4.0
 
 Every run's settings are ``sim's [tool.fedot.sim] < [settings] < [tasks.<task>] < the arm's < the variant's < seed
 and partitioning``, checked through :class:`fedot.run.config.FederatedConfig` before the first run starts. A variant

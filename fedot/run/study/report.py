@@ -17,7 +17,7 @@ CLAIMS = {("FT", "zero-shot"): "FT above zero-shot (the runs are long enough for
           ("federated", "zero-shot"): "{a} plug-in above zero-shot",
           ("federated", "local-only"): "{a} plug-in above the local-only mean",
           ("federated", "centralized"): "{a} plug-in above centralized offsite-tuning",
-          ("federated-median", "federated"): "{a} (median) above FedAvg",
+          ("federated-median", "federated"): "{a} above FedAvg",
           ("lossless", "federated"): "the lossless-emulator federation above the real one"}
 
 
