@@ -251,6 +251,35 @@ def test_a_variant_is_its_arm_with_settings_of_its_own_and_is_compared_with_it(t
     assert "fedx plug-in above zero-shot" in md and "| fedx vs federated |" in md
 
 
+def _loaded(arm, part, correct, zero_shot):
+    n = len(correct)
+    outcome = {"kind": "multiple_choice", "ids": list(range(n)), "chosen": [0] * n, "acc": correct, "acc_norm": correct}
+    zs = {**outcome, "acc": zero_shot, "acc_norm": zero_shot}
+    return {"key": f"t/{part}/{arm}/seed0", "task": "t", "partitioning": part, "arm": arm, "seed": 0, "owner": None,
+            "numbers": {"plugin": sum(correct) / n, "zero_shot": sum(zero_shot) / n, "emulator_zero_shot": 0.1,
+                        "emulator_finetuned": 0.2}, "metric": "acc", "higher_is_better": True, "gap": 0.1,
+            "budget": {"optimizer_steps": 1, "tokens": 1, "adapter_bytes": 1}, "per_round": {},
+            "outcomes": {"plugin": outcome, "zero_shot": zs}}
+
+
+def test_every_federated_arm_gets_its_share_of_centralized_and_its_cost_of_skew():
+    from fedot.run.study.summary import summarise
+
+    zs = [0] * 20 + [1] * 20
+    loaded = [_loaded("centralized", "all", [1] * 30 + [0] * 10, zs)]
+    for part, shift in (("iid", 0), ("dirichlet", 5)):
+        loaded += [_loaded("federated", part, [1] * (25 - shift) + [0] * (15 + shift), zs),
+                   _loaded("fedx", part, [1] * (30 - shift) + [0] * (10 + shift), zs)]
+    out = summarise(loaded, [0], 200, {"fedx": "federated"})
+    iid = out["sections"]["t/iid"]
+    assert iid["kept_of_centralized"]["federated"]["share"] == pytest.approx(0.5)  # (25 - 20) / (30 - 20)
+    assert iid["kept_of_centralized"]["fedx"]["share"] == pytest.approx(1.0)
+    assert ("fedx", "federated") in {(c["a"], c["b"]) for c in iid["comparisons"]}
+    costs = {(c["a"], c["b"]): c["pooled"]["difference"] for c in out["partitioning_cost"]}
+    assert costs == {("federated iid", "federated dirichlet"): pytest.approx(0.125),
+                     ("fedx iid", "fedx dirichlet"): pytest.approx(0.125)}
+
+
 @pytest.mark.parametrize("change, error", [
     (("arm = \"federated\"", "arm = \"federatd\""), "arm = 'federatd'; a variant names the registered arm"),
     (("[arms.fedx]", "[arms.local-only]"), "'local-only' is a registered arm"),

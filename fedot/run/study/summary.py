@@ -132,8 +132,8 @@ def comparison(a_runs: list[dict], b_runs: list[dict] | None, names: tuple[str, 
 def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[str, str] | None = None) -> dict:
     """Per task and partitioning (``sections``): the zero-shot numbers, each arm's row, the paired comparisons
     (:func:`pairs`; ``bases``: each variant's registered arm) and the share of centralized's gain each federated arm
-    keeps; per task with several partitionings (``partitioning_cost``): the federated plug-in of the first against
-    each other (same test examples, so paired)."""
+    keeps; per task with several partitionings (``partitioning_cost``): each federated arm's plug-in under the first
+    against each other (same test examples, so paired)."""
     bases = bases or {}
     out: dict = {"sections": {}, "partitioning_cost": []}
     for task in dict.fromkeys(r["task"] for r in loaded):
@@ -165,12 +165,13 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[
                     if bases.get(a, a) in KEPT and "centralized" in arms}
             section["kept_of_centralized"] = {a: k for a, k in kept.items() if k}
             out["sections"][f"{task}/{part}"] = section
-        fed = {p: [r for r in task_runs if r["arm"] == "federated" and r["partitioning"] == p] for p in parts}
-        for other in [p for p in parts[1:] if fed[p] and fed[parts[0]]]:  # the cost of the other partitionings
-            c = comparison(fed[parts[0]], fed[other], (f"federated {parts[0]}", f"federated {other}"), seeds,
-                           metric, hib, resamples)
-            if c:
-                out["partitioning_cost"].append({"task": task, **c})
+        for arm in dict.fromkeys(r["arm"] for r in task_runs if bases.get(r["arm"], r["arm"]) in KEPT):
+            fed = {p: [r for r in task_runs if r["arm"] == arm and r["partitioning"] == p] for p in parts}
+            for other in [p for p in parts[1:] if fed[p] and fed[parts[0]]]:  # the cost of the other partitionings
+                c = comparison(fed[parts[0]], fed[other], (f"{arm} {parts[0]}", f"{arm} {other}"), seeds,
+                               metric, hib, resamples)
+                if c:
+                    out["partitioning_cost"].append({"task": task, **c})
     return out
 
 
