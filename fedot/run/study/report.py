@@ -101,7 +101,8 @@ def markdown(record: dict) -> str:
     for c in record["summary"]["partitioning_cost"]:
         p = c["pooled"]
         lo, diff, hi = (difference_text(v, p["metric"]) for v in (p["ci95"][0], p["difference"], p["ci95"][1]))
-        lines += [f"Cost of the partitioning on {c['task']} (pooled over seeds): {c['a']} vs {c['b']}: difference "
+        lines += [f"Cost of the partitioning on {c['task']} (pooled over seeds {p.get('seeds', '')}): {c['a']} vs "
+                  f"{c['b']}: difference "
                   f"{diff}, 95% interval {lo} to {hi}, {p['test']}, p = {p['p']:.3g}.", ""]
     if record.get("command"):
         lines += [f"Command: `{record['command']}`"]
