@@ -76,9 +76,14 @@ class Study:
     def sim_path(self) -> Path:
         return (self.path.parent / self.config.sim).resolve()
 
+    @property
+    def bases(self) -> dict[str, str]:
+        """Each variant's registered arm."""
+        return {name: v["arm"] for name, v in self.variants.items()}
+
     def base(self, arm: str) -> str:
         """The registered arm an arm of the study is (a variant's ``arm``)."""
-        return self.variants[arm]["arm"] if arm in self.variants else arm
+        return self.bases.get(arm, arm)
 
     def arm_settings(self, arm: str) -> dict:
         """A variant's own settings (over its arm's); none for a registered arm."""

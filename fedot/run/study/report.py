@@ -160,8 +160,7 @@ def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
     """Read every finished run, write study.json, study.md and study-<task>.png; return the record.
     ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`)."""
     loaded = [r for r in (load(run, out) for run in runs) if r is not None]
-    summary = summarise(loaded, study.config.seeds, study.config.resamples,
-                        {name: v["arm"] for name, v in study.variants.items()})
+    summary = summarise(loaded, study.config.seeds, study.config.resamples, study.bases)
     record = {"name": study.name, "study_file": shown(study.path), "study": {
         "sim": shown(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
         "variants": study.variants,
