@@ -133,16 +133,13 @@ def _study(args):
 
     from .run.launch import run_sim
     from .run.study import load_study, run_study
-    from .run.study.rates import chosen
-    from .run.study.report import render
-    from .run.study.runner import study_runs
+    from .run.study.runner import render_study
 
     study = load_study(args.study)
     out = Path(args.out or Path("runs") / f"study-{study.name}").resolve()
     command = "fedot " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["study"] else ""
     if args.render:
-        selection, runs = study_runs(study, out)
-        render(study, runs, out, command, chosen(study, selection, out))
+        render_study(study, out, command)
         return
 
     def launch(sim, overrides, fresh):

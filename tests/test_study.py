@@ -12,66 +12,8 @@ import pytest
 from fedot.run.study import StudyError, load_study, plan_runs, run_study
 from fedot.run.study.arms import ARMS, ArmContext
 from fedot.run.study.runner import plan_text
-from fedot.settings import SettingError, to_flat
-from support import datafix
-from support.inprocess import run_in_process
-
-
-def write_study(tmp_path: Path, model: Path, arms=("federated", "local-only"), extra: str = "") -> Path:
-    sim = tmp_path / "sim"
-    sim.mkdir(exist_ok=True)
-    (sim / "pyproject.toml").write_text(f"""
-[tool.fedot.sim]
-model = "{model}"
-num-clients = 3
-num-rounds = 2
-steps = 2
-batch-size = 2
-max-length = 64
-warmup-ratio = 0.0
-emulator-blocks = 2
-bottom = 1
-top = 1
-eval-limit = 4
-lr = 1e-3
-""")
-    path = tmp_path / "tiny.toml"
-    path.write_text(f"""
-[study]
-sim = "sim"
-seeds = [0, 1]
-partitionings = ["iid"]
-arms = {json.dumps(list(arms))}
-local-only-owners = 1
-
-[settings]
-eval-every = 2
-{extra}
-[tasks.arc_easy]
-""")
-    return path
-
-
-class Launcher:
-    """Runs each study run in-process (the real ServerApp, strategy and ClientApp), recording the calls."""
-
-    def __init__(self, fail_at: int | None = None):
-        self.calls, self.fail_at = [], fail_at
-
-    def __call__(self, sim: Path, overrides: dict, fresh: bool) -> None:
-        from fedot.run.sim_folder import Sim
-
-        self.calls.append((overrides["run-dir"], overrides["resume"], fresh))
-        if self.fail_at is not None and len(self.calls) == self.fail_at:
-            raise RuntimeError("interrupted")
-        cfg = Sim(sim).config(overrides)
-        rc = {k: v for k, v in to_flat(cfg).items()}
-        run_in_process(rc, cfg.num_clients)
-
-
-@pytest.fixture
-def data(tmp_path, monkeypatch):
-    monkeypatch.setenv("FEDOT_DATA_DIR", str(datafix.write(tmp_path / "data")))
+from fedot.settings import SettingError
+from support.studies import Launcher, study_data, write_study  # noqa: F401 (study_data: the data fixture)
 
 
 def test_arms_give_equal_budgets_where_they_should():
@@ -304,8 +246,7 @@ def test_variants_and_arms_must_name_each_other(tiny_models, tmp_path, data):
 def _planned(study, out):
     from fedot.run.study.runner import study_runs
 
-    selection, runs = study_runs(study, out)
-    return selection + runs
+    return [r for phase in study_runs(study, out) for r in phase]
 
 
 def test_the_rate_choice_reads_each_selection_run(tmp_path):
@@ -334,8 +275,9 @@ def test_every_committed_study_file_plans(path, tmp_path):
     from fedot.run.study.runner import study_runs
 
     study = load_study(path)
-    selection, runs = study_runs(study, tmp_path)
+    selection, choosing, runs = study_runs(study, tmp_path)
     assert len(selection) == len(study.config.lrs) * len(study.tasks)
     assert runs and all(r.state(tmp_path) == ("waits" if study.config.lrs else "new") for r in runs)
     assert all(r.config.evaluation.split == "test" for r in runs)
-    assert all(r.config.evaluation.split == "validation" for r in selection)
+    assert all(r.config.evaluation.split == "validation" for r in selection + choosing)
+    assert all(r.state(tmp_path) == ("waits" if study.config.lrs else "new") for r in choosing)

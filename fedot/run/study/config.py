@@ -21,10 +21,17 @@
     aggregation = "fedavgm"
     fedavgm-server-lr = 4.0
 
+    [arms.federated-server-lr]      # a variant whose setting is chosen on validation, per task and partitioning
+    arm = "federated"
+    aggregation = "fedavgm"
+    choose = { fedavgm-server-lr = [1.0, 2.0, 4.0, 6.0] }
+
 Every run's settings are ``sim's [tool.fedot.sim] < [settings] < [tasks.<task>] < the arm's < the variant's < seed
 and partitioning``, checked through :class:`fedot.run.config.FederatedConfig` before the first run starts. A variant
 keeps its arm's budget rules (its FT, its local-only owners are the federation's of the study's settings, not of the
-variant's) and is compared with what its arm is compared with, and with the arm itself (:mod:`.summary`).
+variant's) and is compared with what its arm is compared with, and with the arm itself (:mod:`.summary`). A
+variant's ``choose`` names one setting and the values it tries: the value is chosen on the validation split before
+the variant's runs (:mod:`.choices`), once per task and partitioning.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from ...settings import SettingError, from_flat, setting
 from ...tasks import task_names
 from .arms import ARMS
 
+CHOOSE = "choose"  # a variant's {setting: [values]} chosen on validation
+STUDY_SET = ("task", "seed", "partitioning", "run-dir", "resume", "eval-split")  # what the study sets for each run
 
 @dataclass
 class StudyConfig:
@@ -55,8 +64,8 @@ class StudyConfig:
     resamples: int = setting(2000, "bootstrap resamples of the paired intervals", ge=100)
     lrs: list[float] = setting([], "learning rates tried first, per task, by the centralized arm (first seed) scored "
                                "on the validation split; the best is every arm's rate (empty: the sim's lr)", gt=0)
-    lr_validation_limit: int = setting(500, "validation examples (documents for corpora) the rates are chosen on "
-                                       "(0: the whole validation split)", ge=0)
+    lr_validation_limit: int = setting(500, "validation examples (documents for corpora) the rates and the variants' "
+                                       "chosen values are chosen on (0: the whole validation split)", ge=0)
 
 
 @dataclass
@@ -87,7 +96,12 @@ class Study:
 
     def arm_settings(self, arm: str) -> dict:
         """A variant's own settings (over its arm's); none for a registered arm."""
-        return {k: v for k, v in self.variants.get(arm, {}).items() if k != "arm"}
+        return {k: v for k, v in self.variants.get(arm, {}).items() if k not in ("arm", CHOOSE)}
+
+    def choice(self, arm: str) -> tuple[str, list] | None:
+        """``(setting, values)`` a variant chooses on validation (:mod:`.choices`); None when it chooses nothing."""
+        choose = self.variants.get(arm, {}).get(CHOOSE)
+        return next(iter(choose.items())) if choose else None
 
     def task_settings(self, task: str) -> dict:
         """The settings every run of ``task`` shares, before the arm's, seed and partitioning."""
@@ -129,8 +143,9 @@ def load_study(path: str | Path) -> Study:
         tasks[task], partitionings[task] = table, list(parts)
     variants = _variants(path, doc.get("arms") or {}, config.arms)
     chosen = ("lr",) if config.lrs else ()
-    for key in ("task", "seed", "partitioning", "run-dir", "resume", "eval-split", *chosen):
-        if key in doc.get("settings", {}) or any(key in t for t in [*tasks.values(), *variants.values()]):
+    chooses = [v[CHOOSE] for v in variants.values() if CHOOSE in v]
+    for key in (*STUDY_SET, *chosen):
+        if key in doc.get("settings", {}) or any(key in t for t in [*tasks.values(), *variants.values(), *chooses]):
             raise SettingError(f"{path.name}: {key!r} is set by the study for each run"
                               f"{' (chosen from [study] lrs)' if key == 'lr' else ''}; remove it from the settings")
     study = Study(path.resolve(), config, dict(doc.get("settings", {})), tasks, partitionings, variants)
@@ -157,8 +172,26 @@ def _variants(path: Path, tables: dict, arms: list[str]) -> dict[str, dict]:
         if name not in arms:
             raise SettingError(f"{path.name} [arms.{name}] is declared but not in [study] arms; add it there or "
                                "remove the table")
+        _check_choice(path, name, table)
     unknown = [a for a in arms if a not in ARMS and a not in tables]
     if unknown:
         raise SettingError(f"{path.name} [study] arms: {unknown} are neither registered arms ({registered}) nor "
                            "declared as [arms.<name>] tables")
     return {name: dict(table) for name, table in tables.items()}
+
+
+def _check_choice(path: Path, name: str, table: dict) -> None:
+    """A variant's ``choose``: one setting, at least two distinct values, not also set by the variant itself."""
+    if CHOOSE not in table:
+        return
+    choose = table[CHOOSE]
+    example = "choose = { fedavgm-server-lr = [1.0, 2.0, 4.0] }"
+    if not isinstance(choose, dict) or len(choose) != 1:
+        raise SettingError(f"{path.name} [arms.{name}]: choose = {choose!r}; name one setting and the values to try, "
+                           f"e.g. {example} (declare one variant per setting to choose several)")
+    key, values = next(iter(choose.items()))
+    if not isinstance(values, list) or len(values) < 2 or len(set(map(repr, values))) != len(values):
+        raise SettingError(f"{path.name} [arms.{name}]: choose.{key} = {values!r}; give a list of at least two "
+                           f"distinct values, e.g. {example}")
+    if key in table:
+        raise SettingError(f"{path.name} [arms.{name}]: {key!r} is both set ({table[key]!r}) and chosen; remove one")

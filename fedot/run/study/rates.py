@@ -15,15 +15,22 @@ finished and resumed when interrupted like any other run, and their scores are i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from ..sim_folder import Sim
-from .arms import ARMS
+from .arms import ArmContext
 from .config import Study
-from .runs import StudyRun, arm_context
+from .runs import StudyRun, arm_context, arm_runs
 
 SELECTION = "lr-select"
+
+
+def validation_settings(study: Study, ctx: ArmContext) -> dict:
+    """How a selection run is scored: on the validation split, after its last round, without FT."""
+    return {"full-ft": False, "eval-split": "validation", "eval-limit": study.config.lr_validation_limit,
+            "eval-every": ctx.num_rounds}
 
 
 def selection_runs(study: Study) -> list[StudyRun]:
@@ -33,19 +40,21 @@ def selection_runs(study: Study) -> list[StudyRun]:
     sim, seed, runs = Sim(study.sim_path), study.config.seeds[0], []
     for task in study.tasks:
         ctx = arm_context(study, task, "iid", seed)
-        (central,) = ARMS["centralized"](ctx)
         for lr in study.config.lrs:
-            overrides = {**study.task_settings(task), "seed": seed, **central.overrides, "partitioning": "iid",
-                         "lr": lr, "full-ft": False, "eval-split": "validation",
-                         "eval-limit": study.config.lr_validation_limit, "eval-every": ctx.num_rounds}
-            runs.append(StudyRun(task, SELECTION, "centralized", seed, None, overrides, None,
-                                 label=f"lr{lr:g}").check(sim))
+            (run,) = arm_runs(study, ctx, "centralized", {"lr": lr, **validation_settings(study, ctx)},
+                              label=f"lr{lr:g}")
+            runs.append(dataclasses.replace(run, partitioning=SELECTION).check(sim))
     return runs
 
 
-def _result(run: StudyRun, out: Path) -> dict | None:
+def result(run: StudyRun, out: Path) -> dict | None:
     results = run.folder(out) / "results.json"
     return json.loads(results.read_text()) if results.exists() else None
+
+
+def best(scores: list[float], higher: bool) -> int:
+    """The index of the best score (the first of equal ones)."""
+    return max(range(len(scores)), key=lambda i: (scores[i] if higher else -scores[i], -i))
 
 
 def chosen(study: Study, selection: list[StudyRun], out: Path) -> dict[str, dict]:
@@ -53,12 +62,12 @@ def chosen(study: Study, selection: list[StudyRun], out: Path) -> dict[str, dict
     record = {}
     for task in study.tasks:
         runs = [r for r in selection if r.task == task]
-        results = [_result(r, out) for r in runs]
+        results = [result(r, out) for r in runs]
         if not runs or any(r is None for r in results):
             continue
         higher, scores = results[0]["higher_is_better"], [r["numbers"]["plugin"] for r in results]
-        best = max(range(len(runs)), key=lambda i: (scores[i] if higher else -scores[i], -i))
-        record[task] = {"rate": runs[best].config.lr, "scores": {f"{r.config.lr:g}": v for r, v in zip(runs, scores)},
+        record[task] = {"rate": runs[best(scores, higher)].config.lr,
+                        "scores": {f"{r.config.lr:g}": v for r, v in zip(runs, scores)},
                         "metric": results[0]["metric"], "higher_is_better": higher, "split": "validation",
                         "examples": study.config.lr_validation_limit or "all", "arm": "centralized",
                         "seed": runs[0].seed, "rule": "best OT plug-in on the validation split after the last round; "

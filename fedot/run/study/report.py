@@ -9,6 +9,7 @@ from ...files import atomic_path, shown, write_json, write_text
 from ..markdown import difference_text
 from ..page import markdown_page
 from ..plots import style_metric_axis
+from .choices import value_text
 from .config import Study
 from .runs import StudyRun
 from .summary import load, summarise
@@ -91,10 +92,11 @@ def markdown(record: dict) -> str:
              "run's own results.json is in runs/<task>/<partitioning>/<arm>/seed<s>/.", ""]
     variants = st.get("variants", {})
     for name, v in variants.items():
-        changed = ", ".join(f"{k} = {val}" for k, val in v.items() if k != "arm")
-        lines += [f"Arm {name}: the {v['arm']} arm with {changed}."]
+        changed = [f"{k} = {val}" for k, val in v.items() if k not in ("arm", "choose")]
+        changed += [f"{k} chosen from {vals} on validation" for k, vals in v.get("choose", {}).items()]
+        lines += [f"Arm {name}: the {v['arm']} arm with {', '.join(changed)}."]
     lines += [""] if variants else []
-    lines += rate_lines(record.get("lr_selection", {}))
+    lines += rate_lines(record.get("lr_selection", {})) + choice_lines(record.get("choices", {}))
     bases = {name: v["arm"] for name, v in variants.items()}
     for s in record["summary"]["sections"].values():
         lines += section_lines(s, bases)
@@ -155,10 +157,24 @@ def rate_lines(selection: dict[str, dict]) -> list[str]:
     return lines
 
 
+def choice_lines(choices: dict[str, dict]) -> list[str]:
+    lines = []
+    for key, c in choices.items():
+        task, partitioning, arm = key.split("/")
+        won, mean = value_text(c["value"]), f", the mean of {c['runs_per_value']} runs" * (c["runs_per_value"] > 1)
+        scores = ", ".join(f"{'**' * (v == won)}{v}: {fmt(x, c['metric'])}{'**' * (v == won)}"
+                           for v, x in c["scores"].items())
+        lines += [f"{c['setting']} of arm {arm} on {task} / {partitioning}: {value_text(c['value'])}, chosen by "
+                  f"{arm} itself (seed {c['seed']}) on {c['examples']} {c['split']} examples (OT plug-in after the "
+                  f"last round{mean}: {scores}). The test split was not looked at.", ""]
+    return lines
+
+
 def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
-           lr_selection: dict[str, dict] | None = None) -> dict:
+           lr_selection: dict[str, dict] | None = None, choices: dict[str, dict] | None = None) -> dict:
     """Read every finished run, write study.json, study.md and study-<task>.png; return the record.
-    ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`)."""
+    ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`); ``choices``: each
+    variant's chosen value per task and partitioning (:func:`fedot.run.study.choices.picked`)."""
     loaded = [r for r in (load(run, out) for run in runs) if r is not None]
     summary = summarise(loaded, study.config.seeds, study.config.resamples, study.bases)
     record = {"name": study.name, "study_file": shown(study.path), "study": {
@@ -167,6 +183,7 @@ def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
         "tasks": study.tasks, "settings": study.settings, "partitionings": study.partitionings,
         "local_only_owners": study.config.local_only_owners}, "planned": len(runs), "finished": len(loaded),
         "summary": summary, "command": command, "lr_selection": lr_selection or {},
+        "choices": choices or {},
         "runs": [{k: v for k, v in r.items() if k != "outcomes"} for r in loaded]}
     out.mkdir(parents=True, exist_ok=True)
     for task in dict.fromkeys(s["task"] for s in summary["sections"].values()):

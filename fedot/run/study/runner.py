@@ -5,8 +5,9 @@ default; tests pass the in-process grid) with its settings as run-config overrid
 it is, then how long it took and the study's ETA: the mean measured time of the arm's finished runs (this
 session's or earlier ones', from their results.json) for the arm's remaining runs, the arithmetic estimate of
 :mod:`.estimate` for arms not measured yet. ``--plan`` prints the runs and the estimate and stops; a finished
-study only re-renders. With ``[study] lrs`` the learning-rate selection runs (:mod:`.rates`) come first and the
-study's runs are planned again with the chosen rates once they have finished.
+study only re-renders. With ``[study] lrs`` the learning-rate selection runs (:mod:`.rates`) come first, then the
+selection runs of the variants that choose a setting (:mod:`.choices`), then the study's runs; each phase is
+planned again with what the phases before it chose once they have finished.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 from ...files import shown
 from ...settings import flags
 from ..config import FederatedConfig
+from .choices import choice_runs, picked, values_of
 from .config import Study
 from .estimate import run_seconds
-from .rates import SELECTION, chosen, rates_of, selection_runs
+from .rates import chosen, rates_of, selection_runs
 from .report import render
 from .runs import StudyError, StudyRun, plan_runs
 
@@ -67,8 +69,9 @@ def plan_text(study: Study, runs: list[StudyRun], out: Path) -> str:
     lines += ["", f"estimated CPU time of what is left: {duration(todo)} (arithmetic estimate, see "
                   "fedot/run/study/estimate.py; the ETA corrects it from measured runs)"]
     if any(st == "waits" for st in states):
-        lines.append(f"runs that wait: their learning rate is chosen from {study.config.lrs} on the validation split "
-                     "by the lr-select runs first (estimated at the first rate)")
+        lines.append("runs that wait: a setting of theirs (the learning rate from [study] lrs, a variant's choose) "
+                     "is chosen on the validation split by the lr-select / select-* runs first (estimated at the "
+                     "first value)")
     return "\n".join(lines)
 
 
@@ -92,37 +95,42 @@ def eta(runs: list[StudyRun], est: list[float], out: Path, start: int) -> float:
     return left
 
 
-def at_chosen_rates(study: Study, selection: list[StudyRun], out: Path) -> list[StudyRun]:
-    """The study's runs at the learning rates its finished selection runs chose (waiting where none is chosen)."""
-    return plan_runs(study, rates_of(chosen(study, selection, out)))
-
-
-def study_runs(study: Study, out: Path) -> tuple[list[StudyRun], list[StudyRun]]:
-    """(the learning-rate selection runs, the study's runs at the rates chosen so far)."""
+def study_runs(study: Study, out: Path) -> tuple[list[StudyRun], list[StudyRun], list[StudyRun]]:
+    """(the learning-rate selection runs, the variants' selection runs, the study's runs), each planned with what
+    the finished runs before it chose."""
     selection = selection_runs(study)
-    return selection, at_chosen_rates(study, selection, out)
+    rates = rates_of(chosen(study, selection, out))
+    choosing = choice_runs(study, rates)
+    return selection, choosing, plan_runs(study, rates, values_of(picked(study, choosing, out)))
+
+
+def render_study(study: Study, out: Path, command: str = "") -> dict:
+    """Write study.json, study.md and plots from the finished runs; return study.json's record."""
+    selection, choosing, runs = study_runs(study, out)
+    return render(study, runs, out, command, chosen(study, selection, out), picked(study, choosing, out))
 
 
 def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, report=print,
               command: str = "") -> dict | None:
     """Run what is left of the study into ``out``; write study.json, study.md and plots; return study.json's record
     (None with ``plan_only``)."""
-    selection, planned = study_runs(study, out)
-    runs = selection + planned
+    selection, choosing, planned = study_runs(study, out)
+    runs = selection + choosing + planned
     if plan_only:
         report(plan_text(study, runs, out))
         return None
     est = estimates(runs)
+    phases = {len(selection), len(selection) + len(choosing)} - {0}
     for i in range(len(runs)):
-        if i == len(selection) and selection:  # the rates are chosen: plan the study's runs with them
-            runs[i:] = at_chosen_rates(study, selection, out)
+        if i in phases:  # the phases before chose what they choose: plan the rest with it
+            runs[i:] = [r for phase in study_runs(study, out) for r in phase][i:]
         run = runs[i]
         state = run.state(out)
         if state == "done":
             continue
         if state == "waits":
-            raise StudyError(f"{run.key}: the learning-rate selection of {run.task} has not finished (its lr-select "
-                             f"runs under {out / 'runs' / run.task / SELECTION} hold no results.json); run the study "
+            raise StudyError(f"{run.key}: the selection on validation it waits for has not finished (an lr-select "
+                             f"or select-* run under {out / 'runs' / run.task} holds no results.json); run the study "
                              "again to resume it")
         report(f"[{i + 1}/{len(runs)}] {run.key}: {'resuming' if state == 'resume' else 'starting'} "
                f"(study ETA {duration(eta(runs, est, out, i))})")
@@ -132,4 +140,4 @@ def run_study(study: Study, out: Path, launch: Launch, plan_only: bool = False, 
                state == "new")
         report(f"[{i + 1}/{len(runs)}] {run.key}: done in {duration(time.perf_counter() - t0)} "
                f"(study ETA {duration(eta(runs, est, out, i + 1))})")
-    return render(study, runs[len(selection):], out, command, chosen(study, selection, out))
+    return render_study(study, out, command)

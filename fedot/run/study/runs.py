@@ -37,7 +37,7 @@ class StudyRun:
     overrides: dict  # over the sim's own settings
     config: FederatedConfig
     label: str = ""  # the run's last folder when not seed<s>[/owner<i>] (a learning-rate selection run: lr<rate>)
-    waits: bool = False  # its learning rate is chosen by selection runs that have not finished (:mod:`.rates`)
+    waits: bool = False  # a setting of it is chosen by selection runs that have not finished (.rates, .choices)
 
     @property
     def key(self) -> str:
@@ -87,32 +87,64 @@ def arm_context(study: Study, task: str, partitioning: str, seed: int) -> ArmCon
                       train.steps, study.config.local_only_owners)
 
 
-def plan_runs(study: Study, rates: dict[str, float] | None = None) -> list[StudyRun]:
-    """Every run of the study, its settings checked (a bad one fails here, before any run starts). With ``[study]
-    lrs``, ``rates`` holds each task's chosen rate (:mod:`.rates`); a task without one is planned at the first rate
-    of the grid, its runs marked as waiting for the choice."""
-    rates = rates or {}
-    sim, runs, seen = Sim(study.sim_path), [], set()
+def contexts(study: Study, seeds: list[int] | None = None):
+    """The federation of every (task, partitioning, seed) the study compares with, in the study's order."""
     for task in study.tasks:
         for partitioning in study.partitionings[task]:
-            for seed in study.config.seeds:
+            for seed in seeds or study.config.seeds:
                 try:
-                    ctx = arm_context(study, task, partitioning, seed)
+                    yield arm_context(study, task, partitioning, seed)
                 except (SettingError, ValueError) as e:
                     raise StudyError(f"study task {task}, partitioning {partitioning}: {e}") from e
-                for arm in study.config.arms:
-                    entry = ARMS.entry(study.base(arm))
-                    where = partitioning if entry.limit("partitioned") else UNPARTITIONED
-                    for r in entry.value(ctx):
-                        overrides = {**study.task_settings(task), "seed": seed, **r.overrides,
-                                     **study.arm_settings(arm)}
-                        if study.config.lrs:
-                            overrides["lr"] = rates.get(task, study.config.lrs[0])
-                        overrides["partitioning"] = partitioning if entry.limit("partitioned") else "iid"
-                        run = StudyRun(task, where, arm, seed, r.owner, overrides, None,
-                                       waits=bool(study.config.lrs) and task not in rates)
-                        if run.key in seen:  # the centralized arm: one run per seed, shared by the partitionings
-                            continue
-                        seen.add(run.key)
-                        runs.append(run.check(sim))
+
+
+def arm_runs(study: Study, ctx: ArmContext, arm: str, settings: dict, waits: bool = False,
+             label: str = "") -> list[StudyRun]:
+    """An arm's runs in one federation (unchecked): ``settings`` (chosen values, a selection's evaluation) over the
+    arm's and the variant's."""
+    where = placed(study, arm, ctx.partitioning)
+    return [StudyRun(ctx.task, where, arm, ctx.seed, r.owner,
+                     {**study.task_settings(ctx.task), "seed": ctx.seed, **r.overrides, **study.arm_settings(arm),
+                      **settings, "partitioning": "iid" if where == UNPARTITIONED else where}, None, label, waits)
+            for r in ARMS[study.base(arm)](ctx)]
+
+
+def placed(study: Study, arm: str, partitioning: str) -> str:
+    """The partitioning folder of an arm's runs: ``all`` for an arm whose data does not depend on it."""
+    return partitioning if ARMS.entry(study.base(arm)).limit("partitioned") else UNPARTITIONED
+
+
+def rate_setting(study: Study, task: str, rates: dict[str, float]) -> tuple[dict, bool]:
+    """A task's chosen learning rate as a setting (none without ``[study] lrs``) and whether it waits for it."""
+    if not study.config.lrs:
+        return {}, False
+    return {"lr": rates.get(task, study.config.lrs[0])}, task not in rates
+
+
+def choice_key(study: Study, ctx: ArmContext, arm: str) -> str:
+    """Where a variant's choice applies: ``<task>/<partitioning or all>/<arm>``."""
+    return f"{ctx.task}/{placed(study, arm, ctx.partitioning)}/{arm}"
+
+
+def plan_runs(study: Study, rates: dict[str, float] | None = None, picks: dict[str, object] | None = None
+              ) -> list[StudyRun]:
+    """Every run of the study, its settings checked (a bad one fails here, before any run starts). ``rates``: each
+    task's learning rate chosen from ``[study] lrs`` (:mod:`.rates`); ``picks``: each variant's chosen value per
+    :func:`choice_key` (:mod:`.choices`). A run whose choice is not made yet is planned at the first value of the
+    grid and marked as waiting for it."""
+    rates, picks = rates or {}, picks or {}
+    sim, runs, seen = Sim(study.sim_path), [], set()
+    for ctx in contexts(study):
+        for arm in study.config.arms:
+            settings, waits = rate_setting(study, ctx.task, rates)
+            if choice := study.choice(arm):
+                setting, values = choice
+                pick = picks.get(choice_key(study, ctx, arm))
+                settings[setting] = values[0] if pick is None else pick
+                waits = waits or pick is None
+            for run in arm_runs(study, ctx, arm, settings, waits):
+                if run.key in seen:  # the centralized arm: one run per seed, shared by the partitionings
+                    continue
+                seen.add(run.key)
+                runs.append(run.check(sim))
     return runs
