@@ -222,11 +222,31 @@ def test_every_federated_arm_gets_its_share_of_centralized_and_its_cost_of_skew(
                      ("fedx iid", "fedx dirichlet"): pytest.approx(0.125)}
 
 
+def test_a_variant_is_compared_with_the_centralized_arm_it_names():
+    from fedot.run.study.report import claim
+    from fedot.run.study.summary import pairs, summarise
+
+    bases, references = {"fed40": "federated", "c400": "centralized"}, {"fed40": "c400"}
+    assert pairs(["federated", "centralized", "fed40", "c400"], bases, references) == [
+        ("federated", "zero-shot"), ("federated", "centralized"), ("fed40", "zero-shot"), ("fed40", "c400"),
+        ("fed40", "federated"), ("c400", "centralized")]
+    zs = [0] * 20 + [1] * 20
+    loaded = [_loaded("centralized", "all", [1] * 30 + [0] * 10, zs), _loaded("c400", "all", [1] * 35 + [0] * 5, zs),
+              _loaded("federated", "iid", [1] * 25 + [0] * 15, zs), _loaded("fed40", "iid", [1] * 30 + [0] * 10, zs)]
+    kept = summarise(loaded, [0], 200, bases, references)["sections"]["t/iid"]["kept_of_centralized"]
+    assert kept["fed40"]["share"] == pytest.approx((30 - 20) / (35 - 20)) and kept["fed40"]["of"] == "c400"
+    assert kept["federated"]["share"] == pytest.approx(0.5) and kept["federated"]["of"] == "centralized"
+    assert claim("fed40", "c400", bases) == "fed40 plug-in above centralized offsite-tuning (c400)"
+    assert claim("c400", "centralized", bases) == "c400 above centralized"
+
+
 @pytest.mark.parametrize("change, error", [
     (("arm = \"federated\"", "arm = \"federatd\""), "arm = 'federatd'; a variant names the registered arm"),
     (("[arms.fedx]", "[arms.local-only]"), "'local-only' is a registered arm"),
     (("steps = 3", "steps = 3\nseed = 4"), "'seed' is set by the study"),
     (("fedavgm-server-lr = 3.0", "fedavgm-server-lr = -1.0"), "fedavgm-server-lr"),
+    (("steps = 3", "steps = 3\ncentralized-arm = \"federated\""), "centralized-arm = 'federated'; name the centr"),
+    (("steps = 3", "steps = 3\ncentralized-arm = \"centralized\""), "centralized-arm = 'centralized'; name the"),
 ])
 def test_bad_variants_fail_before_any_run(tiny_models, tmp_path, data, change, error):
     path = write_study(tmp_path, tiny_models["llama"], arms=("federated", "fedx"), extra=VARIANT.replace(*change))

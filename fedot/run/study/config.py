@@ -26,6 +26,14 @@
     aggregation = "fedavgm"
     choose = { fedavgm-server-lr = [1.0, 2.0, 4.0, 6.0] }
 
+    [arms.federated-40-steps]       # compared with (and its share of) a centralized variant of equal compute
+    arm = "federated"
+    steps = 40
+    centralized-arm = "centralized-400-steps"
+    [arms.centralized-400-steps]
+    arm = "centralized"
+    steps = 400
+
 Every run's settings are ``sim's [tool.fedot.sim] < [settings] < [tasks.<task>] < the arm's < the variant's < seed
 and partitioning``, checked through :class:`fedot.run.config.FederatedConfig` before the first run starts. A variant
 keeps its arm's budget rules (its FT, its local-only owners are the federation's of the study's settings, not of the
@@ -47,6 +55,8 @@ from ...tasks import task_names
 from .arms import ARMS
 
 CHOOSE = "choose"  # a variant's {setting: [values]} chosen on validation
+CENTRAL = "centralized-arm"  # the centralized arm (or variant) a variant is compared with, e.g. at equal compute
+RESERVED = ("arm", CHOOSE, CENTRAL)  # a variant table's keys that are not run settings
 STUDY_SET = ("task", "seed", "partitioning", "run-dir", "resume", "eval-split")  # what the study sets for each run
 
 @dataclass
@@ -96,7 +106,12 @@ class Study:
 
     def arm_settings(self, arm: str) -> dict:
         """A variant's own settings (over its arm's); none for a registered arm."""
-        return {k: v for k, v in self.variants.get(arm, {}).items() if k not in ("arm", CHOOSE)}
+        return {k: v for k, v in self.variants.get(arm, {}).items() if k not in RESERVED}
+
+    @property
+    def references(self) -> dict[str, str]:
+        """Each variant compared with a centralized arm other than ``centralized`` (``centralized-arm``)."""
+        return {name: v[CENTRAL] for name, v in self.variants.items() if CENTRAL in v}
 
     def choice(self, arm: str) -> tuple[str, list] | None:
         """``(setting, values)`` a variant chooses on validation (:mod:`.choices`); None when it chooses nothing."""
@@ -173,6 +188,11 @@ def _variants(path: Path, tables: dict, arms: list[str]) -> dict[str, dict]:
             raise SettingError(f"{path.name} [arms.{name}] is declared but not in [study] arms; add it there or "
                                "remove the table")
         _check_choice(path, name, table)
+        central = table.get(CENTRAL)
+        if central is not None and not (central in arms and (tables.get(central, {}).get("arm", central)
+                                                             == "centralized")):
+            raise SettingError(f"{path.name} [arms.{name}]: {CENTRAL} = {central!r}; name the centralized arm or a "
+                               "centralized variant listed in [study] arms")
     unknown = [a for a in arms if a not in ARMS and a not in tables]
     if unknown:
         raise SettingError(f"{path.name} [study] arms: {unknown} are neither registered arms ({registered}) nor "

@@ -10,7 +10,7 @@ from ..markdown import difference_text
 from ..page import markdown_page
 from ..plots import style_metric_axis
 from .choices import value_text
-from .config import Study
+from .config import CENTRAL, CHOOSE, RESERVED, Study
 from .runs import StudyRun
 from .summary import load, summarise
 
@@ -23,8 +23,11 @@ CLAIMS = {("FT", "zero-shot"): "FT above zero-shot (the runs are long enough for
 
 
 def claim(a: str, b: str, bases: dict[str, str]) -> str:
-    """What a comparison claims, in words (a variant's as its arm's, under its own name)."""
-    return CLAIMS.get((bases.get(a, a), b), "{a} above {b}").format(a=a, b=b)
+    """What a comparison claims, in words (a variant's as its arm's, under its own name; against a variant of the
+    other arm, naming it)."""
+    b_base = bases.get(b, b)
+    text = CLAIMS.get((bases.get(a, a), b_base), "{a} above {b}").format(a=a, b=b)
+    return f"{text} ({b})" if b_base != b and (bases.get(a, a), b_base) in CLAIMS else text
 
 
 def _ms(stat: dict, metric: str) -> str:
@@ -58,8 +61,11 @@ def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
             continue
         ci = kept["ci95"]
         interval = f" (95% interval {100 * ci[0]:.0f}% to {100 * ci[1]:.0f}%)" if ci else ""
-        lines += ["", f"The {arm} arm keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's "
-                      f"gain over zero-shot (pooled over seeds {kept.get('seeds', '')}; the aim is at least 90%: "
+        of = kept.get("of", "centralized")
+        named = "" if of == "centralized" else f" ({of})"
+        lines += ["", f"The {arm} arm keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's"
+                      f"{named} gain over zero-shot (pooled over seeds {kept.get('seeds', '')}; the aim is at least "
+                      "90%: "
                       f"{'met' if kept['share'] >= 0.9 else 'not met'})."]
     lines += ["", "What this shows (pooled over the seeds finished on both sides, p < 0.05):"]
     for c in s["comparisons"]:
@@ -92,9 +98,10 @@ def markdown(record: dict) -> str:
              "run's own results.json is in runs/<task>/<partitioning>/<arm>/seed<s>/.", ""]
     variants = st.get("variants", {})
     for name, v in variants.items():
-        changed = [f"{k} = {val}" for k, val in v.items() if k not in ("arm", "choose")]
-        changed += [f"{k} chosen from {vals} on validation" for k, vals in v.get("choose", {}).items()]
-        lines += [f"Arm {name}: the {v['arm']} arm with {', '.join(changed)}."]
+        changed = [f"{k} = {val}" for k, val in v.items() if k not in RESERVED]
+        changed += [f"{k} chosen from {vals} on validation" for k, vals in v.get(CHOOSE, {}).items()]
+        central = f", compared with {v[CENTRAL]} in place of centralized" if CENTRAL in v else ""
+        lines += [f"Arm {name}: the {v['arm']} arm with {', '.join(changed)}{central}."]
     lines += [""] if variants else []
     lines += rate_lines(record.get("lr_selection", {})) + choice_lines(record.get("choices", {}))
     bases = {name: v["arm"] for name, v in variants.items()}
@@ -176,7 +183,7 @@ def render(study: Study, runs: list[StudyRun], out: Path, command: str = "",
     ``lr_selection``: each task's learning-rate choice (:func:`fedot.run.study.rates.chosen`); ``choices``: each
     variant's chosen value per task and partitioning (:func:`fedot.run.study.choices.picked`)."""
     loaded = [r for r in (load(run, out) for run in runs) if r is not None]
-    summary = summarise(loaded, study.config.seeds, study.config.resamples, study.bases)
+    summary = summarise(loaded, study.config.seeds, study.config.resamples, study.bases, study.references)
     record = {"name": study.name, "study_file": shown(study.path), "study": {
         "sim": shown(study.sim_path), "seeds": study.config.seeds, "arms": study.config.arms,
         "variants": study.variants,

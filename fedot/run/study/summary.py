@@ -31,13 +31,16 @@ PAIRS = (("federated", "zero-shot"), ("federated", "local-only"), ("federated", 
 KEPT = ("federated",)  # arms (and their variants) whose share of centralized's gain is reported
 
 
-def pairs(arms: list[str], bases: dict[str, str]) -> list[tuple[str, str]]:
+def pairs(arms: list[str], bases: dict[str, str], references: dict[str, str] | None = None
+          ) -> list[tuple[str, str]]:
     """The comparisons of a section with these arms: :data:`PAIRS` of the registered arms, each variant (``bases``:
-    variant -> its registered arm) in its arm's place, then each variant against its arm."""
-    out = []
+    variant -> its registered arm) in its arm's place, then each variant against its arm. A variant with a
+    reference (``references``: variant -> a centralized variant) is compared with it in place of ``centralized``."""
+    out, references = [], references or {}
     for a in arms:
         base = bases.get(a, a)
-        out += [(a, b) for x, b in PAIRS if x == base and (b == "zero-shot" or b in arms)]
+        wanted = [(a, references.get(a, b) if b == "centralized" else b) for x, b in PAIRS if x == base]
+        out += [(a, b) for a, b in wanted if b == "zero-shot" or b in arms]
         out += [(a, base)] if base != a and base in arms else []
     return out
 
@@ -129,12 +132,14 @@ def comparison(a_runs: list[dict], b_runs: list[dict] | None, names: tuple[str, 
     return out
 
 
-def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[str, str] | None = None) -> dict:
+def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[str, str] | None = None,
+              references: dict[str, str] | None = None) -> dict:
     """Per task and partitioning (``sections``): the zero-shot numbers, each arm's row, the paired comparisons
     (:func:`pairs`; ``bases``: each variant's registered arm) and the share of centralized's gain each federated arm
-    keeps; per task with several partitionings (``partitioning_cost``): each federated arm's plug-in under the first
-    against each other (same test examples, so paired)."""
-    bases = bases or {}
+    keeps (of its reference's: ``references``, variant -> the centralized variant it is compared with); per task with
+    several partitionings (``partitioning_cost``): each federated arm's plug-in under the first against each other
+    (same test examples, so paired)."""
+    bases, references = bases or {}, references or {}
     out: dict = {"sections": {}, "partitioning_cost": []}
     for task in dict.fromkeys(r["task"] for r in loaded):
         task_runs = [r for r in loaded if r["task"] == task]
@@ -156,14 +161,15 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[
                 c = comparison(ft_arm, ft_arm, ("FT", "zero-shot"), seeds, metric, hib, resamples, "zero_shot",
                                "full_finetuned")
                 section["comparisons"] += [c] if c else []
-            for a, b in pairs(list(arms), bases):
+            for a, b in pairs(list(arms), bases, references):
                 b_runs, b_name = (arms[a], "zero_shot") if b == "zero-shot" else (arms[b], "plugin")
                 c = comparison(arms[a], b_runs, (a, b), seeds, metric, hib, resamples, b_name)
                 if c:
                     section["comparisons"].append(c)
-            kept = {a: kept_share(rs, arms["centralized"], seeds, metric) for a, rs in arms.items()
-                    if bases.get(a, a) in KEPT and "centralized" in arms}
-            section["kept_of_centralized"] = {a: k for a, k in kept.items() if k}
+            kept = {a: kept_share(rs, arms[references.get(a, "centralized")], seeds, metric) for a, rs in arms.items()
+                    if bases.get(a, a) in KEPT and references.get(a, "centralized") in arms}
+            section["kept_of_centralized"] = {a: {**k, "of": references.get(a, "centralized")}
+                                              for a, k in kept.items() if k}
             out["sections"][f"{task}/{part}"] = section
         for arm in dict.fromkeys(r["arm"] for r in task_runs if bases.get(r["arm"], r["arm"]) in KEPT):
             fed = {p: [r for r in task_runs if r["arm"] == arm and r["partitioning"] == p] for p in parts}
