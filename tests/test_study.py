@@ -83,6 +83,13 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     section = record["summary"]["sections"]["arc_easy/iid"]
     assert section["arms"]["federated"]["plugin"]["n"] == 2 and section["arms"]["local-only"]["runs"] == 2
     assert section["arms"]["federated"]["budget"]["optimizer_steps"] == 12
+    rows = [json.loads(x) for x in (out / "runs/arc_easy/iid/federated/seed0/rounds.jsonl").read_text().splitlines()]
+    logged = [r["train_loss"] for r in rows if "train_loss" in r]
+    seed1 = [json.loads(x) for x in (out / "runs/arc_easy/iid/federated/seed1/rounds.jsonl").read_text().splitlines()]
+    logged1 = [r["train_loss"] for r in seed1 if "train_loss" in r]
+    curve = section["arms"]["federated"]["train_loss"]  # every round's training loss, mean over the seeds
+    assert [int(k) for k in curve] == [1, 2] and len(logged) == 2
+    assert [curve[k]["mean"] for k in curve] == pytest.approx([(a + b) / 2 for a, b in zip(logged, logged1)])
     pairs = {(c["a"], c["b"]) for c in section["comparisons"]}
     assert pairs == {("FT", "zero-shot"), ("federated", "zero-shot"), ("federated", "local-only")}
     ft = next(c for c in section["comparisons"] if c["a"] == "FT")["pooled"]  # FT and zero-shot of the same seeds
@@ -93,6 +100,7 @@ def test_a_two_arm_two_seed_study_runs_resumes_and_renders(tiny_models, tmp_path
     md = (out / "study.md").read_text()
     assert "| federated |" in md and "| local-only |" in md and "federated plug-in above zero-shot" in md
     assert "| FT vs zero-shot | **pooled** |" in md and "FT above zero-shot" in md
+    assert "Training loss through the emulator per round" in md and "| Arm | round 1 | round 2 |" in md
     assert (out / "study-arc_easy.png").stat().st_size > 0
     # an interrupted run (its checkpoint there, no results) is resumed, the others skipped; rendering only re-renders
     (out / "runs/arc_easy/iid/federated/seed1/results.json").unlink()

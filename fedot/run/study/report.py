@@ -55,6 +55,7 @@ def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
         lines.append(f"| {arm} | {_ms(row['plugin'], metric)} | {_ms(row['emulator_finetuned'], metric)} | "
                      f"{_ms(row['gap'], metric)} | {extremes} | {row['runs']} | {_count(b['optimizer_steps'])} | "
                      f"{_count(b['tokens'])} | {_count(b['adapter_bytes'])} |")
+    lines += loss_lines(s["arms"])
     lines += comparison_lines(s["comparisons"], metric)
     for arm, kept in s.get("kept_of_centralized", {}).items():
         if kept.get("share") is None:
@@ -74,6 +75,27 @@ def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
         lines.append(f"- {claim(c['a'], c['b'], bases)}: **{verdict}** (difference "
                      f"{difference_text(p['difference'], metric)}, p = {p['p']:.3g}; seeds {p.get('seeds', '')})")
     return lines + [""]
+
+
+def _loss(stat: dict | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "—"
+    return f"{stat['mean']:.3f}" + ("" if stat.get("std") is None else f" ± {stat['std']:.3f}")
+
+
+def loss_lines(arms: dict[str, dict]) -> list[str]:
+    """Each arm's training loss through the emulator per round: does it train, and how far in a round."""
+    rounds = sorted({int(k) for row in arms.values() for k in row.get("train_loss", {})})
+    if not rounds:
+        return []
+    lines = ["", "Training loss through the emulator per round (mean ± std over seeds; each round's local steps, "
+                 "averaged over the data owners of the round):", "",
+             "| Arm | " + " | ".join(f"round {k}" for k in rounds) + " |", "|---|" + "---|" * len(rounds)]
+    for arm, row in arms.items():
+        losses = {int(k): v for k, v in row.get("train_loss", {}).items()}
+        cells = [_loss(losses.get(k)) for k in rounds]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def comparison_lines(comparisons: list[dict], metric: str) -> list[str]:
@@ -119,34 +141,37 @@ def markdown(record: dict) -> str:
 
 
 def plot(section_list: list[dict], path: Path) -> None:
-    """One panel per partitioning: each arm's plug-in per round (mean ± std over seeds), zero-shot and FT."""
+    """One column per partitioning: each arm's plug-in per evaluated round (mean ± std over seeds) against
+    zero-shot and FT, and below it each arm's training loss through the emulator per round."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(section_list), figsize=(6 * len(section_list), 4.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(section_list), figsize=(6 * len(section_list), 8.5), squeeze=False)
     order = list(dict.fromkeys(a for s in section_list for a in s["arms"]))  # one colour per arm in every panel
-    for ax, s in zip(axes[0], section_list):
-        ax.axhline(s["zero_shot"], color="k", ls="--", label="zero-shot")
+    for top, bottom, s in zip(axes[0], axes[1], section_list):
+        top.axhline(s["zero_shot"], color="k", ls="--", label="zero-shot")
         if s["full_finetuned"].get("mean") is not None:
-            ax.axhline(s["full_finetuned"]["mean"], color="0.45", ls=":", label="FT")
-        for arm in sorted(s["arms"], key=order.index):
-            row, i = s["arms"][arm], order.index(arm)
-            rounds = sorted(row["per_round"], key=int)
-            means = [row["per_round"][r]["mean"] for r in rounds]
-            stds = [row["per_round"][r]["std"] or 0.0 for r in rounds]
-            dodge = 0.06 * (i - (len(order) - 1) / 2)  # arms side by side, so equal means do not hide each other
-            ax.errorbar([int(r) + dodge for r in rounds], means, yerr=stds, marker="o", capsize=3, color=f"C{i}",
-                        label=f"{arm} plug-in")
-        evaluated = sorted({int(r) for row in s["arms"].values() for r in row["per_round"]})
-        if evaluated:  # ticks at the evaluated rounds (one round alone would get fractional ones)
-            ax.set_xticks(evaluated)
-            ax.set_xlim(min(evaluated) - 0.5, max(evaluated) + 0.5)
-        ax.set(xlabel="round", ylabel=f"{s['metric']} ({'↑' if s['higher_is_better'] else '↓'})",
-               title=f"{s['task']} / {s['partitioning']}")
-        style_metric_axis(ax, s["metric"])
-        ax.legend(fontsize=7)
+            top.axhline(s["full_finetuned"]["mean"], color="0.45", ls=":", label="FT")
+        for ax, name, label in ((top, "per_round", "plug-in"), (bottom, "train_loss", "training loss")):
+            for arm in sorted(s["arms"], key=order.index):
+                curve, i = s["arms"][arm].get(name, {}), order.index(arm)
+                rounds = sorted(curve, key=int)
+                dodge = 0.06 * (i - (len(order) - 1) / 2)  # arms side by side, so equal means do not hide each other
+                ax.errorbar([int(r) + dodge for r in rounds], [curve[r]["mean"] for r in rounds],
+                            yerr=[curve[r]["std"] or 0.0 for r in rounds], marker="o", capsize=3, color=f"C{i}",
+                            label=f"{arm} {label}")
+            evaluated = sorted({int(r) for row in s["arms"].values() for r in row.get(name, {})})
+            if evaluated:  # ticks at the rounds shown (one round alone would get fractional ones)
+                ax.set_xticks(evaluated)
+                ax.set_xlim(min(evaluated) - 0.5, max(evaluated) + 0.5)
+            ax.legend(fontsize=7)
+        top.set(xlabel="round", ylabel=f"{s['metric']} ({'↑' if s['higher_is_better'] else '↓'})",
+                title=f"{s['task']} / {s['partitioning']}: OT plug-in")
+        style_metric_axis(top, s["metric"])
+        bottom.set(xlabel="round", ylabel="training loss through the emulator (↓)",
+                   title=f"{s['task']} / {s['partitioning']}: training loss")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

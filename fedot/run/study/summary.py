@@ -1,6 +1,7 @@
 """What a study found: each arm's numbers over seeds, its budget, and the paired comparisons that matter.
 
-Per task and partitioning, each arm's plug-in and OT-emulator scores are reported as mean ± sample standard
+Per task and partitioning, each arm's plug-in and OT-emulator scores (and, per round, the plug-in of the evaluated
+rounds and the training loss through the emulator that every round logs) are reported as mean ± sample standard
 deviation over the seeds (n = seeds; the local-only arm first averages its owners within a seed, and also reports
 the worst and best owner). Budgets are what the runs' logs counted: optimizer steps and tokens of all data owners
 together, and the adapter bytes moved (both directions; the emulator each data owner downloads once is the same in
@@ -65,6 +66,7 @@ def load(run: StudyRun, out: Path) -> dict | None:
                        "tokens": sum(r.get("client_tokens", 0) for r in rows),
                        "adapter_bytes": comm.get("adapter_bytes_down", 0) + comm.get("adapter_bytes_up", 0)},
             "per_round": {int(r): e["plugin"] for r, e in results.get("per_round", {}).items() if "plugin" in e},
+            "train_loss": {int(r["round"]): r["train_loss"] for r in rows if r.get("train_loss") is not None},
             "wall_seconds": results.get("wall_seconds"), "outcomes": outcomes}
 
 
@@ -97,9 +99,10 @@ def arm_row(runs: list[dict]) -> dict:
         hib = runs[0]["higher_is_better"]
         row["worst"], row["best"] = (min(plugins), max(plugins)) if hib else (max(plugins), min(plugins))
         row["owners"] = sorted({(r["seed"], r["owner"]) for r in runs})
-    rounds = sorted({k for r in runs for k in r["per_round"]})
-    row["per_round"] = {k: mean_std(list(_seed_values(runs, lambda r, k=k: r["per_round"].get(k)).values()))
-                        for k in rounds}
+    for name in ("per_round", "train_loss"):  # the plug-in of the evaluated rounds; the training loss of every round
+        rounds = sorted({k for r in runs for k in r.get(name, {})})
+        row[name] = {k: mean_std(list(_seed_values(runs, lambda r, k=k, n=name: r.get(n, {}).get(k)).values()))
+                     for k in rounds}
     return row
 
 
