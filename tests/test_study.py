@@ -309,3 +309,18 @@ def test_every_committed_study_file_plans(path, tmp_path):
     assert all(r.config.evaluation.split == "test" for r in runs)
     assert all(r.config.evaluation.split == "validation" for r in selection + choosing)
     assert all(r.state(tmp_path) == ("waits" if study.config.lrs else "new") for r in choosing)
+
+
+def test_the_eta_uses_each_arms_measured_time_and_scales_the_estimate_of_the_others(tmp_path):
+    from fedot.run.study.runner import eta
+    from fedot.run.study.runs import StudyRun
+
+    runs = [StudyRun("arc_easy", "iid", arm, seed, None, {}, None) for arm in ("a", "b") for seed in (0, 1)]
+    runs.append(StudyRun("arc_easy", "iid", "a", 0, None, {}, None, label="select-steps4"))  # a selection run
+    est = [100.0, 100.0, 50.0, 50.0, 30.0]
+    assert eta(runs, est, tmp_path, 0) == pytest.approx(330.0)  # nothing measured: the estimate
+    runs[0].folder(tmp_path).mkdir(parents=True)
+    (runs[0].folder(tmp_path) / "results.json").write_text(json.dumps({"wall_seconds": 200.0}))
+    # arm a's other run: a's measured 200 s; arm b and a's selection run: their estimate x 200 / 100
+    assert eta(runs, est, tmp_path, 0) == pytest.approx(200.0 + 2 * 50.0 * 2 + 30.0 * 2)
+    assert eta(runs, est, tmp_path, 2) == pytest.approx(2 * 50.0 * 2 + 30.0 * 2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,8 +67,12 @@ def plan_text(study: Study, runs: list[StudyRun], out: Path) -> str:
         lines.append(f"  {run.key:<48} {c.num_clients:>2} owners x {c.num_rounds} rounds x {c.data_owner.train.steps}"
                      f" steps  ~{duration(seconds):>7}  {state}")
     todo = sum(s for s, st in zip(est, states) if st != "done")
-    lines += ["", f"estimated CPU time of what is left: {duration(todo)} (arithmetic estimate, see "
-                  "fedot/run/study/estimate.py; the ETA corrects it from measured runs)"]
+    lines += ["", f"estimated CPU time of what is left: {duration(todo)} (arithmetic estimate at the matmul rate "
+                  "measured now, so too long on a busy machine; see fedot/run/study/estimate.py)"]
+    if any(st == "done" for st in states):
+        lines.append(f"from the measured times of the finished runs of each arm (the arithmetic estimate, scaled by "
+                     f"the finished runs' measured/estimated ratio, where an arm has none): "
+                     f"{duration(eta(runs, est, out, 0))}")
     if any(st == "waits" for st in states):
         lines.append("runs that wait: a setting of theirs (the learning rate from [study] lrs, a variant's choose) "
                      "is chosen on the validation split by the lr-select / select-* runs first (estimated at the "
@@ -81,17 +86,22 @@ def measured(run: StudyRun, out: Path) -> float | None:
 
 
 def eta(runs: list[StudyRun], est: list[float], out: Path, start: int) -> float:
-    """Seconds left for ``runs[start:]``: per arm, the mean measured time of its finished runs, else the estimate."""
+    """Seconds left for ``runs[start:]``: per arm (its selection runs apart), the mean measured time of its finished
+    runs; for an arm with none, the arithmetic estimate times the median ratio of measured to estimated time of the
+    finished runs (which corrects the estimate for this machine and its load)."""
     by_arm: dict[tuple, list[float]] = {}
-    for r in runs:
+    ratios = []
+    for r, e in zip(runs, est):
         t = measured(r, out)
         if t is not None:
-            by_arm.setdefault((r.arm, r.label), []).append(t)
+            by_arm.setdefault((r.arm, bool(r.label)), []).append(t)
+            ratios.append(t / e)
+    scale = statistics.median(ratios) if ratios else 1.0
     left = 0.0
     for run, e in zip(runs[start:], est[start:]):
         if measured(run, out) is None:
-            times = by_arm.get((run.arm, run.label))
-            left += sum(times) / len(times) if times else e
+            times = by_arm.get((run.arm, bool(run.label)))
+            left += sum(times) / len(times) if times else e * scale
     return left
 
 
