@@ -59,6 +59,7 @@ CENTRAL = "centralized-arm"  # the centralized arm (or variant) a variant is com
 RESERVED = ("arm", CHOOSE, CENTRAL)  # a variant table's keys that are not run settings
 STUDY_SET = ("task", "seed", "partitioning", "run-dir", "resume", "eval-split")  # what the study sets for each run
 
+
 @dataclass
 class StudyConfig:
     sim: str = setting("", "the sim folder every run starts from (relative to the study file)")

@@ -25,9 +25,9 @@ CLAIMS = {("FT", "zero-shot"): "FT above zero-shot (the runs are long enough for
 def claim(a: str, b: str, bases: dict[str, str]) -> str:
     """What a comparison claims, in words (a variant's as its arm's, under its own name; against a variant of the
     other arm, naming it)."""
-    b_base = bases.get(b, b)
-    text = CLAIMS.get((bases.get(a, a), b_base), "{a} above {b}").format(a=a, b=b)
-    return f"{text} ({b})" if b_base != b and (bases.get(a, a), b_base) in CLAIMS else text
+    key = (bases.get(a, a), bases.get(b, b))
+    text = CLAIMS.get(key, "{a} above {b}").format(a=a, b=b)
+    return f"{text} ({b})" if key[1] != b and key in CLAIMS else text
 
 
 def _ms(stat: dict, metric: str) -> str:
@@ -66,8 +66,7 @@ def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
         named = "" if of == "centralized" else f" ({of})"
         lines += ["", f"The {arm} arm keeps {100 * kept['share']:.0f}%{interval} of centralized offsite-tuning's"
                       f"{named} gain over zero-shot (pooled over seeds {kept.get('seeds', '')}; the aim is at least "
-                      "90%: "
-                      f"{'met' if kept['share'] >= 0.9 else 'not met'})."]
+                      f"90%: {'met' if kept['share'] >= 0.9 else 'not met'})."]
     lines += ["", "What this shows (pooled over the seeds finished on both sides, p < 0.05):"]
     for c in s["comparisons"]:
         p = c["pooled"]
