@@ -22,19 +22,17 @@ choose = { fedavgm-server-lr = [0.5, 3.0] }
 """
 
 
-def test_a_variant_chooses_its_setting_on_validation_after_the_rate(tiny_models, tmp_path, data):
+def test_a_variant_chooses_its_setting_on_validation_before_its_runs(tiny_models, tmp_path, data):
     path = write_study(tmp_path, tiny_models["llama"], arms=("fedx",), extra=CHOOSING)
-    path.write_text(path.read_text().replace("seeds = [0, 1]", "seeds = [1]\nlrs = [1e-4, 3e-3]\n"
-                                             "lr-validation-limit = 6"))
+    path.write_text(path.read_text().replace("seeds = [0, 1]", "seeds = [1]\nlr-validation-limit = 6"))
     study = load_study(path)
     out = tmp_path / "out"
     launcher = Launcher()
     record = run_study(study, out, launcher)
     keys = [Path(c[0]).relative_to(out / "runs").as_posix() for c in launcher.calls]
-    assert keys == ["arc_easy/lr-select/centralized/lr0.0001", "arc_easy/lr-select/centralized/lr0.003",
-                    "arc_easy/iid/fedx/select-fedavgm-server-lr0.5", "arc_easy/iid/fedx/select-fedavgm-server-lr3",
+    assert keys == ["arc_easy/iid/fedx/select-fedavgm-server-lr0.5", "arc_easy/iid/fedx/select-fedavgm-server-lr3",
                     "arc_easy/iid/fedx/seed1"]
-    rate = record["lr_selection"]["arc_easy"]["rate"]
+    rate = 1e-3  # the sim's (no [study] lrs)
     scores = {}
     for value in ("0.5", "3"):
         r = json.loads((out / f"runs/arc_easy/iid/fedx/select-fedavgm-server-lr{value}/results.json").read_text())
@@ -76,6 +74,7 @@ def test_the_choice_is_the_best_mean_over_the_arms_runs_per_partitioning(tmp_pat
 
 
 def test_each_partitioning_gets_its_own_choice_and_waits_for_it(tiny_models, tmp_path, data):
+    from fedot.run.study.choices import choice_runs
     from fedot.run.study.runner import plan_text, study_runs
 
     path = write_study(tmp_path, tiny_models["llama"], arms=("fedx",), extra=CHOOSING)
@@ -85,6 +84,12 @@ def test_each_partitioning_gets_its_own_choice_and_waits_for_it(tiny_models, tmp
     assert [r.key for r in choosing] == [f"arc_easy/{p}/fedx/select-fedavgm-server-lr{v}"
                                          for p in ("iid", "dirichlet") for v in ("0.5", "3")]
     assert all(r.seed == 0 and r.state(tmp_path) == "new" for r in choosing)  # the first seed; no rate to wait for
+    with_rates = load_study(path)
+    with_rates.config.lrs = [1e-4, 3e-3]
+    selection, waiting, _ = study_runs(with_rates, tmp_path)
+    assert len(selection) == 2 and all(r.state(tmp_path) == "waits" and r.config.lr == 1e-4 for r in waiting)
+    assert [r.config.lr for r in choice_runs(with_rates, {"arc_easy": 3e-3})] == [3e-3] * 4  # at the chosen rate
+    assert not any(r.waits for r in choice_runs(with_rates, {"arc_easy": 3e-3}))
     assert all(r.state(tmp_path) == "waits" for r in runs) and len(runs) == 4
     assert "runs that wait" in plan_text(study, choosing + runs, tmp_path)
     picks = {"arc_easy/iid/fedx": 3.0, "arc_easy/dirichlet/fedx": 0.5}
