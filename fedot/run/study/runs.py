@@ -36,7 +36,7 @@ class StudyRun:
     owner: int | None
     overrides: dict  # over the sim's own settings
     config: FederatedConfig
-    label: str = ""  # the run's last folder when not seed<s>[/owner<i>] (a learning-rate selection run: lr<rate>)
+    label: str = ""  # its last folder when not seed<s>[/owner<i>] (a selection run: lr<rate>, select-<setting><value>)
     waits: bool = False  # a setting of it is chosen by selection runs that have not finished (.rates, .choices)
 
     @property
