@@ -195,7 +195,7 @@ def choice_lines(choices: dict[str, dict]) -> list[str]:
         won, mean = value_text(c["value"]), f", the mean of {c['runs_per_value']} runs" * (c["runs_per_value"] > 1)
         scores = ", ".join(f"{'**' * (v == won)}{v}: {fmt(x, c['metric'])}{'**' * (v == won)}"
                            for v, x in c["scores"].items())
-        lines += [f"{c['setting']} of arm {arm} on {task} / {partitioning}: {value_text(c['value'])}, chosen by the "
+        lines += [f"{c['setting']} of arm {arm} on {task} / {partitioning}: {won}, chosen by the "
                   f"arm's own runs (seed {c['seed']}) on {c['examples']} {c['split']} examples (OT plug-in after the "
                   f"last round{mean}: {scores}). The test split was not looked at.", ""]
     return lines

@@ -169,10 +169,9 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[
                 c = comparison(arms[a], b_runs, (a, b), seeds, metric, hib, resamples, b_name)
                 if c:
                     section["comparisons"].append(c)
-            kept = {a: kept_share(rs, arms[references.get(a, "centralized")], seeds, metric) for a, rs in arms.items()
-                    if bases.get(a, a) in KEPT and references.get(a, "centralized") in arms}
-            section["kept_of_centralized"] = {a: {**k, "of": references.get(a, "centralized")}
-                                              for a, k in kept.items() if k}
+            central = {a: references.get(a, "centralized") for a in arms if bases.get(a, a) in KEPT}
+            kept = {a: kept_share(arms[a], arms[c], seeds, metric) for a, c in central.items() if c in arms}
+            section["kept_of_centralized"] = {a: {**k, "of": central[a]} for a, k in kept.items() if k}
             out["sections"][f"{task}/{part}"] = section
         for arm in dict.fromkeys(r["arm"] for r in task_runs if bases.get(r["arm"], r["arm"]) in KEPT):
             fed = {p: [r for r in task_runs if r["arm"] == arm and r["partitioning"] == p] for p in parts}
