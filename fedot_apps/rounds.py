@@ -63,7 +63,8 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
         evaluation = outcomes = None
         if cfg.evaluation.due(server_round, cfg.num_rounds):
             t = time.perf_counter()
-            evaluation = owner.evaluate(arrays.to_torch_state_dict())
+            evaluation = owner.evaluate(arrays.to_torch_state_dict(),
+                                        cfg.evaluation.curve_only(server_round, cfg.num_rounds))
             outcomes = evaluation.pop("outcomes")
             timing["eval_seconds"] = time.perf_counter() - t
         arrays, diverged = guard.check(outcome.row, evaluation, arrays, server_round)
@@ -76,7 +77,7 @@ def run_rounds(strategy, grid, owner: ModelOwner, log: RoundLog, cfg: FederatedC
         extra.update(delivered)
         if diverged:
             extra["diverged"] = diverged
-        progress.round_done(outcome.row, evaluation, zero["zero_shot"])
+        progress.round_done(outcome.row, evaluation, zero)
         if owner.aligner and server_round < cfg.num_rounds and not diverged:
             extra["alignment"] = owner.align(arrays.to_torch_state_dict(), server_round, log.out)
             progress.phase(alignment_line(extra["alignment"]))

@@ -134,3 +134,40 @@ def test_progress_lines_and_zero_shot_reused_by_a_second_run(tiny_models, tmp_pa
     out = capsys.readouterr().out
     assert "reused from the evaluation cache: full model zero-shot" in out
     assert "reused from the evaluation cache: emulator zero-shot" in out
+
+
+def test_a_per_round_curve_on_the_first_examples_and_the_five_numbers_on_all(tiny_models, tmp_path, capsys):
+    """eval-curve-limit: the rounds before the last score the first examples only; the last round scores all of them
+    (the five numbers) and its curve point on the first ones, like zero-shot's, comes from the outcomes."""
+    from fedot.evaluation.outcomes import first_examples
+    from fedot.evaluation.scoring import evaluate
+    from fedot.run.report import numbers_of
+
+    rc = run_config(tiny_models["llama"], tmp_path / "run", **{"num-rounds": 3, "eval-limit": 4,
+                                                               "eval-curve-limit": 2, "task": "pydocs"})
+    rows, _ = run_server(rc, InProcessGrid(2, rc))
+    out = capsys.readouterr().out
+    zero, r1, r2, last = (r["evaluation"] for r in rows)
+    assert r1["curve_examples"] == r2["curve_examples"] == 2 and "curve" not in r1
+    assert "curve_examples" not in last and last["curve"]["examples"] == zero["curve"]["examples"] == 2
+    assert "on the first 2 examples" in next(x for x in out.splitlines() if x.startswith("fedot | round 1/3:"))
+    assert "on the first" not in next(x for x in out.splitlines() if x.startswith("fedot | round 3/3:"))
+    numbers = numbers_of(rows)
+    assert numbers["plugin"] == last["plugin"] and numbers["zero_shot"] == zero["zero_shot"]
+    assert "plugin" not in numbers_of(rows[:3])  # a round scored for the curve only is never a result
+    # the outcomes' first examples are what scoring with that limit scores: zero-shot's curve point, recomputed
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"]).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_models["llama"])
+    full, first = evaluate(model, tok, "pydocs", limit=4), evaluate(model, tok, "pydocs", limit=2)
+    assert zero["curve"]["zero_shot"] == pytest.approx(first["primary"], rel=1e-4)
+    assert first_examples({"m": full["outcomes"]}, 2, "word_perplexity")["m"] == pytest.approx(first["primary"])
+    assert full["primary"] != pytest.approx(first["primary"])  # the first two are not the whole split
+
+
+@pytest.mark.parametrize("limits", [(4, 4), (4, 6)])
+def test_a_curve_as_large_as_the_evaluation_is_refused(limits):
+    from fedot.run.config import FederatedConfig
+    from fedot.settings import SettingError
+
+    with pytest.raises(SettingError, match="eval-curve-limit = .* is not below eval-limit"):
+        FederatedConfig.from_run_config({"eval-limit": limits[0], "eval-curve-limit": limits[1]})

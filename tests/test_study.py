@@ -178,7 +178,8 @@ def test_a_variant_is_its_arm_with_settings_of_its_own_and_is_compared_with_it(t
     from fedot.run.study.summary import pairs
 
     path = write_study(tmp_path, tiny_models["llama"], arms=("federated", "centralized", "fedx"), extra=VARIANT)
-    path.write_text(path.read_text().replace("seeds = [0, 1]", "seeds = [0]"))
+    path.write_text(path.read_text().replace("seeds = [0, 1]", "seeds = [0]")  # and a per-round curve on 2 of 4
+                    .replace("eval-every = 2", "eval-every = 1\neval-curve-limit = 2"))
     study = load_study(path)
     runs = {r.key: r for r in plan_runs(study)}
     assert list(runs) == ["arc_easy/iid/federated/seed0", "arc_easy/all/centralized/seed0", "arc_easy/iid/fedx/seed0"]
@@ -199,6 +200,12 @@ def test_a_variant_is_its_arm_with_settings_of_its_own_and_is_compared_with_it(t
     md = (tmp_path / "out/study.md").read_text()
     assert "Arm fedx: the federated arm with aggregation = fedavgm, fedavgm-server-lr = 3.0, steps = 3." in md
     assert "fedx plug-in above zero-shot" in md and "| fedx vs federated |" in md
+    curve = section["curve"]  # round 1 on the first 2 questions, round 2 on all 4 and (from its outcomes) on those 2
+    assert curve["examples"] == 2 and set(section["arms"]["fedx"]["per_round"]) == {1, 2}
+    assert section["arms"]["fedx"]["plugin"]["mean"] == json.loads(
+        (tmp_path / "out/runs/arc_easy/iid/fedx/seed0/results.json").read_text())["numbers"]["plugin"]
+    assert section["arms"]["fedx"]["per_round"][2]["mean"] == rows[-1]["evaluation"]["curve"]["plugin"]
+    assert "OT plug-in per round (mean ± std over seeds), on the first 2 test examples, where zero-shot is" in md
 
 
 def _loaded(arm, part, correct, zero_shot):

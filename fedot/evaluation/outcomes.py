@@ -70,6 +70,19 @@ def metric_value(outcomes: dict, metric: str, idx=None) -> float | np.ndarray:
     return entry.value(columns(outcomes), idx)
 
 
+def first_examples(outcomes: dict[str, dict], n: int, metric: str) -> dict:
+    """Each named evaluation's ``metric`` over the split's first ``n`` examples (ids below n: what scoring with
+    limit n scores), with ``examples``, the number of them: a whole-split evaluation's point on a curve scored on
+    those examples only."""
+    out: dict = {}
+    for name, o in outcomes.items():
+        idx = np.flatnonzero(np.asarray(o["ids"]) < n)
+        if not idx.size:
+            raise OutcomesError(f"the {name} outcomes hold none of the split's first {n} examples")
+        out[name], out["examples"] = float(metric_value(o, metric, idx)), int(idx.size)
+    return out
+
+
 def check_paired(a: dict, b: dict, names: tuple[str, str] = ("a", "b")) -> None:
     """Two outcomes can be compared example by example only if they scored the same examples of the same kind."""
     if a["kind"] != b["kind"]:

@@ -33,9 +33,10 @@ class Evaluator:
         if set(self.base) != set(params):
             raise ValueError("the original adapter weights do not name the model's adapter parameters")
 
-    def score(self, model) -> dict:
-        return evaluate(model, self.tokenizer, self.task, self.split, self.limit, self.data_dir, self.progress,
-                        self.max_new_tokens)
+    def score(self, model, limit: int | None = None) -> dict:
+        """``limit``: the split's first examples scored (None: this evaluator's own limit)."""
+        return evaluate(model, self.tokenizer, self.task, self.split, limit or self.limit, self.data_dir,
+                        self.progress, self.max_new_tokens)
 
     def cached(self, label: str, model, model_id: str) -> dict:
         return self.cache.evaluate(label, model, self.tokenizer, model_id, self.task, self.split, self.limit,
@@ -59,10 +60,10 @@ class Evaluator:
             return self.full
         return plug_in(self.full, adapter, self.meta, base=self.base)
 
-    def plugin(self, adapter: dict[str, torch.Tensor]) -> dict:
-        return self.score(self.plug(adapter))
+    def plugin(self, adapter: dict[str, torch.Tensor], limit: int | None = None) -> dict:
+        return self.score(self.plug(adapter), limit)
 
-    def through(self, emulator, manifest: dict, adapter: dict[str, torch.Tensor]) -> dict:
+    def through(self, emulator, manifest: dict, adapter: dict[str, torch.Tensor], limit: int | None = None) -> dict:
         """``adapter`` loaded into ``emulator`` (a tunable emulator) and scored: the OT emulator."""
         load_trainable_state(emulator, adapter, to_local=to_local(manifest))
-        return self.score(emulator)
+        return self.score(emulator, limit)

@@ -30,6 +30,20 @@ def read_rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def scored_rows(rows: list[dict]) -> list[dict]:
+    """The rows evaluated on the whole split (eval-limit), which the five numbers come from: not a round scored
+    only for the per-round curve (eval-curve-limit), nor one that was not evaluated."""
+    return [r for r in rows if r.get("evaluation") and "curve_examples" not in r["evaluation"]]
+
+
+def curve_of(evaluations: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+    """(round, evaluation) pairs as one per-round curve: with eval-curve-limit every point on the curve's first
+    examples (a whole-split round by its ``curve``, derived from its outcomes), otherwise as they are."""
+    if not any("curve_examples" in e for _, e in evaluations):
+        return evaluations
+    return [(r, e.get("curve", e)) for r, e in evaluations]
+
+
 class RoundLog:
     def __init__(self, out: Path, rows: list[dict] | None = None, tracker=None):
         self.out = Path(out)
@@ -50,11 +64,10 @@ class RoundLog:
 
     def outcomes(self) -> dict[str, dict]:
         """The latest per-example outcomes of each of the five numbers (zero-shot from round 0, tuned ones from the
-        last evaluated round)."""
+        last round evaluated on the whole split)."""
         out: dict = {}
-        for row in self.rows:
-            if row.get("evaluation"):
-                out.update(read_outcomes(self.out / OUTCOMES / f"r{row['round']}.json"))
+        for row in scored_rows(self.rows):
+            out.update(read_outcomes(self.out / OUTCOMES / f"r{row['round']}.json"))
         return out
 
     def elapsed(self) -> float:

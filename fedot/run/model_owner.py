@@ -26,6 +26,7 @@ from ..emulator.tiers import Tier, build_tiers, tier_plans
 from ..evaluation import EvalCache, docs_of
 from ..evaluation.cache import docs_hash
 from ..evaluation.five import gap
+from ..evaluation.outcomes import first_examples
 from ..model_owner import Evaluator, train_full
 from ..models import content_hash, default_device, load_model, load_tokenizer, unwrap
 from ..plugin import adapter_metadata, original_adapter, save_adapter
@@ -137,6 +138,7 @@ class ModelOwner:
                   "emulator_zero_shot": self.evaluator.emulator_zero_shot(self.emulator, self.manifest)}
         out = {k: v["primary"] for k, v in scored.items()}
         out["outcomes"] = {k: v["outcomes"] for k, v in scored.items()}
+        self._with_curve(out)
         if len(self.tiers) > 1:
             out["emulator_zero_shot_by_tier"] = {
                 str(t.blocks): self.evaluator.emulator_zero_shot(self.tier_model(t), t.manifest,
@@ -144,18 +146,31 @@ class ModelOwner:
                 for t in self.tiers}
         return out
 
-    def evaluate(self, adapter: dict[str, torch.Tensor]) -> dict:
+    def evaluate(self, adapter: dict[str, torch.Tensor], curve_only: bool = False) -> dict:
         """An adapter through the emulator (what a data owner sees; with tiers: through each tier's, the deepest
-        reported as the OT emulator) and plugged into the full model."""
-        by_tier = {str(t.blocks): self.evaluator.through(self.tier_model(t), t.manifest, adapter)
+        reported as the OT emulator) and plugged into the full model. ``curve_only``: on the split's first
+        eval-curve-limit examples only (a point of the per-round curve, marked ``curve_examples``; never one of the
+        five numbers); otherwise, with a curve, its point comes from the outcomes (``curve``)."""
+        limit = self.cfg.evaluation.curve_limit if curve_only else None
+        by_tier = {str(t.blocks): self.evaluator.through(self.tier_model(t), t.manifest, adapter, limit)
                    for t in (self.tiers if len(self.tiers) > 1 else self.tiers[-1:])}
-        emulator, plugin = by_tier[str(self.tiers[-1].blocks)], self.evaluator.plugin(adapter)
+        emulator, plugin = by_tier[str(self.tiers[-1].blocks)], self.evaluator.plugin(adapter, limit)
         out = {"emulator_finetuned": emulator["primary"]}
         if len(self.tiers) > 1:
             out["emulator_finetuned_by_tier"] = {k: v["primary"] for k, v in by_tier.items()}
         out["plugin"] = plugin["primary"]
         out["gap"] = gap(out, get_task(self.task).higher_is_better)
         out["outcomes"] = {"emulator_finetuned": emulator["outcomes"], "plugin": plugin["outcomes"]}
+        if curve_only:
+            out["curve_examples"] = plugin["examples"]
+        return self._with_curve(out)
+
+    def _with_curve(self, out: dict) -> dict:
+        """A whole-split evaluation's point on the per-round curve: each number over the curve's first examples,
+        from its per-example outcomes (with eval-curve-limit; ``out`` as it is otherwise)."""
+        n = self.cfg.evaluation.curve_limit
+        if n and "curve_examples" not in out:
+            out["curve"] = first_examples(out["outcomes"], n, get_task(self.task).primary)
         return out
 
     def tier_plans(self) -> list[int]:

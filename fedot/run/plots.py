@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt
 from ..files import atomic_path
+from .log import curve_of
 
 
 def style_metric_axis(ax, metric: str) -> None:
@@ -47,8 +48,11 @@ def plot_five(record: dict, path: Path) -> None:
 
 def plot_rounds(rows: list[dict], metric: str, path: Path) -> None:
     plt = _pyplot()
-    evals = [(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")]
+    evals = curve_of([(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")])
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    n = next((e["curve_examples"] for _, e in evals if "curve_examples" in e), None)
+    if n:
+        a.set_title(f"on the first {n} examples", fontsize=9)
     for key, label in (("plugin", "OT plug-in"), ("emulator_finetuned", "OT emulator")):
         pts = [(rnd, e[key]) for rnd, e in evals if key in e]
         if pts:

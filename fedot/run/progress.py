@@ -43,7 +43,8 @@ class Progress:
         """A phase that just ended (emulator ready, zero-shot done...), with how long it took."""
         self.say(f"{text} [{duration(self.lap())}]")
 
-    def round_done(self, row: dict, evaluation: dict | None, zero_shot: float | None) -> None:
+    def round_done(self, row: dict, evaluation: dict | None, zero: dict) -> None:
+        """``zero``: round 0's evaluation (a curve point is set beside zero-shot on the same first examples)."""
         seconds = self.lap()
         self.round_seconds.append(seconds)
         r = row["round"]
@@ -53,9 +54,12 @@ class Progress:
                 f"{len(row.get('rejected', []))} rejected" + ("" if row.get("aggregated") else " (not aggregated)")
                 + (f", train loss {loss:.3f}" if loss is not None else ""))
         if evaluation:
+            n = evaluation.get("curve_examples")
+            zero_shot = zero.get("curve", {}).get("zero_shot") if n else zero.get("zero_shot")
             text += (f" | plug-in {number(evaluation.get('plugin'), self.metric)} (zero-shot "
                      f"{number(zero_shot, self.metric)}), OT emulator "
-                     f"{number(evaluation.get('emulator_finetuned'), self.metric)}")
+                     f"{number(evaluation.get('emulator_finetuned'), self.metric)}"
+                     + (f" on the first {n} examples" if n else ""))
         self.say(f"{text} | {duration(seconds)} | elapsed {duration(time.perf_counter() - self.t0)}, "
                  f"~{duration(left)} left")
 

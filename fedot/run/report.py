@@ -10,15 +10,16 @@ from ..evaluation.five import FIVE
 from ..settings import to_flat
 from ..tasks import get_task
 from . import results
+from .log import scored_rows
 from .plots import plot_rounds
 
 
 def numbers_of(rows: list[dict]) -> dict:
-    """The five numbers from the rows: zero-shot ones from round 0, tuned ones from the last evaluated round."""
+    """The five numbers from the rows: zero-shot ones from round 0, tuned ones from the last round evaluated on the
+    whole split."""
     numbers: dict = {}
-    for row in rows:
-        evaluation = row.get("evaluation") or {}
-        numbers.update({k: v for k, v in evaluation.items() if k in FIVE})
+    for row in scored_rows(rows):
+        numbers.update({k: v for k, v in row["evaluation"].items() if k in FIVE})
     return numbers
 
 

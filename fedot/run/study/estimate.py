@@ -81,10 +81,14 @@ def run_seconds(cfg, zero_shot: bool, ft: bool, rate: float | None = None) -> fl
     train = cfg.data_owner.train
     mean, scored = tokens(cfg.data_owner.task, train.max_length, cfg.evaluation.limit, cfg.data_owner.data_dir,
                           cfg.evaluation.split)
+    ev = cfg.evaluation
+    curve = tokens(cfg.data_owner.task, train.max_length, ev.curve_limit, cfg.data_owner.data_dir,
+                   ev.split)[1] if ev.curve_limit else scored  # a curve-only round scores the first examples
     trained = cfg.num_rounds * cfg.sampled_per_round * train.steps * train.batch_size * mean
-    evaluations = sum(cfg.evaluation.due(r, cfg.num_rounds) for r in range(1, cfg.num_rounds + 1))
+    due = [r for r in range(1, cfg.num_rounds + 1) if ev.due(r, cfg.num_rounds)]
+    scored_tokens = sum(curve if ev.curve_only(r, cfg.num_rounds) else scored for r in due)
     training = 4 * emulator * trained
-    scoring = (evaluations + zero_shot) * 2 * (full + emulator) * scored
+    scoring = (scored_tokens + zero_shot * scored) * 2 * (full + emulator)
     if ft and cfg.baseline.enabled:
         steps = cfg.baseline.steps or cfg.num_rounds * cfg.sampled_per_round * train.steps
         training += 6 * full * steps * train.batch_size * mean

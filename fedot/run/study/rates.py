@@ -28,9 +28,10 @@ SELECTION = "lr-select"
 
 
 def validation_settings(study: Study, ctx: ArmContext) -> dict:
-    """How a selection run is scored: on the validation split, after its last round, without FT."""
+    """How a selection run is scored: on the validation split, after its last round (no per-round curve), without
+    FT."""
     return {"full-ft": False, "eval-split": "validation", "eval-limit": study.config.lr_validation_limit,
-            "eval-every": ctx.num_rounds}
+            "eval-every": ctx.num_rounds, "eval-curve-limit": 0}
 
 
 def selection_runs(study: Study) -> list[StudyRun]:

@@ -55,7 +55,9 @@ def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
         lines.append(f"| {arm} | {_ms(row['plugin'], metric)} | {_ms(row['emulator_finetuned'], metric)} | "
                      f"{_ms(row['gap'], metric)} | {extremes} | {row['runs']} | {_count(b['optimizer_steps'])} | "
                      f"{_count(b['tokens'])} | {_count(b['adapter_bytes'])} |")
-    lines += loss_lines(s["arms"])
+    lines += curve_lines(s)
+    lines += round_lines(s["arms"], "train_loss", "Training loss through the emulator per round (mean ± std over "
+                         "seeds; each round's local steps, averaged over the data owners of the round):")
     lines += comparison_lines(s["comparisons"], metric)
     for arm, kept in s.get("kept_of_centralized", {}).items():
         if kept.get("share") is None:
@@ -76,25 +78,34 @@ def section_lines(s: dict, bases: dict[str, str]) -> list[str]:
     return lines + [""]
 
 
-def _loss(stat: dict | None) -> str:
+def _cell(stat: dict | None, metric: str | None = None) -> str:
+    """mean ± std in the metric's format (a loss: three decimals)."""
     if not stat or stat.get("mean") is None:
         return "—"
-    return f"{stat['mean']:.3f}" + ("" if stat.get("std") is None else f" ± {stat['std']:.3f}")
+    text = (lambda v: fmt(v, metric)) if metric else (lambda v: f"{v:.3f}")
+    return text(stat["mean"]) + ("" if stat.get("std") is None else f" ± {text(stat['std'])}")
 
 
-def loss_lines(arms: dict[str, dict]) -> list[str]:
-    """Each arm's training loss through the emulator per round: does it train, and how far in a round."""
-    rounds = sorted({int(k) for row in arms.values() for k in row.get("train_loss", {})})
-    if not rounds:
+def round_lines(arms: dict[str, dict], name: str, title: str, metric: str | None = None) -> list[str]:
+    """A table of each arm's ``name`` per round (mean ± std over seeds); none when no arm has two rounds of it."""
+    rounds = sorted({int(k) for row in arms.values() for k in row.get(name, {})})
+    if len(rounds) < 2:  # one round alone is the arm table's own number
         return []
-    lines = ["", "Training loss through the emulator per round (mean ± std over seeds; each round's local steps, "
-                 "averaged over the data owners of the round):", "",
-             "| Arm | " + " | ".join(f"round {k}" for k in rounds) + " |", "|---|" + "---|" * len(rounds)]
+    header = "| Arm | " + " | ".join(f"round {k}" for k in rounds) + " |"
+    lines = ["", title, "", header, "|---|" + "---|" * len(rounds)]
     for arm, row in arms.items():
-        losses = {int(k): v for k, v in row.get("train_loss", {}).items()}
-        cells = [_loss(losses.get(k)) for k in rounds]
-        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+        values = {int(k): v for k, v in row.get(name, {}).items()}
+        lines.append(f"| {arm} | " + " | ".join(_cell(values.get(k), metric) for k in rounds) + " |")
     return lines
+
+
+def curve_lines(s: dict) -> list[str]:
+    """Each arm's OT plug-in per evaluated round: on the whole split, or with eval-curve-limit on its first
+    examples (zero-shot and FT named on those)."""
+    c, metric = s.get("curve"), s["metric"]
+    on = (f"on the first {c['examples']} test examples, where zero-shot is {fmt(c['zero_shot'], metric)} and FT "
+          f"{_ms(c['full_finetuned'], metric)}" if c else "on the whole test split")
+    return round_lines(s["arms"], "per_round", f"OT plug-in per round (mean ± std over seeds), {on}:", metric)
 
 
 def comparison_lines(comparisons: list[dict], metric: str) -> list[str]:
@@ -150,9 +161,10 @@ def plot(section_list: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(2, len(section_list), figsize=(6 * len(section_list), 8.5), squeeze=False)
     order = list(dict.fromkeys(a for s in section_list for a in s["arms"]))  # one colour per arm in every panel
     for top, bottom, s in zip(axes[0], axes[1], section_list):
-        top.axhline(s["zero_shot"], color="k", ls="--", label="zero-shot")
-        if s["full_finetuned"].get("mean") is not None:
-            top.axhline(s["full_finetuned"]["mean"], color="0.45", ls=":", label="FT")
+        ref = s.get("curve") or s  # with eval-curve-limit the curves are on the first examples: so are these lines
+        top.axhline(ref["zero_shot"], color="k", ls="--", label="zero-shot")
+        if ref["full_finetuned"].get("mean") is not None:
+            top.axhline(ref["full_finetuned"]["mean"], color="0.45", ls=":", label="FT")
         for ax, name, label in ((top, "per_round", "plug-in"), (bottom, "train_loss", "training loss")):
             for arm in sorted(s["arms"], key=order.index):
                 curve, i = s["arms"][arm].get(name, {}), order.index(arm)
@@ -167,7 +179,8 @@ def plot(section_list: list[dict], path: Path) -> None:
                 ax.set_xlim(min(evaluated) - 0.5, max(evaluated) + 0.5)
             ax.legend(fontsize=7)
         top.set(xlabel="round", ylabel=f"{s['metric']} ({'↑' if s['higher_is_better'] else '↓'})",
-                title=f"{s['task']} / {s['partitioning']}: OT plug-in")
+                title=f"{s['task']} / {s['partitioning']}: OT plug-in"
+                + (f" (first {s['curve']['examples']} examples)" if s.get("curve") else ""))
         style_metric_axis(top, s["metric"])
         bottom.set(xlabel="round", ylabel="training loss through the emulator (↓)",
                    title=f"{s['task']} / {s['partitioning']}: training loss")

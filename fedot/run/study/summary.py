@@ -23,8 +23,9 @@ import statistics
 from pathlib import Path
 
 from ...evaluation.five import gap
-from ...evaluation.outcomes import OutcomesError, concat, metric_value, read_outcomes
+from ...evaluation.outcomes import OutcomesError, concat, first_examples, metric_value, read_outcomes
 from ...evaluation.paired import compare, recovered_interval
+from ..log import curve_of
 from .runs import UNPARTITIONED, StudyRun
 
 PAIRS = (("federated", "zero-shot"), ("federated", "local-only"), ("federated", "centralized"),
@@ -58,6 +59,10 @@ def load(run: StudyRun, out: Path) -> dict | None:
     except OutcomesError:
         outcomes = {}
     comm = results.get("communication", {})
+    curve = results.get("per_round", {}).get("0", {}).get("curve")  # with eval-curve-limit: zero-shot on its examples
+    if curve and "full_finetuned" in outcomes:
+        curve = {**curve, **first_examples({"full_finetuned": outcomes["full_finetuned"]}, curve["examples"],
+                                           results["metric"])}
     return {"key": run.key, "task": run.task, "partitioning": run.partitioning, "arm": run.arm, "seed": run.seed,
             "owner": run.owner, "dir": str(folder.relative_to(out)), "numbers": results["numbers"],
             "metric": results["metric"], "higher_is_better": results["higher_is_better"],
@@ -65,9 +70,10 @@ def load(run: StudyRun, out: Path) -> dict | None:
             "budget": {"optimizer_steps": results.get("client_steps", 0),
                        "tokens": sum(r.get("client_tokens", 0) for r in rows),
                        "adapter_bytes": comm.get("adapter_bytes_down", 0) + comm.get("adapter_bytes_up", 0)},
-            "per_round": {int(r): e["plugin"] for r, e in results.get("per_round", {}).items() if "plugin" in e},
+            "per_round": {int(r): e["plugin"] for r, e in curve_of(list(results.get("per_round", {}).items()))
+                          if "plugin" in e},
             "train_loss": {int(r["round"]): r["train_loss"] for r in rows if r.get("train_loss") is not None},
-            "wall_seconds": results.get("wall_seconds"), "outcomes": outcomes}
+            **({"curve": curve} if curve else {}), "wall_seconds": results.get("wall_seconds"), "outcomes": outcomes}
 
 
 def mean_std(values: list[float]) -> dict:
@@ -158,6 +164,8 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[
                        "full_finetuned": mean_std(list(_seed_values(ft, lambda r: r["numbers"]["full_finetuned"])
                                                        .values())),
                        "arms": {a: arm_row(rs) for a, rs in arms.items()}, "comparisons": []}
+            if curve := curve_reference(runs):
+                section["curve"] = curve
             ft_arm = next((rs for rs in arms.values() if all(r["owner"] is None for r in rs)
                            and any("full_finetuned" in r["outcomes"] for r in rs)), None)
             if ft_arm:  # were the runs long enough for tuning to gain? FT and zero-shot of the same seeds
@@ -181,6 +189,17 @@ def summarise(loaded: list[dict], seeds: list[int], resamples: int, bases: dict[
                 if c:
                     out["partitioning_cost"].append({"task": task, **c})
     return out
+
+
+def curve_reference(runs: list[dict]) -> dict | None:
+    """With eval-curve-limit, what the per-round curves are on: the number of first examples, zero-shot on them and
+    FT on them (mean ± std over seeds); None when the runs score every round on the whole split."""
+    curves = [r for r in runs if r.get("curve")]
+    if not curves:
+        return None
+    ft = _seed_values(curves, lambda r: r["curve"].get("full_finetuned"))
+    return {"examples": curves[0]["curve"]["examples"], "zero_shot": curves[0]["curve"]["zero_shot"],
+            "full_finetuned": mean_std(list(ft.values()))}
 
 
 def kept_share(fed: list[dict], central: list[dict], seeds: list[int], metric: str) -> dict | None:
