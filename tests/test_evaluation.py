@@ -154,6 +154,13 @@ def test_a_per_round_curve_on_the_first_examples_and_the_five_numbers_on_all(tin
     assert "on the first" not in next(x for x in out.splitlines() if x.startswith("fedot | round 3/3:"))
     numbers = numbers_of(rows)
     assert numbers["plugin"] == last["plugin"] and numbers["zero_shot"] == zero["zero_shot"]
+    assert "<th>OT plug-in (first 2 examples)</th>" in (tmp_path / "run/report.html").read_text()
+    from fedot.evaluation.five import fmt
+    from fedot.run.compare import compare
+
+    text = compare([tmp_path / "run"], tmp_path / "compare")
+    assert "shown on their curve's first 2 examples in every round" in text
+    assert f"| {fmt(last['curve']['plugin'], 'word_perplexity')} |" in text.split("## Per round")[1]  # round 3: curve
     assert "plugin" not in numbers_of(rows[:3])  # a round scored for the curve only is never a result
     # the outcomes' first examples are what scoring with that limit scores: zero-shot's curve point, recomputed
     model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"]).eval()

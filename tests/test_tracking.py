@@ -25,6 +25,14 @@ def test_a_round_logs_its_numbers_counts_and_reasons_never_ids():
     assert m["aggregated"] == 1.0 and not any("influence" in k or "round" == k for k in m)
 
 
+def test_a_curve_round_is_logged_beside_the_curve_points_of_whole_split_rounds():
+    curve_round = {**ROW, "evaluation": {"plugin": 31.0, "emulator_finetuned": 90.0, "curve_examples": 6}}
+    last = {**ROW, "round": 4, "evaluation": {"plugin": 30.5, "curve": {"plugin": 29.5, "examples": 6}}}
+    m, n = round_metrics(curve_round), round_metrics(last)
+    assert m["evaluation/curve/plugin"] == 31.0 and "evaluation/plugin" not in m  # never mixed with the whole split
+    assert n["evaluation/curve/plugin"] == 29.5 and n["evaluation/plugin"] == 30.5
+
+
 @pytest.mark.parametrize("value,match", [("tensorbord", "unknown tracker"), ("tensorboard,comet", "comet")])
 def test_an_unknown_tracker_is_refused_before_the_run(value, match):
     from fedot.run.config import FederatedConfig

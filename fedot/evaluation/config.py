@@ -1,10 +1,10 @@
 """When and on how much the model owner evaluates during a federated run.
 
 A per-round curve of the whole test split costs one full evaluation per round (WikiText-2's 62 articles through the
-full model and the emulator: ~15 min on 2 CPU cores), so ``curve-limit`` scores the rounds before the last on the
-split's first ``curve-limit`` examples only. The last round is scored on everything (its five numbers), and its
-score on those first examples is taken from its per-example outcomes, as is zero-shot's at round 0: the curve is one
-set of examples from round 0 to the end (:func:`fedot.evaluation.outcomes.first_examples`).
+full model and the emulator: ~15 min on 2 CPU cores), so ``eval-curve-limit`` scores the rounds before the last
+on the split's first ``eval-curve-limit`` examples only. The last round is scored on everything (its five numbers),
+and its score on those first examples is taken from its per-example outcomes, as is zero-shot's at round 0: the
+curve is one set of examples from round 0 to the end (:func:`fedot.evaluation.outcomes.first_examples`).
 """
 
 from __future__ import annotations

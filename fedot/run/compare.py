@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt, gap
 from ..files import write_json
+from .log import round_evaluations
 from .page import markdown_page
 
 
@@ -98,9 +99,15 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
     aligned = any(row.get("alignment") for g in groups for r in g for row in r["rounds"])
     head = ["OT plug-in", "OT emulator"] + (["owner alignment (s)", "emulator update sent next round (MiB)"]
                                             if aligned else [])
-    lines = ["", "## Per round", "", "| Run | round | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    n = {e["curve_examples"] for g in groups for r in g for row in r["rounds"]
+         if "curve_examples" in (e := row.get("evaluation") or {})}
+    on = [f"Runs with eval-curve-limit are shown on their curve's first {', '.join(map(str, sorted(n)))} examples "
+          "in every round (the five numbers above are on the whole split).", ""] if n else []
+    lines = ["", "## Per round", "", *on, "| Run | round | " + " | ".join(head) + " |",
+             "|---|---|" + "---|" * len(head)]
     for g in groups:
         rows = [{row["round"]: row for row in r["rounds"]} for r in g]
+        curves = [round_evaluations(r["rounds"]) for r in g]  # with eval-curve-limit: on the curve's examples
         updates = [{row["emulator_update"]["artifact_id"]: row["emulator_update"]["bytes_sent"] / 2**20
                     for row in r["rounds"] if row.get("emulator_update")} for r in g]
         for k in sorted({k for r in rows for k in r if k > 0}):
@@ -108,8 +115,7 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
             align = [a.get("alignment") for a in at]
             if not any(a.get("evaluation") or a.get("alignment") for a in at):
                 continue  # a round no run evaluated (an evaluation schedule) has nothing to show
-            cells = [_cell([(a.get("evaluation") or {}).get(m) for a in at], metric)
-                     for m in ("plugin", "emulator_finetuned")]
+            cells = [_cell([c.get(k, {}).get(m) for c in curves], metric) for m in ("plugin", "emulator_finetuned")]
             if aligned:
                 cells.append(_cell([x["owner_seconds"] if x else None for x in align], "seconds"))
                 cells.append(_cell([u.get(x["emulator_id"]) if x else None for x, u in zip(align, updates)], "MiB"))
@@ -193,9 +199,9 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     for g in groups:
         per_round: dict[int, list[float]] = {}
         for r in g:
-            for row in r["rounds"]:
-                if (row.get("evaluation") or {}).get("plugin") is not None:
-                    per_round.setdefault(row["round"], []).append(row["evaluation"]["plugin"])
+            for k, e in round_evaluations(r["rounds"]).items():
+                if e.get("plugin") is not None:
+                    per_round.setdefault(k, []).append(e["plugin"])
         if per_round:
             rounds = sorted(per_round)
             stats = [mean_std(per_round[k]) for k in rounds]

@@ -44,6 +44,11 @@ def curve_of(evaluations: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
     return [(r, e.get("curve", e)) for r, e in evaluations]
 
 
+def round_evaluations(rows: list[dict]) -> dict[int, dict]:
+    """Each evaluated round's evaluation as a point of one per-round curve (:func:`curve_of`), by round."""
+    return dict(curve_of([(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")]))
+
+
 class RoundLog:
     def __init__(self, out: Path, rows: list[dict] | None = None, tracker=None):
         self.out = Path(out)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt, interval_text
 from ..files import write_text
+from .log import round_evaluations
 from .plots import plot_five, plot_rounds
 
 PAGE = "report.html"
@@ -106,13 +107,16 @@ def five_table(record: dict) -> str:
 
 
 def rounds_table(rows: list[dict], metric: str) -> str:
-    head = ["round", "aggregated", "accepted", "rejected (reasons)", "train loss", "OT plug-in", "OT emulator",
-            "MiB down", "MiB up", "epsilon"]
+    evaluations = round_evaluations(rows)  # with eval-curve-limit: every round on the curve's first examples
+    n = next((e["curve_examples"] for e in evaluations.values() if "curve_examples" in e), None)
+    on = f" (first {n} examples)" if n else ""
+    head = ["round", "aggregated", "accepted", "rejected (reasons)", "train loss", f"OT plug-in{on}",
+            f"OT emulator{on}", "MiB down", "MiB up", "epsilon"]
     body = []
     for r in rows:
         if r["round"] == 0:
             continue
-        e = r.get("evaluation") or {}
+        e = evaluations.get(r["round"], {})
         reasons = "; ".join(html.escape(f"{x['node']}: {x['reason']}") for x in r.get("rejected") or [])
         cells = [r["round"], "yes" if r.get("aggregated") else f"<span class=bad>no: "
                  f"{html.escape(r.get('not_aggregated_reason', ''))}</span>", len(r.get("accepted") or []),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt
 from ..files import atomic_path
-from .log import curve_of
+from .log import round_evaluations
 
 
 def style_metric_axis(ax, metric: str) -> None:
@@ -48,7 +48,7 @@ def plot_five(record: dict, path: Path) -> None:
 
 def plot_rounds(rows: list[dict], metric: str, path: Path) -> None:
     plt = _pyplot()
-    evals = curve_of([(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")])
+    evals = list(round_evaluations(rows).items())
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     n = next((e["curve_examples"] for _, e in evals if "curve_examples" in e), None)
     if n:

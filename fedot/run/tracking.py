@@ -75,7 +75,12 @@ def scalars(record: dict, prefix: str = "") -> dict[str, float]:
 
 
 def round_metrics(row: dict) -> dict[str, float]:
-    """What a round's row contributes: its numbers, plus the rejected replies counted by reason."""
+    """What a round's row contributes: its numbers, plus the rejected replies counted by reason. A round scored
+    for the per-round curve only (eval-curve-limit) is logged under evaluation/curve/, beside the last round's and
+    zero-shot's points on the same examples, so no series mixes the curve's examples with the whole split."""
+    evaluation = row.get("evaluation")
+    if evaluation and "curve_examples" in evaluation:
+        row = {**row, "evaluation": {"curve": evaluation}}
     metrics = scalars({k: v for k, v in row.items() if k not in ("round", "influence", "runtime")})
     for r in row.get("rejected") or []:
         reason = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(r.get("reason", "")).split(":")[0].split(" (")[0])[:60]
