@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt, gap
 from ..files import write_json
-from .log import round_evaluations
+from .log import curve_size, round_evaluations
 from .page import markdown_page
 
 
@@ -99,8 +99,7 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
     aligned = any(row.get("alignment") for g in groups for r in g for row in r["rounds"])
     head = ["OT plug-in", "OT emulator"] + (["owner alignment (s)", "emulator update sent next round (MiB)"]
                                             if aligned else [])
-    n = {e["curve_examples"] for g in groups for r in g for row in r["rounds"]
-         if "curve_examples" in (e := row.get("evaluation") or {})}
+    n = {k for g in groups for r in g if (k := curve_size(r["rounds"]))}
     on = [f"Runs with eval-curve-limit are shown on their curve's first {', '.join(map(str, sorted(n)))} examples "
           "in every round (the five numbers above are on the whole split).", ""] if n else []
     lines = ["", "## Per round", "", *on, "| Run | round | " + " | ".join(head) + " |",

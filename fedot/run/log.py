@@ -44,6 +44,12 @@ def curve_of(evaluations: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
     return [(r, e.get("curve", e)) for r, e in evaluations]
 
 
+def curve_size(rows: list[dict]) -> int | None:
+    """How many first examples a run's per-round curve is on (eval-curve-limit); None: the whole split."""
+    return next((r["evaluation"]["curve_examples"] for r in rows
+                 if "curve_examples" in (r.get("evaluation") or {})), None)
+
+
 def round_evaluations(rows: list[dict]) -> dict[int, dict]:
     """Each evaluated round's evaluation as a point of one per-round curve (:func:`curve_of`), by round."""
     return dict(curve_of([(r["round"], r["evaluation"]) for r in rows if r.get("evaluation")]))

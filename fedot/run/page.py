@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt, interval_text
 from ..files import write_text
-from .log import round_evaluations
+from .log import curve_size, round_evaluations
 from .plots import plot_five, plot_rounds
 
 PAGE = "report.html"
@@ -108,8 +108,7 @@ def five_table(record: dict) -> str:
 
 def rounds_table(rows: list[dict], metric: str) -> str:
     evaluations = round_evaluations(rows)  # with eval-curve-limit: every round on the curve's first examples
-    n = next((e["curve_examples"] for e in evaluations.values() if "curve_examples" in e), None)
-    on = f" (first {n} examples)" if n else ""
+    on = f" (first {n} examples)" if (n := curve_size(rows)) else ""
     head = ["round", "aggregated", "accepted", "rejected (reasons)", "train loss", f"OT plug-in{on}",
             f"OT emulator{on}", "MiB down", "MiB up", "epsilon"]
     body = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..evaluation.five import FIVE, LABELS, fmt
 from ..files import atomic_path
-from .log import round_evaluations
+from .log import curve_size, round_evaluations
 
 
 def style_metric_axis(ax, metric: str) -> None:
@@ -50,8 +50,7 @@ def plot_rounds(rows: list[dict], metric: str, path: Path) -> None:
     plt = _pyplot()
     evals = list(round_evaluations(rows).items())
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    n = next((e["curve_examples"] for _, e in evals if "curve_examples" in e), None)
-    if n:
+    if n := curve_size(rows):
         a.set_title(f"on the first {n} examples", fontsize=9)
     for key, label in (("plugin", "OT plug-in"), ("emulator_finetuned", "OT emulator")):
         pts = [(rnd, e[key]) for rnd, e in evals if key in e]
