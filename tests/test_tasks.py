@@ -47,16 +47,6 @@ def test_every_task_loads_disjoint_splits(name, fixture_data):
     assert not train & test
 
 
-def test_wikitext2_training_text_drops_the_unk_marker(fixture_data):
-    """The tokenised release's ``<unk>`` (never in the raw test text) is not trained or selected on; ids keep it."""
-    task = get_task("wikitext2")
-    for split in ("train", "validation"):
-        texts = task.train_texts(split)
-        assert texts and not any("<unk>" in t for t in texts)
-    assert "Text number 3 with words ." in "".join(task.train_texts("train") + task.train_texts("validation"))
-    assert len(task.docs("train")) + len(task.docs("validation")) == 30
-
-
 @pytest.mark.skipif(not (SHARED / "MANIFEST.md").exists(), reason="shared offline data not present")
 @pytest.mark.parametrize("name,test_size", [("wikitext2", 62), ("piqa", None), ("openbookqa", 500), ("arc_easy", 2376),
                                             ("hellaswag", None), ("sciq", 1000), ("webqs", 2032), ("pydocs", None)])

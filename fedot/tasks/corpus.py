@@ -50,7 +50,6 @@ def _pydocs(split: str, root=None) -> list[dict]:
 
 
 _HEADING = re.compile(r"^ = [^=].* = $")
-_UNK = re.compile(r" ?<unk>")
 
 
 def pages(lines: list[str]) -> list[str]:
@@ -69,10 +68,6 @@ def _wikitext2(split: str, root=None) -> list[dict]:
     The offline copy lacks the train split, so training uses the validation
     articles (tokenised release), of which 10% are held out for checkpoint
     selection. Validation and test articles are disjoint by construction.
-    The tokenised release replaces 5.5% of its words by an ``<unk>`` marker that
-    the raw test text never holds; the marker is dropped from the text a data
-    owner trains and selects on (the article ids keep it, so the carve is stable),
-    rather than teaching the model to predict a string it is never scored on.
     """
     if data_dir(root) is None:
         rows = from_hub("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", split)
@@ -83,7 +78,7 @@ def _wikitext2(split: str, root=None) -> list[dict]:
         return [{"id": str(i), "page": p} for i, p in enumerate(pages(lines))]
     text = data_file("wikitext2/pytorch_examples_tokens/valid.txt", root).read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    docs = [{"id": p.splitlines()[0].strip(), "page": _UNK.sub("", p)} for p in pages(lines)]
+    docs = [{"id": p.splitlines()[0].strip(), "page": p} for p in pages(lines)]
     return carve(docs, lambda d: d["id"], {"validation": 0.1, "train": 0.9})[split]
 
 
