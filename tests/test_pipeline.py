@@ -152,11 +152,13 @@ def test_compare_aggregates_seeds_into_mean_and_std(tmp_path):
         (d / "rounds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         return d
 
-    runs = [run("one-s0", 50.0, 0, 1), run("one-s1", 54.0, 1, 1), run("one-s2", 52.0, 2, 1), run("ten-s0", 45.0, 0, 10)]
+    runs = [run("one-s0", 50.0, 0, 1), run("one-s1", 54.0, 1, 1), run("one-s2", 52.0, 2, 1), run("ten-s0", 45.0, 0, 10),
+            run("one-s0-rerun", 51.0, 0, 1)]  # the same settings and seed again: not a fourth seed
     text = compare(runs, tmp_path / "cmp")
     summary, per_round = text.split("## Per round")
     rows = [line for line in summary.splitlines() if line.startswith("| one") or line.startswith("| ten")]
-    assert len(rows) == 2 and rows[0].startswith("| one-s0 (n=3 seeds)") and rows[1].startswith("| ten-s0 |")
+    assert len(rows) == 3 and rows[0].startswith("| one-s0 (n=3 seeds)") and rows[1].startswith("| ten-s0 |")
+    assert rows[2].startswith("| one-s0-rerun |") and "51.00" in rows[2]
     assert "52.00 ± 2.00" in rows[0]  # mean and sample standard deviation of 50, 54, 52
     assert "mean ± sample standard deviation" in text
     # per round: plug-in, the owner's alignment seconds and the MiB that version cost the next round, over seeds

@@ -38,18 +38,28 @@ def load_run(path: str | Path) -> dict:
 UNCOMPARED = ("seed", "run-dir", "command", "data-dir", "verbose", "resume", "out", "device")
 
 
+def _config(run: dict) -> dict:
+    return run.get("config") or run.get("run_config") or {"name": run["name"]}  # fedot offsite / fedot sim
+
+
 def experiment_key(run: dict) -> str:
     """What a run is a repeat of: its settings without the seed and where it ran."""
-    config = run.get("config") or run.get("run_config") or {"name": run["name"]}  # fedot offsite / fedot sim
-    return json.dumps({k: v for k, v in config.items() if k not in UNCOMPARED}, sort_keys=True, default=str)
+    return json.dumps({k: v for k, v in _config(run).items() if k not in UNCOMPARED}, sort_keys=True, default=str)
 
 
 def group_runs(runs: list[dict]) -> list[list[dict]]:
-    """Runs grouped by :func:`experiment_key`, in the order their first run was given."""
-    groups: dict[str, list[dict]] = {}
+    """Runs grouped by :func:`experiment_key`, in the order their first run was given. Only different seeds make a
+    group: a second run of the same settings *and* seed (another fedot version, other data files, a rerun) is not a
+    seed of the first, so it gets a row of its own rather than a standard deviation it would fake."""
+    groups: list[tuple[str, list[dict]]] = []
     for r in runs:
-        groups.setdefault(experiment_key(r), []).append(r)
-    return list(groups.values())
+        key, seed = experiment_key(r), _config(r).get("seed")
+        home = next((g for k, g in groups if k == key and seed not in {_config(x).get("seed") for x in g}), None)
+        if home is None:
+            groups.append((key, [r]))
+        else:
+            home.append(r)
+    return [g for _, g in groups]
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
