@@ -197,3 +197,39 @@ def test_compare_tests_each_runs_tuned_models_against_the_first_runs_on_the_same
     (record,) = json.loads((tmp_path / "cmp" / "paired.json").read_text())
     assert record["a"] == "federated plugin" and record["a_better"] and record["difference"] == pytest.approx(0.2)
     assert 0.1 <= record["ci95"][0] < 0.2 < record["ci95"][1] <= 0.3  # per-record differences 0.1, 0.2, 0.3, 0.2
+
+
+def test_compare_gives_a_run_without_ft_the_recovered_share_against_the_first_runs_ft(tmp_path):
+    import json
+
+    from fedot.run.compare import compare
+
+    def choices(correct, ids=None):
+        ids = list(ids or range(len(correct)))
+        return {"kind": "multiple_choice", "ids": ids, "chosen": [0] * len(ids), "acc": correct, "acc_norm": correct}
+
+    zs = [1] * 5 + [0] * 5  # 50%
+
+    def run(name, plugin, ft=None, zero_shot=zs):
+        d = tmp_path / name
+        d.mkdir()
+        outcomes = {"zero_shot": choices(zero_shot), "plugin": choices(plugin)}
+        numbers = {"zero_shot": sum(zero_shot) / 10, "plugin": sum(plugin) / 10}
+        if ft is not None:
+            outcomes["full_finetuned"], numbers["full_finetuned"] = choices(ft), sum(ft) / 10
+        (d / "results.json").write_text(json.dumps({"task": "arc_easy", "metric": "acc", "higher_is_better": True,
+                                                    "numbers": numbers, "emulator": {"method": name}}))
+        (d / "outcomes.json").write_text(json.dumps(outcomes))
+        return d
+
+    ceiling = run("lossless", [1] * 8 + [0] * 2, ft=[1] * 9 + [0])  # FT 90%
+    borrower = run("mix", [1] * 7 + [0] * 3)  # plug-in 70%: (0.7 - 0.5) / (0.9 - 0.5) = 0.5
+    other_model = run("other", [1] * 7 + [0] * 3, zero_shot=[0] * 5 + [1] * 5)
+    text = compare([ceiling, borrower, other_model], tmp_path / "cmp")
+    section = text.split("## Recovered share against lossless's FT (runs trained without FT)")[1]
+    assert "| mix | 50.0% | 70.0% | 90.0% | 0.5 | " in section
+    assert "| other | not computed: its zero-shot outcomes differ" in section
+    (record,) = json.loads((tmp_path / "cmp" / "recovered.json").read_text())
+    assert record["run"] == "mix" and record["ft_from"] == "lossless" and record["recovered"] == pytest.approx(0.5)
+    low, high = record["ci95"]
+    assert low < 0.5 < high <= 1.0  # plug-in never above FT on any question here: the share cannot exceed 1

@@ -7,7 +7,10 @@ difference between experiments can be read against the spread between seeds.
 Where the runs stored per-example outcomes (``outcomes.json``), every other run's tuned models (OT emulator, plug-in,
 FT) are tested against the first run's on the same examples (:func:`fedot.evaluation.paired.compare`: McNemar for
 choices, paired bootstrap for perplexity and ROUGE-L), written to ``paired.json`` beside the table: two intervals
-read side by side are not a test.
+read side by side are not a test. A run trained without FT (``--no-full-ft``) borrows the FT of the first run that
+trained one, where both scored the same zero-shot outcomes (the same model on the same examples): its recovered share
+(plug-in - ZS) / (FT - ZS) then gets its 95% interval from one shared resample (``recovered.json``), rather than a
+share computed by hand from two results.json files.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..evaluation.five import FIVE, LABELS, fmt, gap
+from ..evaluation.five import FIVE, LABELS, fmt, gap, recovered
 from ..files import write_json
 from .log import curve_size, round_evaluations
 from .page import markdown_page
@@ -172,6 +175,43 @@ def paired_against_first(paths: list[Path], runs: list[dict]) -> tuple[list[str]
     return lines, records
 
 
+def recovered_with_borrowed_ft(paths: list[Path], runs: list[dict]) -> tuple[list[str], list[dict]]:
+    """The recovered share of each run without FT against the first run's FT that shares its zero-shot outcomes."""
+    from ..evaluation.outcomes import OutcomesError, read_outcomes
+    from ..evaluation.paired import recovered_interval
+
+    outcomes = [read_outcomes(p / "outcomes.json") if (p / "outcomes.json").exists() else {} for p in paths]
+    refs = [(run, o) for run, o in zip(runs, outcomes) if "full_finetuned" in o and "zero_shot" in o]
+    borrowers = [(run, o) for run, o in zip(runs, outcomes) if run["numbers"].get("full_finetuned") is None]
+    if not refs or not borrowers:
+        return [], []
+    ref, ref_outcomes = refs[0]
+    metric, higher = ref["metric"], ref["higher_is_better"]
+    lines = ["", f"## Recovered share against {ref['name']}'s FT (runs trained without FT)", "",
+             f"| Run | zero-shot | OT plug-in | FT ({ref['name']}) | recovered | 95% interval |", "|---" * 6 + "|"]
+    records = []
+    for run, o in borrowers:
+        if o.get("zero_shot") != ref_outcomes["zero_shot"] or "plugin" not in o:
+            why = "no plug-in outcomes" if "plugin" not in o else "its zero-shot outcomes differ (another model, " \
+                  "split or limit)"
+            lines.append(f"| {run['name']} | not computed: {why} | | | | |")
+            continue
+        numbers = {**run["numbers"], "full_finetuned": ref["numbers"]["full_finetuned"]}
+        share = recovered(numbers, higher)
+        try:
+            ci = recovered_interval(o["zero_shot"], o["plugin"], ref_outcomes["full_finetuned"], metric)
+        except OutcomesError as e:
+            lines.append(f"| {run['name']} | not computed: {e} | | | | |")
+            continue
+        records.append({"run": run["name"], "ft_from": ref["name"], "recovered": share, "ci95": ci,
+                        **{k: numbers.get(k) for k in ("zero_shot", "plugin", "full_finetuned")}})
+        cells = [fmt(numbers.get(k), metric) for k in ("zero_shot", "plugin", "full_finetuned")]
+        interval = "—" if ci is None else f"{ci[0]:.4g} to {ci[1]:.4g}"
+        lines.append(f"| {run['name']} | " + " | ".join(cells) + f" | {'—' if share is None else f'{share:.4g}'} | "
+                     f"{interval} |")
+    return lines, records
+
+
 def compare(paths: list[str | Path], out: str | Path) -> str:
     import matplotlib
 
@@ -200,10 +240,14 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     lines += per_round_table(groups, metric)
     paired_lines, paired = paired_against_first([Path(p) for p in paths], runs)
     lines += paired_lines
+    recovered_lines, shares = recovered_with_borrowed_ft([Path(p) for p in paths], runs)
+    lines += recovered_lines
     text = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(text)
     if paired:
         write_json(out / "paired.json", paired)
+    if shares:
+        write_json(out / "recovered.json", shares)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     for g in groups:
         per_round: dict[int, list[float]] = {}
