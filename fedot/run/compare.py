@@ -138,25 +138,30 @@ def per_round_table(groups: list[list[dict]], metric: str) -> list[str]:
 TUNED = ("emulator_finetuned", "plugin", "full_finetuned")  # what differs between runs of one task
 
 
-def paired_against_first(paths: list[Path], runs: list[dict]) -> tuple[list[str], list[dict]]:
+def load_outcomes(paths: list[Path]) -> list[dict | None]:
+    """Each run's stored per-example outcomes, None where it has no outcomes.json (read once per comparison)."""
+    from ..evaluation.outcomes import read_outcomes
+
+    return [read_outcomes(p / "outcomes.json") if (p / "outcomes.json").exists() else None for p in paths]
+
+
+def paired_against_first(outcomes: list[dict | None], runs: list[dict]) -> tuple[list[str], list[dict]]:
     """Each later run's tuned models against the first run's, example by example (table lines, records)."""
-    from ..evaluation.outcomes import OutcomesError, read_outcomes
+    from ..evaluation.outcomes import OutcomesError
     from ..evaluation.paired import compare as paired_compare
 
-    have = [(p / "outcomes.json").exists() for p in paths]
-    if not have[0] or not any(have[1:]):
+    if outcomes[0] is None or all(o is None for o in outcomes[1:]):
         return [], []
-    base, first = read_outcomes(paths[0] / "outcomes.json"), runs[0]["name"]
+    base, first = outcomes[0], runs[0]["name"]
     metric, higher = runs[0]["metric"], runs[0]["higher_is_better"]
     lines = ["", f"## Paired against {first} (the same examples)", "",
              f"| Run | model | this run's {metric} | {first}'s | difference | 95% interval | test | p |",
              "|---" * 8 + "|"]
     records = []
-    for path, run, has in zip(paths[1:], runs[1:], have[1:]):
-        if not has:
+    for run, other in zip(runs[1:], outcomes[1:]):
+        if other is None:
             lines.append(f"| {run['name']} | — | no outcomes.json: not paired | | | | | |")
             continue
-        other = read_outcomes(path / "outcomes.json")
         for model in (m for m in TUNED if m in base and m in other):
             if other[model] == base[model]:
                 lines.append(f"| {run['name']} | {LABELS[model]} | the same evaluation (identical outcomes) |"
@@ -175,12 +180,12 @@ def paired_against_first(paths: list[Path], runs: list[dict]) -> tuple[list[str]
     return lines, records
 
 
-def recovered_with_borrowed_ft(paths: list[Path], runs: list[dict]) -> tuple[list[str], list[dict]]:
+def recovered_with_borrowed_ft(outcomes: list[dict | None], runs: list[dict]) -> tuple[list[str], list[dict]]:
     """The recovered share of each run without FT against the first run's FT that shares its zero-shot outcomes."""
-    from ..evaluation.outcomes import OutcomesError, read_outcomes
+    from ..evaluation.outcomes import OutcomesError
     from ..evaluation.paired import recovered_interval
 
-    outcomes = [read_outcomes(p / "outcomes.json") if (p / "outcomes.json").exists() else {} for p in paths]
+    outcomes = [o or {} for o in outcomes]
     refs = [(run, o) for run, o in zip(runs, outcomes) if "full_finetuned" in o and "zero_shot" in o]
     borrowers = [(run, o) for run, o in zip(runs, outcomes) if run["numbers"].get("full_finetuned") is None]
     if not refs or not borrowers:
@@ -238,9 +243,10 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     if any(len(g) > 1 for g in groups):
         lines += ["", "Rows over several seeds: mean ± sample standard deviation."]
     lines += per_round_table(groups, metric)
-    paired_lines, paired = paired_against_first([Path(p) for p in paths], runs)
+    outcomes = load_outcomes([Path(p) for p in paths])
+    paired_lines, paired = paired_against_first(outcomes, runs)
     lines += paired_lines
-    recovered_lines, shares = recovered_with_borrowed_ft([Path(p) for p in paths], runs)
+    recovered_lines, shares = recovered_with_borrowed_ft(outcomes, runs)
     lines += recovered_lines
     text = "\n".join(lines) + "\n"
     (out / "comparison.md").write_text(text)
