@@ -70,3 +70,14 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def state_hash(state: dict[str, torch.Tensor], meta: dict | None = None) -> str:
+    """The identity of a set of tensors (an adapter): sha256 over each name, dtype, shape and bytes, in name order,
+    with ``meta`` (how it is plugged in) alongside; the same tensors give the same hash on any device."""
+    h = hashlib.sha256(json.dumps(meta or {}, sort_keys=True, default=str).encode())
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()

@@ -178,3 +178,58 @@ def test_a_curve_as_large_as_the_evaluation_is_refused(limits):
 
     with pytest.raises(SettingError, match="eval-curve-limit = .* is not below eval-limit"):
         FederatedConfig.from_run_config({"eval-limit": limits[0], "eval-curve-limit": limits[1]})
+
+
+def test_plug_in_scores_are_cached_by_adapter_and_a_lossless_emulator_is_scored_as_the_full_model(tiny_models,
+                                                                                                   tmp_path):
+    """A plug-in score is keyed by the adapter's content; through a lossless emulator, zero-shot and the OT emulator
+    are the full model's scores (reused, not recomputed) and equal what scoring the emulator itself gives."""
+    import torch
+
+    from fedot.data_owner.tuning import TuningConfig, load_trainable_state, prepare, trainable_state
+    from fedot.emulator import adapter_local, build_emulator, read_manifest, to_local, to_original
+    from fedot.evaluation.scoring import evaluate
+    from fedot.model_owner.evaluator import Evaluator, is_full_model
+    from fedot.weights import state_hash
+
+    path = tiny_models["llama"]
+    tok = AutoTokenizer.from_pretrained(path)
+    said = []
+
+    def evaluator(manifest):
+        return Evaluator(AutoModelForCausalLM.from_pretrained(path).eval(), "tiny-llama", tok,
+                         {"mode": "full", "adapter_blocks": manifest["adapter_blocks"]}, "pydocs", limit=3,
+                         cache=EvalCache(tmp_path / "evals", report=said.append))
+
+    def emulator(out, **kw):
+        manifest = read_manifest(build_emulator(str(path), tmp_path / out, bottom=1, top=1, **kw))
+        model = prepare(AutoModelForCausalLM.from_pretrained(tmp_path / out), adapter_local(manifest), TuningConfig())
+        return model.eval(), manifest
+
+    emu, manifest = emulator("lossless")
+    assert is_full_model(manifest) and not is_full_model({**manifest, "aligned": {"round": 1}})
+    owner = evaluator(manifest)
+    zero = owner.zero_shot()
+    assert owner.emulator_zero_shot(emu, manifest) == zero and len(said) == 1
+    assert said[0].startswith("reused from the evaluation cache: full model zero-shot")
+    adapter = {k: v + 0.05 * torch.randn_like(v) for k, v in trainable_state(emu, to_original(manifest)).items()}
+    said.clear()
+    through = owner.through(emu, manifest, adapter)
+    assert not said and owner.plugin(adapter) == through  # scored once, then reused
+    assert said[0].startswith("reused from the evaluation cache: OT plug-in")
+    assert through["primary"] != zero["primary"]
+    load_trainable_state(emu, adapter, to_local=to_local(manifest))  # what the shortcut stands for, computed
+    assert evaluate(emu, tok, "pydocs", "test", 3)["primary"] == pytest.approx(through["primary"], rel=1e-5)
+    # another adapter is another entry; the same tensors under other plug-in settings hash differently
+    assert state_hash(adapter) == state_hash({k: v.clone() for k, v in reversed(adapter.items())})
+    assert state_hash(adapter) != state_hash(adapter, {"mode": "lora"})
+    said.clear()
+    other = {k: v + 0.05 for k, v in adapter.items()}
+    assert owner.plugin(other)["primary"] != through["primary"] and not said
+    # a lossy emulator is scored as itself
+    lossy, lossy_manifest = emulator("lossy", emulator_blocks=2)
+    owner = evaluator(lossy_manifest)
+    said.clear()
+    assert owner.emulator_zero_shot(lossy, lossy_manifest)["primary"] != zero["primary"] and not said
+    assert owner.through(lossy, lossy_manifest, adapter)["primary"] != through["primary"]
+    assert owner.plugin(adapter) == through and said[-1].startswith("reused from the evaluation cache: OT plug-in")

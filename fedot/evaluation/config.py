@@ -25,7 +25,7 @@ class EvalConfig:
                                "only (a cheaper per-round curve; the last round's score on them comes from its "
                                "per-example outcomes); 0: every evaluated round scores eval-limit", ge=0)
     decoding: Decoding = group(Decoding)
-    cache: bool = setting(True, "reuse deterministic results (zero-shot scores, the FT baseline) from "
+    cache: bool = setting(True, "reuse deterministic results (zero-shot scores, the FT baseline, plug-in scores) from "
                           "$FEDOT_CACHE/evaluations; each entry is verified, a corrupt one recomputed")
 
     @property

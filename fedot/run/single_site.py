@@ -52,7 +52,8 @@ class OffsiteConfig:
     precision: Precision = group(Precision)
     decoding: Decoding = group(Decoding)
     tracking: TrackingConfig = group(TrackingConfig)
-    eval_cache: bool = setting(True, "reuse the zero-shot scores from $FEDOT_CACHE/evaluations (verified entries)")
+    eval_cache: bool = setting(True, "reuse the zero-shot and plug-in scores from $FEDOT_CACHE/evaluations "
+                                     "(verified entries)")
 
 
 def validator(task_name: str, tokenizer, limit: int | None, max_new_tokens: int | None = None):
