@@ -210,7 +210,7 @@ def test_compare_gives_a_run_without_ft_the_recovered_share_against_the_first_ru
 
     zs = [1] * 5 + [0] * 5  # 50%
 
-    def run(name, plugin, ft=None, zero_shot=zs):
+    def run(name, plugin, ft=None, zero_shot=zs, steps=20):
         d = tmp_path / name
         d.mkdir()
         outcomes = {"zero_shot": choices(zero_shot), "plugin": choices(plugin)}
@@ -218,17 +218,21 @@ def test_compare_gives_a_run_without_ft_the_recovered_share_against_the_first_ru
         if ft is not None:
             outcomes["full_finetuned"], numbers["full_finetuned"] = choices(ft), sum(ft) / 10
         (d / "results.json").write_text(json.dumps({"task": "arc_easy", "metric": "acc", "higher_is_better": True,
-                                                    "numbers": numbers, "emulator": {"method": name}}))
+                                                    "numbers": numbers, "emulator": {"method": name},
+                                                    "config": {"steps": steps, "batch-size": 8, "seed": 0}}))
         (d / "outcomes.json").write_text(json.dumps(outcomes))
         return d
 
     ceiling = run("lossless", [1] * 8 + [0] * 2, ft=[1] * 9 + [0])  # FT 90%
     borrower = run("mix", [1] * 7 + [0] * 3)  # plug-in 70%: (0.7 - 0.5) / (0.9 - 0.5) = 0.5
     other_model = run("other", [1] * 7 + [0] * 3, zero_shot=[0] * 5 + [1] * 5)
-    text = compare([ceiling, borrower, other_model], tmp_path / "cmp")
+    longer = run("longer", [1] * 7 + [0] * 3, steps=80)  # FT trained 20 steps is not its reference
+    text = compare([ceiling, borrower, other_model, longer], tmp_path / "cmp")
     section = text.split("## Recovered share against lossless's FT (runs trained without FT)")[1]
     assert "| mix | 50.0% | 70.0% | 90.0% | 0.5 | " in section
     assert "| other | not computed: its zero-shot outcomes differ" in section
+    assert "| longer | not computed: another training budget ({'steps': 80, 'batch-size': 8} vs {'steps': 20, " \
+           "'batch-size': 8})" in section
     (record,) = json.loads((tmp_path / "cmp" / "recovered.json").read_text())
     assert record["run"] == "mix" and record["ft_from"] == "lossless" and record["recovered"] == pytest.approx(0.5)
     low, high = record["ci95"]

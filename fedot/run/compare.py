@@ -8,7 +8,8 @@ Where the runs stored per-example outcomes (``outcomes.json``), every other run'
 FT) are tested against the first run's on the same examples (:func:`fedot.evaluation.paired.compare`: McNemar for
 choices, paired bootstrap for perplexity and ROUGE-L), written to ``paired.json`` beside the table: two intervals
 read side by side are not a test. A run trained without FT (``--no-full-ft``) borrows the FT of the first run that
-trained one, where both scored the same zero-shot outcomes (the same model on the same examples): its recovered share
+trained one, where both scored the same zero-shot outcomes (the same model on the same examples) and trained on the same
+budget (steps, batch size, length: :data:`BUDGET`): its recovered share
 (plug-in - ZS) / (FT - ZS) then gets its 95% interval from one shared resample (``recovered.json``), rather than a
 share computed by hand from two results.json files.
 """
@@ -180,8 +181,29 @@ def paired_against_first(outcomes: list[dict | None], runs: list[dict]) -> tuple
     return lines, records
 
 
+BUDGET = ("steps", "epochs", "batch-size", "grad-accum", "max-length", "train-limit", "num-rounds")
+
+
+def budget(run: dict) -> dict:
+    """What a run's FT baseline depends on beyond the model and the examples: its training budget."""
+    config = _config(run)
+    return {k: config.get(k) for k in BUDGET if k in config}
+
+
+def _not_borrowable(run: dict, outcomes: dict, ref: dict, ref_outcomes: dict) -> str | None:
+    """Why ``run`` cannot borrow ``ref``'s FT (None: it can)."""
+    if "plugin" not in outcomes:
+        return "no plug-in outcomes"
+    if outcomes.get("zero_shot") != ref_outcomes["zero_shot"]:
+        return "its zero-shot outcomes differ (another model, split or limit)"
+    if budget(run) != budget(ref):
+        return f"another training budget ({budget(run)} vs {budget(ref)})"
+    return None
+
+
 def recovered_with_borrowed_ft(outcomes: list[dict | None], runs: list[dict]) -> tuple[list[str], list[dict]]:
-    """The recovered share of each run without FT against the first run's FT that shares its zero-shot outcomes."""
+    """The recovered share of each run without FT against the first run's FT that shares its zero-shot outcomes and
+    its training budget (an FT trained four times longer is another reference, not a borrowable one)."""
     from ..evaluation.outcomes import OutcomesError
     from ..evaluation.paired import recovered_interval
 
@@ -196,9 +218,8 @@ def recovered_with_borrowed_ft(outcomes: list[dict | None], runs: list[dict]) ->
              f"| Run | zero-shot | OT plug-in | FT ({ref['name']}) | recovered | 95% interval |", "|---" * 6 + "|"]
     records = []
     for run, o in borrowers:
-        if o.get("zero_shot") != ref_outcomes["zero_shot"] or "plugin" not in o:
-            why = "no plug-in outcomes" if "plugin" not in o else "its zero-shot outcomes differ (another model, " \
-                  "split or limit)"
+        why = _not_borrowable(run, o, ref, ref_outcomes)
+        if why:
             lines.append(f"| {run['name']} | not computed: {why} | | | | |")
             continue
         numbers = {**run["numbers"], "full_finetuned": ref["numbers"]["full_finetuned"]}
